@@ -1,0 +1,34 @@
+# Every target does its own set-up on a fresh machine (Rust + Python 3 + pip): scripts/torch-env runs
+# scripts/setup-libtorch, which installs torch 2.11 into .venv/ once (or uses MEDXFER_PYTHON's).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+TORCH := source scripts/torch-env &&
+BIN := target/release/medxfer
+
+.PHONY: build run test lint bench chaos setup clean
+
+setup:
+	scripts/setup-libtorch >/dev/null
+
+build:
+	$(TORCH) cargo build --release --locked
+
+run: build
+	$(BIN) doctor
+	$(BIN) --help
+
+test:
+	$(TORCH) cargo test --locked --all-targets
+
+lint:
+	cargo fmt --check
+	$(TORCH) cargo clippy --locked --all-targets -- -D warnings
+
+bench: build
+	$(TORCH) scripts/bench
+
+chaos: build
+	$(TORCH) cargo test --locked --test chaos -- --include-ignored
+
+clean:
+	cargo clean

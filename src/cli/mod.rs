@@ -1,0 +1,81 @@
+//! The command line: one subcommand per capability; no subcommand opens the TUI.
+//! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
+//! with one sentence naming what is at fault.
+
+mod doctor;
+
+use crate::{config::Config, home::Home};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "medxfer",
+    version,
+    about = "Transfer-learning benchmarks for medical imaging: model zoo, fine-tuning runs, leaderboard"
+)]
+pub struct Cli {
+    /// Also log to stderr (-vv for debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
+    Doctor(doctor::Args),
+}
+
+/// What every command gets: the resolved home and its configuration.
+pub struct Ctx {
+    pub home: Home,
+    pub config: Config,
+}
+
+impl Ctx {
+    pub fn load() -> Result<Ctx> {
+        let home = Home::from_env()?;
+        home.ensure()?;
+        let config = Config::load_or_init(&home.config_file)?;
+        Ok(Ctx { home, config })
+    }
+}
+
+/// Runs the CLI and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let logs = Home::from_env().map(|h| h.logs).unwrap_or_else(|_| std::env::temp_dir());
+    let _guard = crate::logging::init(&logs, cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("medxfer: {}", one_sentence(&e));
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Some(Command::Doctor(args)) => doctor::run(args),
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(0)
+        }
+    }
+}
+
+/// An error and its causes on one line: "outer: inner: root".
+pub fn one_sentence(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

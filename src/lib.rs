@@ -1,0 +1,17 @@
+//! medxfer: a terminal experiment manager for transfer-learning benchmarks in medical imaging.
+//!
+//! Module map and on-disk layout: see ARCHITECTURE.md.
+
+pub mod atomic;
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod home;
+pub mod logging;
+pub mod runs;
+pub mod torch_runtime;
+
+/// medxfer's version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit the binary was built from ("unknown" outside a git checkout).
+pub const GIT_COMMIT: &str = env!("MEDXFER_GIT_COMMIT");

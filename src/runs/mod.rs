@@ -1,0 +1,4 @@
+//! Runs: the run folder records shared by the trainer (writer), the scheduler, the leaderboard and the
+//! TUI (readers). See ARCHITECTURE.md for the contract.
+
+pub mod record;
