@@ -4,7 +4,9 @@ use std::path::Path;
 use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Keeps the background log writer alive; drop it last to flush.
-pub struct LogGuard(Option<tracing_appender::non_blocking::WorkerGuard>);
+pub struct LogGuard {
+    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
 
 /// Starts logging. `verbosity` 0 = file only (info), 1 = also stderr (info), 2+ = debug.
 pub fn init(logs_dir: &Path, verbosity: u8) -> LogGuard {
@@ -21,5 +23,5 @@ pub fn init(logs_dir: &Path, verbosity: u8) -> LogGuard {
     let stderr_layer =
         (verbosity > 0).then(|| fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter()));
     let _ = tracing_subscriber::registry().with(file_layer).with(stderr_layer).try_init();
-    LogGuard(guard)
+    LogGuard { _worker: guard }
 }
