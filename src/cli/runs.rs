@@ -142,7 +142,9 @@ fn show(ctx: &super::Ctx, args: ShowArgs) -> Result<i32> {
     );
     println!("device    {} {}", s.device.device, s.device.precision);
     if let Some(st) = &run.status {
-        println!("epoch     {} (best {:?}, best val loss {:?})", st.epoch, st.best_epoch, st.best_val_loss);
+        let best = st.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into());
+        let loss = st.best_val_loss.map(|l| format!("{l:.4}")).unwrap_or_else(|| "-".into());
+        println!("epoch     {} (best {best}, best val loss {loss})", st.epoch);
         if let Some(reason) = &st.reason {
             println!("reason    {reason}");
         }

@@ -1,7 +1,7 @@
 //! Renders a leaderboard as a terminal table, CSV, Markdown or LaTeX. Values are shown in percent
 //! (the study's convention); JSON (serde) keeps the raw per-trial values.
 
-use super::leaderboard::{Group, Leaderboard, describe_conventions};
+use super::leaderboard::{Group, Leaderboard, Row, describe_conventions};
 use super::stats::{StdKind, Summary};
 use std::fmt::Write;
 
@@ -17,10 +17,12 @@ fn ci(s: &Summary) -> String {
     s.ci95.map(|(lo, hi)| format!("[{}, {}]", pct(lo), pct(hi))).unwrap_or_else(|| "n/a".into())
 }
 
-fn p_text(p: Option<f64>, significant: Option<bool>) -> String {
-    match p {
-        Some(p) => format!("{}{}", format_p(p), if significant == Some(true) { " *" } else { "" }),
-        None => "-".into(),
+/// The p-value cell: "-" for the baseline itself, "n/a" where the test is undefined (n < 2, constant samples).
+fn p_text(lb: &Leaderboard, r: &Row) -> String {
+    match r.p_value {
+        Some(p) => format!("{}{}", format_p(p), if r.significant == Some(true) { " *" } else { "" }),
+        None if r.init == lb.baseline => "-".into(),
+        None => "n/a".into(),
     }
 }
 
@@ -71,7 +73,7 @@ pub fn table(lb: &Leaderboard, per_class: bool) -> String {
                 ci(s),
                 pct(s.min),
                 pct(s.max),
-                p_text(r.p_value, r.significant),
+                p_text(lb, r),
             ]);
         }
         out.push_str(&align(&rows));
@@ -233,7 +235,7 @@ pub fn markdown(lb: &Leaderboard) -> String {
         for r in &g.rows {
             let s = &r.summary;
             let mean = format!("{} ± {}", pct(s.mean), pct_opt(s.std));
-            let p = p_text(r.p_value, r.significant);
+            let p = p_text(lb, r);
             let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", r.rank, md_escape(&r.init), s.n, mean, ci(s), p);
         }
         out.push('\n');
@@ -274,19 +276,13 @@ pub fn latex(lb: &Leaderboard) -> String {
         for r in &g.rows {
             let s = &r.summary;
             let mean = format!("{} $\\pm$ {}", pct(s.mean), pct_opt(s.std));
-            let p =
-                r.p_value.map(|p| format!("{}{}", format_p(p), if r.significant == Some(true) { "$^*$" } else { "" }));
-            let _ = writeln!(
-                out,
-                "{} & {} & {} & {} & {} \\\\",
-                r.rank,
-                tex_escape(&r.init),
-                s.n,
-                mean,
-                p.unwrap_or("--".into())
-            );
+            let p = match p_text(lb, r).as_str() {
+                "-" => "--".to_string(),
+                other => other.replace(" *", "$^*$"),
+            };
+            let _ = writeln!(out, "{} & {} & {} & {} & {} \\\\", r.rank, tex_escape(&r.init), s.n, mean, p);
         }
-        for p in &lb.published {
+        for p in lb.published.iter().filter(|p| g.anno_percent == 100 && p.metric == g.metric) {
             let mean = format!("{:.2} $\\pm$ {:.2}", p.mean_percent, p.std_percent);
             let _ = writeln!(out, "-- & {} (published) & -- & {} & -- \\\\", tex_escape(&p.init), mean);
         }
