@@ -249,3 +249,62 @@ pub fn describe_conventions(c: &BTreeMap<String, Value>) -> String {
     }
     c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::record::Task;
+
+    fn r(init: &str, trial: u32, mean: f64, conventions: &[(&str, Value)]) -> RunResult {
+        RunResult {
+            run_id: format!("x-{init}-t{trial}"),
+            dataset: "d".into(),
+            init: init.into(),
+            trial,
+            seed: 0,
+            anno_percent: 100,
+            task: Task::Segmentation,
+            metric: "dice".into(),
+            mean,
+            per_class: BTreeMap::new(),
+            extra: BTreeMap::new(),
+            best_epoch: 1,
+            epochs_run: 1,
+            conventions: conventions.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn ties_share_a_rank_and_missing_conventions_are_named() {
+        let empty = [("empty_mask_dice", Value::from(1.0))];
+        let results = vec![
+            r("a", 1, 0.7, &empty),
+            r("b", 1, 0.7, &empty),
+            r("c", 1, 0.6, &empty),
+            r("a", 2, 0.9, &[]),
+            r("other", 1, 0.5, &empty),
+        ];
+        let lb = build(&results, "d", &Options::default()).unwrap();
+        assert_eq!(lb.groups.len(), 2);
+        let g = lb.groups.iter().find(|g| !g.conventions.is_empty()).unwrap();
+        let ranks: Vec<(usize, &str)> = g.rows.iter().map(|r| (r.rank, r.init.as_str())).collect();
+        assert_eq!(ranks, [(1, "a"), (1, "b"), (3, "c"), (4, "other")]);
+        assert!(!g.baseline_present && g.rows.iter().all(|r| r.p_value.is_none()));
+        assert_eq!(g.differs, ["empty_mask_dice=1.0"]);
+        let other = lb.groups.iter().find(|g| g.conventions.is_empty()).unwrap();
+        assert_eq!(other.differs, ["empty_mask_dice=absent"]);
+        assert!(lb.label_efficiency.is_empty());
+        assert!(build(&results, "nothing", &Options::default()).unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn published_numbers_load_and_are_only_given_on_request() {
+        let rows = paper_results().unwrap();
+        assert_eq!(rows.len(), 11);
+        let shenzhen = rows.iter().find(|p| p.dataset == "shenzhen" && p.init == "imagenet-chestxray14").unwrap();
+        assert_eq!((shenzhen.mean_percent, shenzhen.std_percent), (98.47, 0.26));
+        let opts = Options { published: true, ..Options::default() };
+        assert_eq!(build(&[], "siim", &opts).unwrap().published.len(), 3);
+        assert!(build(&[], "siim", &Options::default()).unwrap().published.is_empty());
+    }
+}
