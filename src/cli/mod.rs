@@ -2,6 +2,7 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod ckpt;
 mod doctor;
 
 use crate::{config::Config, home::Home};
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Inspect PyTorch checkpoints safely and convert them to torchvision-named safetensors.
+    Ckpt(ckpt::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Ckpt(args)) => ckpt::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
