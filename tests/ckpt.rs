@@ -62,9 +62,11 @@ fn every_origin_layout_converts_to_torchvision_weights_bit_for_bit() {
             assert!(t.data() == want.data(), "{file}: {name} differs from torchvision's");
         }
         assert!(prov.dropped.iter().any(|d| d.key == a_dropped_key), "{file}: {:?}", prov.dropped);
-        let on_disk: ckpt::Provenance =
-            serde_json::from_slice(&std::fs::read(dir.path().join("out").join(file.replace(".pth", "")).join("resnet50.provenance.json")).unwrap())
-                .unwrap();
+        let on_disk: ckpt::Provenance = serde_json::from_slice(
+            &std::fs::read(dir.path().join("out").join(file.replace(".pth", "")).join("resnet50.provenance.json"))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(on_disk, prov);
         assert_eq!(prov.source_sha256, sha256_hex(&std::fs::read(&input).unwrap()));
         if recipe == "auto" {
@@ -94,8 +96,17 @@ fn odd_dtypes_and_strided_views_match_torch_in_zip_and_legacy_files() {
             let Some(ckpt::value::Value::Tensor(t)) = tensors.get(name) else { panic!("{file}: {name} missing") };
             let dtype = format!("{:?}", want.dtype()).to_lowercase();
             let ours = match t.storage.dtype.name() {
-                "float32" => "f32", "float16" => "f16", "bfloat16" => "bf16", "float64" => "f64", "int64" => "i64",
-                "int32" => "i32", "int16" => "i16", "int8" => "i8", "uint8" => "u8", "bool" => "bool", other => other,
+                "float32" => "f32",
+                "float16" => "f16",
+                "bfloat16" => "bf16",
+                "float64" => "f64",
+                "int64" => "i64",
+                "int32" => "i32",
+                "int16" => "i16",
+                "int8" => "i8",
+                "uint8" => "u8",
+                "bool" => "bool",
+                other => other,
             };
             assert_eq!(ours, dtype, "{file}: {name}");
             assert_eq!(t.shape_usize(), want.shape(), "{file}: {name}");
@@ -119,7 +130,10 @@ fn inspect_json_lists_format_root_globals_and_tensor_shapes() {
     assert_eq!(report["tree"]["tensors"]["transposed"]["shape"], serde_json::json!([6, 4]));
     assert_eq!(report["tree"]["tensors"]["bf16"]["dtype"], "bfloat16");
     let globals: Vec<&str> = report["globals"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
-    assert!(globals.contains(&"torch._utils._rebuild_tensor_v2") && globals.contains(&"argparse.Namespace"), "{globals:?}");
+    assert!(
+        globals.contains(&"torch._utils._rebuild_tensor_v2") && globals.contains(&"argparse.Namespace"),
+        "{globals:?}"
+    );
 }
 
 #[test]
@@ -128,7 +142,9 @@ fn big_endian_storages_are_swapped_to_the_same_values() {
     let (l, b) = (ckpt::load(&little).unwrap(), ckpt::load(&big).unwrap());
     assert!(!l.big_endian && b.big_endian);
     for key in ["w", "v"] {
-        let (Some(ckpt::value::Value::Tensor(lt)), Some(ckpt::value::Value::Tensor(bt))) = (l.value.get(key), b.value.get(key)) else {
+        let (Some(ckpt::value::Value::Tensor(lt)), Some(ckpt::value::Value::Tensor(bt))) =
+            (l.value.get(key), b.value.get(key))
+        else {
             panic!("{key} missing")
         };
         assert_eq!(l.tensor_bytes(lt).unwrap(), b.tensor_bytes(bt).unwrap(), "{key}");
@@ -139,11 +155,11 @@ fn big_endian_storages_are_swapped_to_the_same_values() {
 fn malicious_and_broken_files_are_refused_naming_the_cause_with_no_output() {
     let cases = [
         ("evil_system.pth", "posix.system"),
-        ("evil_eval.pth", "builtins.eval"),
+        ("evil_eval.pth", "eval: it is not on the allow-list"),
         ("evil_legacy.pth", "posix.system"),
         ("truncated.pth", "end-of-central-directory"),
         ("short_storage.pth", "holds 44 bytes"),
-        ("short_legacy.pth", "reaches past the end"),
+        ("short_legacy.pth", "truncated"),
     ];
     let out_dir = tempfile::tempdir().unwrap();
     for (file, why) in cases {

@@ -77,9 +77,7 @@ pub fn call(global: &str, args: Vec<Value>) -> Result<Value> {
                 .map(Value::Bytes),
             _ => bail!("_codecs.encode with arguments other than (str, 'latin1')"),
         },
-        class if INERT_CLASSES.contains(&class) => {
-            Ok(Value::Object { class: class.to_string(), args, state: None })
-        }
+        class if INERT_CLASSES.contains(&class) => Ok(Value::Object { class: class.to_string(), args, state: None }),
         other => bail!("refusing to call {other}: it is not callable under the allow-list"),
     }
 }

@@ -88,16 +88,19 @@ fn load_zip(data: &[u8]) -> Result<Checkpoint<'_>> {
         let bytes = bytes.ok_or_else(|| anyhow!("storage {key:?} has no entry {}/data/{key}", archive.root))?;
         let want = numel.checked_mul(dtype.size() as u64).ok_or_else(|| anyhow!("storage {key:?} size overflows"))?;
         if bytes.len() as u64 != want {
-            bail!(
-                "storage {key:?} holds {} bytes but its {numel} {} elements need {want}",
-                bytes.len(),
-                dtype.name()
-            );
+            bail!("storage {key:?} holds {} bytes but its {numel} {} elements need {want}", bytes.len(), dtype.name());
         }
         let bytes = if big_endian { Cow::Owned(swap(bytes, dtype.size())) } else { Cow::Borrowed(bytes) };
         storages.insert(key, (dtype, bytes));
     }
-    Ok(Checkpoint { format: Format::Zip, root: Some(archive.root), big_endian, value: un.value, globals: un.globals, storages })
+    Ok(Checkpoint {
+        format: Format::Zip,
+        root: Some(archive.root),
+        big_endian,
+        value: un.value,
+        globals: un.globals,
+        storages,
+    })
 }
 
 fn load_legacy(data: &[u8]) -> Result<Checkpoint<'_>> {
@@ -120,7 +123,8 @@ fn load_legacy(data: &[u8]) -> Result<Checkpoint<'_>> {
     for k in keys_list {
         let Value::Str(key) = k else { bail!("legacy storage key is a {}, not a str", k.kind()) };
         let (dtype, need) = *needs.get(&key).ok_or_else(|| anyhow!("legacy storage {key:?} is listed but unused"))?;
-        let raw = data.get(at..at + 8).ok_or_else(|| anyhow!("legacy storage {key:?} count is missing (truncated?)"))?;
+        let raw =
+            data.get(at..at + 8).ok_or_else(|| anyhow!("legacy storage {key:?} count is missing (truncated?)"))?;
         let raw: [u8; 8] = raw.try_into()?;
         let count = if big_endian { u64::from_be_bytes(raw) } else { u64::from_le_bytes(raw) };
         let len = count.checked_mul(dtype.size() as u64).and_then(|l| usize::try_from(l).ok());
@@ -201,7 +205,8 @@ fn check_tree(v: &Value, storages: &HashMap<String, (DType, Cow<[u8]>)>) -> Resu
 impl<'a> Checkpoint<'a> {
     /// A tensor's elements, contiguous, little-endian, in its own dtype (borrowed when already so).
     pub fn tensor_bytes(&self, t: &TensorRef) -> Result<Cow<'_, [u8]>> {
-        let (dtype, storage) = self.storages.get(&t.storage.key).ok_or_else(|| anyhow!("storage {:?} missing", t.storage.key))?;
+        let (dtype, storage) =
+            self.storages.get(&t.storage.key).ok_or_else(|| anyhow!("storage {:?} missing", t.storage.key))?;
         let size = dtype.size();
         let base = t.storage.elem_offset as usize + t.offset as usize;
         let (numel, _) = view_extent(t)?;
@@ -218,7 +223,10 @@ impl<'a> Checkpoint<'a> {
             expect = expect.saturating_mul(d);
         }
         if contiguous {
-            return storage.get(base * size..(base + numel) * size).map(Cow::Borrowed).ok_or_else(|| anyhow!("view past storage"));
+            return storage
+                .get(base * size..(base + numel) * size)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| anyhow!("view past storage"));
         }
         let mut out = Vec::with_capacity(numel * size);
         let mut index = vec![0i64; t.shape.len()];

@@ -16,7 +16,9 @@ pub fn tree(v: &Value) -> Json {
         Value::Float(f) => json!(f),
         Value::Str(s) => json!(s),
         Value::Bytes(b) => json!(format!("<{} bytes>", b.len())),
-        Value::List(xs) | Value::Tuple(xs) | Value::Set(xs) => Json::Array(xs.iter().take(MAX_ITEMS).map(tree).collect()),
+        Value::List(xs) | Value::Tuple(xs) | Value::Set(xs) => {
+            Json::Array(xs.iter().take(MAX_ITEMS).map(tree).collect())
+        }
         Value::Dict(items) => Json::Object(
             items
                 .iter()
@@ -64,7 +66,9 @@ pub fn text_lines(v: &Value, indent: usize, out: &mut Vec<String>) {
             .iter()
             .map(|(k, v)| (if let Value::Str(s) = k { s.clone() } else { tree(k).to_string() }, v))
             .collect(),
-        Value::List(xs) | Value::Tuple(xs) | Value::Set(xs) => xs.iter().enumerate().map(|(i, x)| (format!("[{i}]"), x)).collect(),
+        Value::List(xs) | Value::Tuple(xs) | Value::Set(xs) => {
+            xs.iter().enumerate().map(|(i, x)| (format!("[{i}]"), x)).collect()
+        }
         _ => Vec::new(),
     };
     for (name, child) in children.into_iter().take(MAX_ITEMS) {

@@ -276,7 +276,10 @@ impl<'a> Vm<'a> {
             }
             b'L' => {
                 let s = self.line()?;
-                let n = s.trim_end_matches('L').parse().map_err(|_| anyhow!("LONG argument {s:?} is not a 64-bit integer"))?;
+                let n = s
+                    .trim_end_matches('L')
+                    .parse()
+                    .map_err(|_| anyhow!("LONG argument {s:?} is not a 64-bit integer"))?;
                 self.push(Value::Int(n))?
             }
             b'F' => {
@@ -471,5 +474,51 @@ impl<'a> Vm<'a> {
             other => bail!("unknown pickle opcode 0x{other:02x}"),
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(p: &[u8]) -> String {
+        format!("{:#}", unpickle(p, 0).err().expect("should be refused"))
+    }
+
+    #[test]
+    fn builds_plain_values() {
+        // {'a': [1, -2, 3.5, True], 'b': (None, 'x')} at protocol 2
+        let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00a]q\x01(K\x01J\xfe\xff\xff\xffG@\x0c\x00\x00\x00\x00\x00\x00\x88eX\x01\x00\x00\x00bNX\x01\x00\x00\x00x\x86u.";
+        let v = unpickle(p, 0).unwrap().value;
+        assert_eq!(
+            v.get("a"),
+            Some(&Value::List(vec![Value::Int(1), Value::Int(-2), Value::Float(3.5), Value::Bool(true)]))
+        );
+        assert_eq!(v.get("b"), Some(&Value::Tuple(vec![Value::None, Value::Str("x".into())])));
+    }
+
+    #[test]
+    fn refuses_what_could_run_code_or_blow_up() {
+        assert!(err(b"cos\nsystem\n(S'ls'\ntR.").contains("refusing GLOBAL os.system"));
+        assert!(err(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93.").contains("builtins.eval"));
+        assert!(err(b"(ios\nsystem\n.").contains("INST os.system"));
+        assert!(err(b"]K\x01K\x02s.").contains("not a dict"));
+        assert!(err(b"}K\x01a.").contains("not a list"));
+        assert!(err(b"\x82\x01.").contains("EXT"));
+        assert!(err(b"P0\n.").contains("PERSID"));
+        assert!(err(b"\x8b\x00\x00\x01\x00").contains("limit"));
+        assert!(err(b"K\x01").contains("ends early"));
+        // a list nested 200 deep
+        let mut deep = vec![b']'; 200];
+        deep.extend(vec![b'a'; 199]);
+        deep.push(b'.');
+        assert!(err(&deep).contains("deeper"));
+        // doubling a shared list through the memo: copies are charged against the input's size
+        let mut bomb = b"]K\x01a".to_vec();
+        for _ in 0..40 {
+            bomb.extend(b"q\x00h\x00\x86");
+        }
+        bomb.push(b'.');
+        assert!(err(&bomb).contains("copies more"));
     }
 }

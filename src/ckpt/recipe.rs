@@ -71,15 +71,22 @@ pub fn select(recipe: &Recipe, top: &Value) -> Result<Selected> {
         v.filter(|v| is_state_dict(v)).map(|v| (c, v))
     });
     let Some((container, dict)) = found else {
-        let wanted: Vec<String> = recipe.containers.iter().map(|c| if c.is_empty() { "the top level".into() } else { format!("key {c:?}") }).collect();
+        let wanted: Vec<String> = recipe
+            .containers
+            .iter()
+            .map(|c| if c.is_empty() { "the top level".into() } else { format!("key {c:?}") })
+            .collect();
         bail!("no state dict (a dict of tensors) at {} for origin {:?}", wanted.join(" or "), recipe.id);
     };
     let ignored = match (container, top) {
         ("", _) => Vec::new(),
-        (c, Value::Dict(items)) => items.iter().filter_map(|(k, _)| match k {
-            Value::Str(s) if s != c => Some(s.clone()),
-            _ => None,
-        }).collect(),
+        (c, Value::Dict(items)) => items
+            .iter()
+            .filter_map(|(k, _)| match k {
+                Value::Str(s) if s != c => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
         _ => Vec::new(),
     };
     let Value::Dict(items) = dict else { bail!("state dict is not a dict") };
@@ -110,7 +117,9 @@ pub fn select(recipe: &Recipe, top: &Value) -> Result<Selected> {
 pub fn guess(top: &Value) -> Result<(&'static str, String)> {
     let keys = |v: &Value| -> Vec<String> {
         match v {
-            Value::Dict(items) => items.iter().filter_map(|(k, _)| if let Value::Str(s) = k { Some(s.clone()) } else { None }).collect(),
+            Value::Dict(items) => {
+                items.iter().filter_map(|(k, _)| if let Value::Str(s) = k { Some(s.clone()) } else { None }).collect()
+            }
             _ => Vec::new(),
         }
     };
@@ -123,7 +132,10 @@ pub fn guess(top: &Value) -> Result<(&'static str, String)> {
     if let Some(sd) = top.get("state_dict").filter(|v| is_state_dict(v)) {
         let ks = keys(sd);
         if any(&ks, "module.encoder_q.") {
-            return Ok(("moco", "state dict under \"state_dict\" with keys module.encoder_q.* (MoCo/PCL layout)".into()));
+            return Ok((
+                "moco",
+                "state dict under \"state_dict\" with keys module.encoder_q.* (MoCo/PCL layout)".into(),
+            ));
         }
         if any(&ks, "module.") {
             return Ok(("zenodo-module", "state dict under \"state_dict\" with keys module.*".into()));
@@ -141,4 +153,51 @@ pub fn guess(top: &Value) -> Result<(&'static str, String)> {
         return Ok(("barlowtwins", "top-level torchvision state dict without fc".into()));
     }
     bail!("cannot guess the origin: no state dict at the top level or under \"state_dict\" or \"model\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ckpt::dtype::DType;
+    use crate::ckpt::value::StorageRef;
+
+    fn tensor() -> Value {
+        let storage = StorageRef { key: "0".into(), dtype: DType::F32, numel: 1, elem_offset: 0 };
+        Value::Tensor(TensorRef { storage, offset: 0, shape: vec![1], stride: vec![1] })
+    }
+
+    fn dict(keys: &[&str]) -> Value {
+        Value::Dict(keys.iter().map(|k| (Value::Str(k.to_string()), tensor())).collect())
+    }
+
+    #[test]
+    fn prefixes_and_heads_match_whole_components_only() {
+        let top = dict(&[
+            "module.conv1.weight",
+            "module.fcx.weight",
+            "module.fc.weight",
+            "x.module.bn1.bias",
+            "module.prototypes",
+        ]);
+        let sel =
+            select(find("zenodo-module").unwrap(), &Value::Dict(vec![(Value::Str("state_dict".into()), top)])).unwrap();
+        let kept: Vec<&str> = sel.tensors.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(kept, ["conv1.weight", "fcx.weight", "prototypes"]);
+        let dropped: Vec<&str> = sel.dropped.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(dropped, ["module.fc.weight", "x.module.bn1.bias"]);
+    }
+
+    #[test]
+    fn guesses_each_layout() {
+        let wrap = |k: &str, v: Value| Value::Dict(vec![(Value::Str(k.into()), v)]);
+        assert_eq!(guess(&wrap("state_dict", dict(&["module.encoder_q.conv1.weight"]))).unwrap().0, "moco");
+        assert_eq!(guess(&wrap("state_dict", dict(&["module.conv1.weight"]))).unwrap().0, "zenodo-module");
+        assert_eq!(guess(&wrap("state_dict", dict(&["conv1.weight"]))).unwrap().0, "torchvision");
+        assert_eq!(guess(&wrap("model", dict(&["module.encoder.conv1.weight"]))).unwrap().0, "pycontrast");
+        assert_eq!(guess(&dict(&["module.conv1.weight"])).unwrap().0, "swav");
+        assert_eq!(guess(&dict(&["conv1.weight", "fc.weight"])).unwrap().0, "torchvision");
+        assert_eq!(guess(&dict(&["conv1.weight"])).unwrap().0, "barlowtwins");
+        assert!(guess(&Value::Int(1)).is_err());
+        assert!(RECIPES.iter().all(|id| find(id).is_ok()) && RECIPES.len() == ALL.len());
+    }
 }

@@ -46,7 +46,11 @@ pub enum Value {
     /// An allowed class or function, by "module.name" (only ever called by the VM's own rules).
     Global(String),
     /// An instance of an allowed metadata class, kept as data.
-    Object { class: String, args: Vec<Value>, state: Option<Box<Value>> },
+    Object {
+        class: String,
+        args: Vec<Value>,
+        state: Option<Box<Value>>,
+    },
     Storage(StorageRef),
     Tensor(TensorRef),
 }

@@ -11,10 +11,14 @@ pub struct Archive<'a> {
 }
 
 fn le16(b: &[u8], at: usize) -> Result<u16> {
-    b.get(at..at.saturating_add(2)).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or_else(|| anyhow!("zip structure ends early"))
+    b.get(at..at.saturating_add(2))
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .ok_or_else(|| anyhow!("zip structure ends early"))
 }
 fn le32(b: &[u8], at: usize) -> Result<u32> {
-    b.get(at..at.saturating_add(4)).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| anyhow!("zip structure ends early"))
+    b.get(at..at.saturating_add(4))
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or_else(|| anyhow!("zip structure ends early"))
 }
 fn le64(b: &[u8], at: usize) -> Result<u64> {
     let s = b.get(at..at.saturating_add(8)).ok_or_else(|| anyhow!("zip structure ends early"))?;
@@ -87,7 +91,8 @@ pub fn read(data: &[u8]) -> Result<Archive<'_>> {
         if method != 0 {
             bail!("zip entry {name:?} is compressed (method {method}); torch.save writes stored entries");
         }
-        let extra = data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
+        let extra =
+            data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
         let mut x = 0;
         while x + 4 <= extra.len() {
             let (id, len) = (le16(extra, x)?, le16(extra, x + 2)? as usize);
@@ -116,7 +121,8 @@ pub fn read(data: &[u8]) -> Result<Archive<'_>> {
         let start = local + 30 + ln + le;
         let end = start.checked_add(to_usize(size, "entry size")?).filter(|&e| e <= data.len());
         let end = end.ok_or_else(|| anyhow!("zip entry {name:?} reaches past the end of the file"))?;
-        let (first, rest) = name.split_once('/').ok_or_else(|| anyhow!("zip entry {name:?} is outside a root folder"))?;
+        let (first, rest) =
+            name.split_once('/').ok_or_else(|| anyhow!("zip entry {name:?} is outside a root folder"))?;
         match &root {
             None => root = Some(first.to_string()),
             Some(r) if r != first => bail!("zip has more than one root folder ({r:?} and {first:?})"),

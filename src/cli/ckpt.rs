@@ -35,7 +35,10 @@ pub fn run(args: Args) -> Result<i32> {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let loaded = ckpt::load(&bytes).with_context(|| format!("refusing {}", file.display()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&ckpt::inspect::report(&file.display().to_string(), &loaded))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ckpt::inspect::report(&file.display().to_string(), &loaded))?
+                );
             } else {
                 println!("file: {}", file.display());
                 println!("format: {:?}", loaded.format);
