@@ -129,7 +129,9 @@ fn load_legacy(data: &[u8]) -> Result<Checkpoint<'_>> {
         let count = if big_endian { u64::from_be_bytes(raw) } else { u64::from_le_bytes(raw) };
         let len = count.checked_mul(dtype.size() as u64).and_then(|l| usize::try_from(l).ok());
         let end = len.and_then(|l| (at + 8).checked_add(l)).filter(|&e| e <= data.len());
-        let end = end.ok_or_else(|| anyhow!("legacy storage {key:?} of {count} elements reaches past the end"))?;
+        let end = end.ok_or_else(|| {
+            anyhow!("legacy storage {key:?} of {count} elements reaches past the end of the file (truncated?)")
+        })?;
         if count < need {
             bail!("legacy storage {key:?} holds {count} elements but its tensors need {need}");
         }

@@ -99,11 +99,11 @@ pub fn validate(sel: &Selected) -> Result<()> {
     Ok(())
 }
 
+/// The recipe used, why it was guessed, the selection, and the float32 tensors by name.
+type Prepared<'a> = (&'static recipe::Recipe, Option<String>, Selected, BTreeMap<String, F32Tensor<'a>>);
+
 /// Loads `bytes`, applies `recipe_id` ("auto" guesses) and validates; returns the tensors to write.
-fn prepare<'a>(
-    ckpt: &'a Checkpoint<'a>,
-    recipe_id: &str,
-) -> Result<(&'static recipe::Recipe, Option<String>, Selected, BTreeMap<String, F32Tensor<'a>>)> {
+fn prepare<'a>(ckpt: &'a Checkpoint<'a>, recipe_id: &str) -> Result<Prepared<'a>> {
     let (recipe, because) = if recipe_id == "auto" {
         let (id, why) = recipe::guess(&ckpt.value)?;
         (recipe::find(id)?, Some(why))

@@ -171,7 +171,7 @@ impl<'a> Vm<'a> {
         Ok(Value::BigInt(bytes.to_vec()))
     }
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             bail!("SETITEMS with an odd number of items");
         }
         let mut pairs = Vec::new();
