@@ -2,6 +2,7 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod ckpt;
 mod doctor;
 mod results;
 mod runs;
@@ -32,6 +33,8 @@ pub enum Command {
     Runs(runs::Args),
     /// The leaderboard of one dataset: mean ± std over trials, CI, p-values vs a baseline, exports.
     Results(results::Args),
+    /// Inspect PyTorch checkpoints safely and convert them to torchvision-named safetensors.
+    Ckpt(ckpt::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Doctor(args)) => doctor::run(args),
         Some(Command::Runs(args)) => runs::run(args),
         Some(Command::Results(args)) => results::run(args),
+        Some(Command::Ckpt(args)) => ckpt::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

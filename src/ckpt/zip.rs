@@ -1,0 +1,138 @@
+//! A minimal reader for torch.save's zip container: central directory (ZIP64 too), stored entries only,
+//! one root folder, no path tricks. Entries are slices of the file's bytes.
+
+use anyhow::{Result, anyhow, bail};
+use std::collections::BTreeMap;
+
+/// The entries of an archive by name (without the root folder), with the root folder's name.
+pub struct Archive<'a> {
+    pub root: String,
+    pub entries: BTreeMap<String, &'a [u8]>,
+}
+
+fn le16(b: &[u8], at: usize) -> Result<u16> {
+    b.get(at..at.saturating_add(2))
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .ok_or_else(|| anyhow!("zip structure ends early"))
+}
+fn le32(b: &[u8], at: usize) -> Result<u32> {
+    b.get(at..at.saturating_add(4))
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or_else(|| anyhow!("zip structure ends early"))
+}
+fn le64(b: &[u8], at: usize) -> Result<u64> {
+    let s = b.get(at..at.saturating_add(8)).ok_or_else(|| anyhow!("zip structure ends early"))?;
+    Ok(u64::from_le_bytes(s.try_into()?))
+}
+fn to_usize(v: u64, what: &str) -> Result<usize> {
+    usize::try_from(v).map_err(|_| anyhow!("zip {what} {v} is too large"))
+}
+
+/// Where the central directory is: (entry count, offset, size).
+fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
+    const EOCD: u32 = 0x0605_4b50;
+    let lowest = data.len().saturating_sub(22 + 65535);
+    let eocd = (lowest..=data.len().saturating_sub(22))
+        .rev()
+        .find(|&i| le32(data, i).ok() == Some(EOCD))
+        .ok_or_else(|| anyhow!("no zip end-of-central-directory record (truncated file?)"))?;
+    let (mut count, mut size, mut offset) =
+        (le16(data, eocd + 10)? as u64, le32(data, eocd + 12)? as u64, le32(data, eocd + 16)? as u64);
+    if eocd >= 20 && le32(data, eocd - 20)? == 0x0706_4b50 {
+        let rec = to_usize(le64(data, eocd - 20 + 8)?, "ZIP64 record offset")?;
+        if le32(data, rec)? != 0x0606_4b50 {
+            bail!("ZIP64 end-of-central-directory record missing at byte {rec}");
+        }
+        count = le64(data, rec + 32)?;
+        size = le64(data, rec + 40)?;
+        offset = le64(data, rec + 48)?;
+    }
+    Ok((count, offset, size))
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name.contains('\0')
+        || name.contains(':')
+        || name.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        bail!("zip entry name {name:?} is not a plain relative path");
+    }
+    Ok(())
+}
+
+/// Reads the archive's directory and checks every entry.
+pub fn read(data: &[u8]) -> Result<Archive<'_>> {
+    let (count, cd_offset, cd_size) = central_directory(data)?;
+    let cd_start = to_usize(cd_offset, "central directory offset")?;
+    let cd_end = cd_start.checked_add(to_usize(cd_size, "central directory size")?).filter(|&e| e <= data.len());
+    let cd_end = cd_end.ok_or_else(|| anyhow!("zip central directory reaches past the end of the file"))?;
+    let mut at = cd_start;
+    let mut root: Option<String> = None;
+    let mut entries = BTreeMap::new();
+    for i in 0..count {
+        if at >= cd_end || le32(data, at)? != 0x0201_4b50 {
+            bail!("zip central directory entry {i} is malformed");
+        }
+        let flags = le16(data, at + 8)?;
+        let method = le16(data, at + 10)?;
+        let mut comp = le32(data, at + 20)? as u64;
+        let mut size = le32(data, at + 24)? as u64;
+        let (n, e, c) = (le16(data, at + 28)? as usize, le16(data, at + 30)? as usize, le16(data, at + 32)? as usize);
+        let mut local = le32(data, at + 42)? as u64;
+        let name_bytes = data.get(at + 46..at + 46 + n).ok_or_else(|| anyhow!("zip entry {i} name ends early"))?;
+        let name = std::str::from_utf8(name_bytes).map_err(|_| anyhow!("zip entry {i} name is not UTF-8"))?;
+        check_name(name)?;
+        if flags & 0x41 != 0 {
+            bail!("zip entry {name:?} is encrypted");
+        }
+        if method != 0 {
+            bail!("zip entry {name:?} is compressed (method {method}); torch.save writes stored entries");
+        }
+        let extra =
+            data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
+        let mut x = 0;
+        while x + 4 <= extra.len() {
+            let (id, len) = (le16(extra, x)?, le16(extra, x + 2)? as usize);
+            if id == 1 {
+                let mut f = x + 4;
+                for field in [&mut size, &mut comp, &mut local] {
+                    if *field == 0xFFFF_FFFF {
+                        *field = le64(extra, f)?;
+                        f += 8;
+                    }
+                }
+            }
+            x += 4 + len;
+        }
+        if comp != size {
+            bail!("zip entry {name:?} has compressed size {comp} but size {size}");
+        }
+        let local = to_usize(local, "local header offset")?;
+        if le32(data, local)? != 0x0403_4b50 {
+            bail!("zip entry {name:?} has no local header at byte {local}");
+        }
+        let (ln, le) = (le16(data, local + 26)? as usize, le16(data, local + 28)? as usize);
+        if data.get(local + 30..local + 30 + ln) != Some(name_bytes) {
+            bail!("zip entry {name:?} has a different name in its local header");
+        }
+        let start = local + 30 + ln + le;
+        let end = start.checked_add(to_usize(size, "entry size")?).filter(|&e| e <= data.len());
+        let end = end.ok_or_else(|| anyhow!("zip entry {name:?} reaches past the end of the file"))?;
+        let (first, rest) =
+            name.split_once('/').ok_or_else(|| anyhow!("zip entry {name:?} is outside a root folder"))?;
+        match &root {
+            None => root = Some(first.to_string()),
+            Some(r) if r != first => bail!("zip has more than one root folder ({r:?} and {first:?})"),
+            _ => {}
+        }
+        if entries.insert(rest.to_string(), &data[start..end]).is_some() {
+            bail!("zip entry {name:?} appears twice");
+        }
+        at += 46 + n + e + c;
+    }
+    let root = root.ok_or_else(|| anyhow!("zip archive is empty"))?;
+    Ok(Archive { root, entries })
+}

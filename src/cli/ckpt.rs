@@ -1,0 +1,73 @@
+//! `medxfer ckpt inspect FILE [--json]` and `medxfer ckpt convert --origin ID|auto IN OUT.safetensors`.
+
+use crate::ckpt;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Show a checkpoint's format, root folder, GLOBALs, and its keys with dtypes and shapes.
+    Inspect {
+        file: PathBuf,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a ResNet50 checkpoint to torchvision-named float32 safetensors (without fc).
+    Convert {
+        /// Origin recipe (torchvision, moco, pcl, swav, barlowtwins, pycontrast, zenodo-module) or auto.
+        #[arg(long)]
+        origin: String,
+        input: PathBuf,
+        output: PathBuf,
+    },
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    match args.command {
+        Sub::Inspect { file, json } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let loaded = ckpt::load(&bytes).with_context(|| format!("refusing {}", file.display()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&ckpt::inspect::report(&file.display().to_string(), &loaded))?
+                );
+            } else {
+                println!("file: {}", file.display());
+                println!("format: {:?}", loaded.format);
+                println!("root: {}", loaded.root.as_deref().unwrap_or("-"));
+                println!("byteorder: {}", if loaded.big_endian { "big" } else { "little" });
+                println!("globals:");
+                for g in &loaded.globals {
+                    println!("  {g}");
+                }
+                println!("keys:");
+                let mut lines = Vec::new();
+                ckpt::inspect::text_lines(&loaded.value, 1, &mut lines);
+                lines.iter().for_each(|l| println!("{l}"));
+            }
+            Ok(0)
+        }
+        Sub::Convert { origin, input, output } => {
+            let prov = ckpt::convert_file(&origin, &input, &output)?;
+            if let Some(why) = &prov.guessed_because {
+                eprintln!("guessed origin {}: {why}", prov.recipe);
+            }
+            eprintln!(
+                "wrote {} ({} tensors, {} keys dropped) and {}",
+                output.display(),
+                prov.tensors,
+                prov.dropped.len(),
+                ckpt::provenance_path(&output).display()
+            );
+            Ok(0)
+        }
+    }
+}

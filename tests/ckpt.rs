@@ -1,0 +1,244 @@
+//! Checkpoint reader and conversion against files written by real torch.save (Python reference env):
+//! every origin layout bit for bit against torchvision, odd dtypes and views, byte order,
+//! malicious and broken files refused without side effects, and a mutation run.
+
+use medxfer::ckpt;
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn python_fixtures(dir: &Path, mode: &str) {
+    let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_ckpt_fixtures.py");
+    let out = Command::new(py).arg(script).arg(dir).arg(mode).output().unwrap();
+    assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The small fixtures, generated once per test run.
+fn small() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ckpt-fixtures");
+        let _ = std::fs::remove_dir_all(&dir);
+        python_fixtures(&dir, "--small");
+        dir
+    })
+}
+
+fn read_st(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_origin_layout_converts_to_torchvision_weights_bit_for_bit() {
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let dir = tempfile::tempdir_in(base).unwrap();
+    python_fixtures(dir.path(), "--resnet");
+    let reference = read_st(&dir.path().join("reference.safetensors"));
+    let reference = SafeTensors::deserialize(&reference).unwrap();
+    assert_eq!(reference.len(), 265);
+    let cases = [
+        ("torchvision_wrapped.pth", "torchvision", "fc.weight"),
+        ("moco.pth", "moco", "module.encoder_q.fc.2.weight"),
+        ("moco_legacy.pth", "auto", "module.encoder_k.conv1.weight"),
+        ("swav.pth", "swav", "module.prototypes.weight"),
+        ("barlowtwins.pth", "barlowtwins", "layer1.0.bn1.num_batches_tracked"),
+        ("pycontrast.pth", "pycontrast", "module.head_jig.fc.weight"),
+        ("zenodo_module.pth", "zenodo-module", "module.fc.bias"),
+    ];
+    for (file, recipe, a_dropped_key) in cases {
+        let input = dir.path().join(file);
+        let output = dir.path().join("out").join(file.replace(".pth", "")).join("resnet50.safetensors");
+        std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+        let prov = ckpt::convert_file(recipe, &input, &output).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        let bytes = read_st(&output);
+        let got = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(got.len(), 265, "{file}");
+        for (name, want) in reference.iter() {
+            let t = got.tensor(name).unwrap_or_else(|_| panic!("{file}: {name} missing"));
+            assert_eq!(t.dtype(), safetensors::Dtype::F32, "{file}: {name}");
+            assert_eq!(t.shape(), want.shape(), "{file}: {name}");
+            assert!(t.data() == want.data(), "{file}: {name} differs from torchvision's");
+        }
+        assert!(prov.dropped.iter().any(|d| d.key == a_dropped_key), "{file}: {:?}", prov.dropped);
+        let on_disk: ckpt::Provenance = serde_json::from_slice(
+            &std::fs::read(dir.path().join("out").join(file.replace(".pth", "")).join("resnet50.provenance.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(on_disk, prov);
+        assert_eq!(prov.source_sha256, sha256_hex(&std::fs::read(&input).unwrap()));
+        if recipe == "auto" {
+            assert_eq!(prov.recipe, "moco");
+            assert!(prov.guessed_because.is_some());
+            assert_eq!(prov.source_format, "legacy");
+        }
+        std::fs::remove_file(&input).unwrap();
+        std::fs::remove_file(&output).unwrap();
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[test]
+fn odd_dtypes_and_strided_views_match_torch_in_zip_and_legacy_files() {
+    let reference = read_st(&small().join("odd.safetensors"));
+    let reference = SafeTensors::deserialize(&reference).unwrap();
+    for file in ["odd.pth", "odd_legacy.pth"] {
+        let bytes = read_st(&small().join(file));
+        let loaded = ckpt::load(&bytes).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        let tensors = loaded.value.get("tensors").unwrap();
+        for (name, want) in reference.iter() {
+            let Some(ckpt::value::Value::Tensor(t)) = tensors.get(name) else { panic!("{file}: {name} missing") };
+            let dtype = format!("{:?}", want.dtype()).to_lowercase();
+            let ours = match t.storage.dtype.name() {
+                "float32" => "f32",
+                "float16" => "f16",
+                "bfloat16" => "bf16",
+                "float64" => "f64",
+                "int64" => "i64",
+                "int32" => "i32",
+                "int16" => "i16",
+                "int8" => "i8",
+                "uint8" => "u8",
+                "bool" => "bool",
+                other => other,
+            };
+            assert_eq!(ours, dtype, "{file}: {name}");
+            assert_eq!(t.shape_usize(), want.shape(), "{file}: {name}");
+            assert!(loaded.tensor_bytes(t).unwrap().as_ref() == want.data(), "{file}: {name} values differ");
+        }
+    }
+}
+
+#[test]
+fn inspect_json_lists_format_root_globals_and_tensor_shapes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .env("MEDXFER_HOME", small().join("home"))
+        .args(["ckpt", "inspect", "--json"])
+        .arg(small().join("odd.pth"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "zip");
+    assert_eq!(report["root"], "odd");
+    assert_eq!(report["tree"]["tensors"]["transposed"]["shape"], serde_json::json!([6, 4]));
+    assert_eq!(report["tree"]["tensors"]["bf16"]["dtype"], "bfloat16");
+    let globals: Vec<&str> = report["globals"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+    assert!(
+        globals.contains(&"torch._utils._rebuild_tensor_v2") && globals.contains(&"argparse.Namespace"),
+        "{globals:?}"
+    );
+}
+
+#[test]
+fn big_endian_storages_are_swapped_to_the_same_values() {
+    let (little, big) = (read_st(&small().join("little.pth")), read_st(&small().join("big.pth")));
+    let (l, b) = (ckpt::load(&little).unwrap(), ckpt::load(&big).unwrap());
+    assert!(!l.big_endian && b.big_endian);
+    for key in ["w", "v"] {
+        let (Some(ckpt::value::Value::Tensor(lt)), Some(ckpt::value::Value::Tensor(bt))) =
+            (l.value.get(key), b.value.get(key))
+        else {
+            panic!("{key} missing")
+        };
+        assert_eq!(l.tensor_bytes(lt).unwrap(), b.tensor_bytes(bt).unwrap(), "{key}");
+    }
+}
+
+#[test]
+fn malicious_and_broken_files_are_refused_naming_the_cause_with_no_output() {
+    let cases = [
+        ("evil_system.pth", "posix.system"),
+        ("evil_eval.pth", "eval: it is not on the allow-list"),
+        ("evil_legacy.pth", "posix.system"),
+        ("truncated.pth", "end-of-central-directory"),
+        ("short_storage.pth", "holds 44 bytes"),
+        ("short_legacy.pth", "truncated"),
+    ];
+    let out_dir = tempfile::tempdir().unwrap();
+    for (file, why) in cases {
+        let output = out_dir.path().join(format!("{file}.safetensors"));
+        let err = ckpt::convert_file("auto", &small().join(file), &output).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(file) && msg.contains(why), "{file}: {msg}");
+        let cli = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+            .env("MEDXFER_HOME", small().join("home"))
+            .args(["ckpt", "inspect"])
+            .arg(small().join(file))
+            .output()
+            .unwrap();
+        assert_eq!(cli.status.code(), Some(1), "{file}");
+        assert!(String::from_utf8_lossy(&cli.stderr).contains(why), "{file}");
+    }
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0, "no output, no temporary");
+    assert!(!small().join("pwned").exists(), "the payload ran");
+}
+
+#[test]
+fn the_wrong_origin_fails_listing_the_names_at_fault() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = out_dir.path().join("x.safetensors");
+    let err = ckpt::convert_file("torchvision", &small().join("odd.pth"), &output).unwrap_err();
+    assert!(format!("{err:#}").contains("no state dict"), "{err:#}");
+    let err = ckpt::convert_file("barlowtwins", &small().join("little.pth"), &output).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("missing 265") && msg.contains("conv1.weight") && msg.contains("extra 2: v, w"), "{msg}");
+    let err = ckpt::convert_file("simclr", &small().join("little.pth"), &output).unwrap_err();
+    assert!(format!("{err:#}").contains("unknown checkpoint origin \"simclr\""));
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn ten_thousand_mutated_checkpoints_never_panic_and_stay_bounded() {
+    let sources = [read_st(&small().join("odd.pth")), read_st(&small().join("odd_legacy.pth"))];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let started = std::time::Instant::now();
+    let (mut accepted, mut total) = (0, 0);
+    for i in 0..10_000 {
+        let mut data = sources[i % 2].clone();
+        match next() % 10 {
+            0 => data.truncate((next() as usize) % data.len()),
+            1 => {
+                let at = (next() as usize) % data.len();
+                let n = (next() as usize % 64).min(data.len() - at);
+                data.drain(at..at + n);
+            }
+            _ => {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % data.len();
+                    data[at] = match next() % 4 {
+                        0 => data[at] ^ (1 << (next() % 8)),
+                        1 => [0x00, 0xff, 0x7f, 0x80][(next() % 4) as usize],
+                        _ => next() as u8,
+                    };
+                }
+            }
+        }
+        if let Ok(loaded) = ckpt::load(&data) {
+            accepted += 1;
+            total += materialise_all(&loaded, &loaded.value);
+        }
+    }
+    assert!(accepted > 100, "only {accepted} mutants parsed: the mutations never reach the tensors");
+    assert!(total > 0);
+    assert!(started.elapsed().as_secs() < 30, "mutation run took {:?}", started.elapsed());
+}
+
+fn materialise_all(c: &ckpt::Checkpoint, v: &ckpt::value::Value) -> usize {
+    match v {
+        ckpt::value::Value::Tensor(t) => c.tensor_bytes(t).map(|b| b.len()).unwrap_or(0),
+        other => other.children().into_iter().map(|x| materialise_all(c, x)).sum(),
+    }
+}
