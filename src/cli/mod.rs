@@ -3,6 +3,7 @@
 //! with one sentence naming what is at fault.
 
 mod doctor;
+mod zoo;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// The model zoo: list, download, verify and import pre-trained checkpoints.
+    Zoo(zoo::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Zoo(args)) => zoo::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
