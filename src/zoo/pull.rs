@@ -36,6 +36,18 @@ pub fn convert_after_download(entry: &Entry, input: &Path, output: &Path) -> Res
     Ok(output.is_file())
 }
 
+/// Runs the conversion hook; a failed conversion leaves the verified download in place.
+fn convert(entry: &Entry, paths: &ModelPaths) -> bool {
+    match convert_after_download(entry, &paths.file, &paths.converted) {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(id = %entry.id, "conversion failed: {e:#}");
+            eprintln!("medxfer: {}: conversion failed: {}", entry.id, crate::cli::one_sentence(&e));
+            false
+        }
+    }
+}
+
 /// Takes the model's lock, telling the progress channel when another process makes it wait.
 async fn lock_model(paths: &ModelPaths, progress: &Progress) -> Result<IdLock> {
     if let Some(lock) = IdLock::try_acquire(&paths.lock_file)? {
@@ -61,6 +73,9 @@ pub async fn pull_one(
     let mut progress = Progress::new(&entry.id, tx);
     let _lock = lock_model(&paths, &progress).await?;
     if paths.file.is_file() {
+        if !paths.converted.is_file() {
+            convert(entry, &paths);
+        }
         return Ok(Outcome::Present);
     }
     if opts.offline {
@@ -99,13 +114,7 @@ fn finish(
     source: &str,
 ) -> Result<Outcome> {
     let verdict = verify::install(home, entry, paths, fetched, source)?;
-    let converted = match convert_after_download(entry, &paths.file, &paths.converted) {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::warn!(id = %entry.id, "conversion failed: {e:#}");
-            false
-        }
-    };
+    let converted = convert(entry, paths);
     Ok(Outcome::Installed { sha256: fetched.sha256.clone(), verdict, converted })
 }
 
