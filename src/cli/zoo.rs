@@ -113,10 +113,10 @@ fn list(home: &crate::home::Home, catalog: &Catalog, json: bool) -> Result<i32> 
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
-    println!("{:<22} {:<26} {:<26} state", "id", "category", "name");
+    println!("{:<22} {:<26} {:<42} state", "id", "category", "name");
     for e in &catalog.entries {
         let manual = if e.manual { " (manual)" } else { "" };
-        println!("{:<22} {:<26} {:<26} {}{manual}", e.id, e.category, e.name, zoo::state_of(home, e).label());
+        println!("{:<22} {:<26} {:<42} {}{manual}", e.id, e.category, e.name, zoo::state_of(home, e).label());
     }
     Ok(0)
 }
