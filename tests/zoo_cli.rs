@@ -79,19 +79,31 @@ fn a_killed_pull_resumes_where_the_part_file_ends() {
 
 #[test]
 fn two_concurrent_pulls_of_one_id_download_it_once() {
+    use std::sync::atomic::Ordering;
     let server = Server::start();
     let home = tempfile::tempdir().unwrap();
     let data = zoo_server::bytes(2 << 20, 12);
     server.put("/moco-v1/moco_v1_200ep_pretrain.pth.tar", data.clone());
-    server.throttle(64 * 1024, Duration::from_millis(5));
-    let pulls: Vec<_> = (0..2)
-        .map(|_| medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "moco-v1"]).spawn().unwrap())
-        .collect();
-    for p in pulls {
-        let out = p.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+    server.state.paused.store(true, Ordering::SeqCst);
+    let part = cached(home.path(), "moco-v1", "moco_v1_200ep_pretrain.pth.tar.part");
+    let pull = |log: &Path| {
+        let log = std::fs::File::create(log).unwrap();
+        medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "moco-v1"]).stderr(log).spawn().unwrap()
+    };
+    let (first_log, second_log) = (home.path().join("first.err"), home.path().join("second.err"));
+    let first = pull(&first_log);
+    wait_until("the first pull to start writing", || std::fs::metadata(&part).is_ok_and(|m| m.len() > 0));
+    let second = pull(&second_log);
+    wait_until("the second pull to wait for the lock", || {
+        std::fs::read_to_string(&second_log).is_ok_and(|t| t.contains("moco-v1: waiting for another medxfer"))
+    });
+    server.state.paused.store(false, Ordering::SeqCst);
+    for mut p in [first, second] {
+        assert!(p.wait().unwrap().success());
     }
-    assert_eq!(server.body_bytes(), data.len() as u64, "{:?}", server.served());
+    assert!(std::fs::read_to_string(&second_log).unwrap().contains("moco-v1: already in the cache"));
+    assert_eq!(server.served().len(), 1, "{:?}", server.served());
+    assert_eq!(server.body_bytes(), data.len() as u64);
     assert_eq!(std::fs::read(cached(home.path(), "moco-v1", "moco_v1_200ep_pretrain.pth.tar")).unwrap(), data);
 }
 

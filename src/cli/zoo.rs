@@ -204,7 +204,10 @@ async fn draw_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
             bar
         });
         match event {
-            Event::Waiting { .. } => bar.set_message("waiting for another medxfer pulling this model"),
+            Event::Waiting { id } => {
+                multi.suspend(|| eprintln!("{id}: waiting for another medxfer pulling this model"));
+                bar.set_message("waiting for another medxfer pulling this model");
+            }
             Event::Started { total, resumed_from, .. } => {
                 bar.set_length(total.unwrap_or(0));
                 bar.set_position(resumed_from);

@@ -39,6 +39,8 @@ pub struct State {
     pub throttle: Mutex<Option<(usize, Duration)>>,
     pub served: Mutex<Vec<Served>>,
     pub connections: AtomicUsize,
+    /// While set, file bodies stop after their first chunk until it is cleared.
+    pub paused: AtomicBool,
 }
 
 pub struct Server {
@@ -184,6 +186,9 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
         sent = end;
         if let Some((_, pause)) = throttle {
             std::thread::sleep(pause);
+        }
+        while state.paused.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     out.flush()?;
