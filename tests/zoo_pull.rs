@@ -37,6 +37,7 @@ fn options(server: &Server, stall_ms: u64, retries: u32) -> PullOptions {
     let mut opts = PullOptions::from_env(&medxfer::config::Config::default()).unwrap();
     opts.mirror = Some(server.base.parse().unwrap());
     opts.offline = false;
+    opts.fetch.https_only = false;
     opts.fetch.stall = Duration::from_millis(stall_ms);
     opts.fetch.retries = retries;
     opts.fetch.backoff = Duration::from_millis(10);
@@ -189,5 +190,56 @@ async fn offline_opens_no_connection_and_names_what_is_missing() {
     let err = format!("{:#}", results[0].1.as_ref().unwrap_err());
     assert!(err.contains("offline (MEDXFER_OFFLINE=1): m is missing"), "{err}");
     assert!(err.contains("medxfer zoo import m FILE"), "{err}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[tokio::test]
+async fn pulling_several_keeps_at_most_the_configured_number_in_flight() {
+    let (server, c) = (Server::start(), case());
+    server.throttle(16 * 1024, Duration::from_millis(2));
+    let entries: Vec<Entry> = (0..5)
+        .map(|i| {
+            let data = zoo_server::bytes(200_000, 20 + i);
+            server.put(&format!("/m{i}/m.pth"), data.clone());
+            entry(&format!("m{i}"), "m.pth", Some(sha(&data)))
+        })
+        .collect();
+    let mut opts = options(&server, 5000, 0);
+    opts.concurrency = 2;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let results = zoo::pull_many(&c.home, &entries, &opts, Some(tx)).await;
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    assert_eq!(results.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(server.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let mut finished = 0;
+    let mut saw_rate = false;
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            zoo::Event::Finished { .. } => finished += 1,
+            zoo::Event::Progress { bytes, total, rate_bps, .. } => {
+                assert!(bytes <= total.unwrap());
+                saw_rate |= rate_bps > 0.0;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(finished, 5);
+    assert!(saw_rate);
+}
+
+#[tokio::test]
+async fn without_a_configured_mirror_plain_http_is_refused() {
+    let (server, c) = (Server::start(), case());
+    server.put("/m/m.pth", vec![1; 10]);
+    let mut opts = options(&server, 5000, 0);
+    opts.mirror = None;
+    opts.fetch.https_only = true;
+    let client = opts.client().unwrap();
+    let url = format!("{}/m/m.pth", server.base).parse().unwrap();
+    let part = c.home.cache.join("m.part");
+    let mut progress = zoo::progress::Progress::new("m", None);
+    let result = zoo::download::fetch(&client, &url, &part, &opts.fetch, &mut progress, &mut |_| {}).await;
+    let err = format!("{:#}", result.unwrap_err());
+    assert!(err.contains("plain http is allowed only for an explicitly configured mirror"), "{err}");
     assert_eq!(server.connections(), 0);
 }

@@ -20,6 +20,8 @@ pub struct FetchOptions {
     pub retries: u32,
     /// First wait between attempts; doubles each time, at most 30 s.
     pub backoff: Duration,
+    /// Refuse plain http (true unless an http mirror is configured).
+    pub https_only: bool,
 }
 
 /// The completed `.part` (fsynced): its digest and size.
@@ -130,6 +132,11 @@ async fn attempt(
     let host = url.host_str().unwrap_or("the server").to_string();
     let stall_s = opts.stall.as_secs_f64();
     let from = partial.len;
+    if url.scheme() != "https" && opts.https_only {
+        return Err(Failure::Fatal(anyhow!(
+            "refusing {url}: plain http is allowed only for an explicitly configured mirror"
+        )));
+    }
     let mut request = client.get(url.clone());
     if from > 0 {
         request = request.header(header::RANGE, format!("bytes={from}-"));

@@ -25,6 +25,7 @@ impl PullOptions {
             Some(m) => Some(parse_mirror(m)?),
             None => None,
         };
+        let https_only = !mirror.as_ref().is_some_and(|m| m.scheme() == "http");
         let offline = std::env::var("MEDXFER_OFFLINE").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
         Ok(PullOptions {
             mirror,
@@ -33,6 +34,7 @@ impl PullOptions {
                 stall: Duration::from_secs(config.zoo.stall_timeout_s.max(1)),
                 retries: config.zoo.retries,
                 backoff: Duration::from_millis(500),
+                https_only,
             },
             concurrency: config.zoo.concurrent_downloads.max(1),
         })
@@ -40,9 +42,8 @@ impl PullOptions {
 
     /// The HTTP client: https only, unless an http mirror was configured explicitly.
     pub fn client(&self) -> Result<reqwest::Client> {
-        let http_mirror = self.mirror.as_ref().is_some_and(|m| m.scheme() == "http");
         Ok(reqwest::Client::builder()
-            .https_only(!http_mirror)
+            .https_only(self.fetch.https_only)
             .connect_timeout(self.fetch.stall)
             .user_agent(concat!("medxfer/", env!("CARGO_PKG_VERSION")))
             .build()?)

@@ -41,6 +41,8 @@ pub struct State {
     pub connections: AtomicUsize,
     /// While set, file bodies stop after their first chunk until it is cleared.
     pub paused: AtomicBool,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
 }
 
 pub struct Server {
@@ -59,7 +61,10 @@ impl Server {
                 shared.connections.fetch_add(1, Ordering::SeqCst);
                 let state = shared.clone();
                 std::thread::spawn(move || {
+                    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
                     let _ = handle(stream, &state);
+                    state.in_flight.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
