@@ -25,7 +25,7 @@ impl PullOptions {
             Some(m) => Some(parse_mirror(m)?),
             None => None,
         };
-        let https_only = !mirror.as_ref().is_some_and(|m| m.scheme() == "http");
+        let https_only = mirror.as_ref().is_none_or(|m| m.scheme() != "http");
         let offline = std::env::var("MEDXFER_OFFLINE").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
         Ok(PullOptions {
             mirror,
