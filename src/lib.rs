@@ -11,6 +11,7 @@ pub mod home;
 pub mod logging;
 pub mod runs;
 pub mod torch_runtime;
+pub mod zoo;
 
 /// medxfer's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

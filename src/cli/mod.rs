@@ -6,6 +6,7 @@ mod ckpt;
 mod doctor;
 mod results;
 mod runs;
+mod zoo;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -35,6 +36,8 @@ pub enum Command {
     Results(results::Args),
     /// Inspect PyTorch checkpoints safely and convert them to torchvision-named safetensors.
     Ckpt(ckpt::Args),
+    /// The model zoo: list, download, verify and import pre-trained checkpoints.
+    Zoo(zoo::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -72,6 +75,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Runs(args)) => runs::run(args),
         Some(Command::Results(args)) => results::run(args),
         Some(Command::Ckpt(args)) => ckpt::run(args),
+        Some(Command::Zoo(args)) => zoo::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

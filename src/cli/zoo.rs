@@ -1,0 +1,267 @@
+//! `medxfer zoo list|show|pull|verify|import|path|rm`: the model zoo from the command line.
+
+use crate::zoo::{self, Catalog, Entry, Event, ModelPaths, PullOptions};
+use anyhow::{Result, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: ZooCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ZooCommand {
+    /// Every model with its state (missing, downloading, downloaded, verified, converted, failed).
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything the catalog says about one model, and its state.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download, verify and convert models (resumes interrupted downloads).
+    Pull {
+        /// Model ids.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Every model that can be downloaded automatically (or from the mirror).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Re-hash downloaded files against the catalog or zoo.lock (all downloaded models by default).
+    Verify { ids: Vec<String> },
+    /// Take a file downloaded by hand (manual entries) into the cache.
+    Import { id: String, file: PathBuf },
+    /// Print the path of a model's downloaded file (or, with --converted, its safetensors).
+    Path {
+        id: String,
+        #[arg(long)]
+        converted: bool,
+    },
+    /// Delete a model's files from the cache (its zoo.lock pin stays).
+    Rm { id: String },
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let ctx = super::Ctx::load()?;
+    let catalog = Catalog::embedded()?;
+    let home = &ctx.home;
+    match args.command {
+        ZooCommand::List { json } => list(home, &catalog, json),
+        ZooCommand::Show { id, json } => show(home, catalog.require(&id)?, json),
+        ZooCommand::Pull { ids, all } => {
+            let entries: Vec<Entry> = if all {
+                let opts = PullOptions::from_env(&ctx.config)?;
+                let fetchable = |e: &&Entry| e.has_file() && (!e.manual || opts.mirror.is_some());
+                catalog.entries.iter().filter(fetchable).cloned().collect()
+            } else {
+                ids.iter().map(|id| catalog.require(id).cloned()).collect::<Result<_>>()?
+            };
+            pull(&ctx, &entries)
+        }
+        ZooCommand::Verify { ids } => verify(home, &catalog, &ids),
+        ZooCommand::Import { id, file } => {
+            let entry = catalog.require(&id)?;
+            let outcome = zoo::import(home, entry, &file)?;
+            eprintln!("{id}: imported, {}", zoo::pull::describe(&outcome));
+            Ok(0)
+        }
+        ZooCommand::Path { id, converted } => {
+            let entry = catalog.require(&id)?;
+            let paths = ModelPaths::new(home, entry);
+            let path = if converted { &paths.converted } else { &paths.file };
+            if !entry.has_file() || !path.is_file() {
+                bail!(
+                    "{id} has no {} file yet (expected {}); run `medxfer zoo pull {id}`",
+                    if converted { "converted" } else { "downloaded" },
+                    path.display()
+                );
+            }
+            println!("{}", path.display());
+            Ok(0)
+        }
+        ZooCommand::Rm { id } => {
+            let entry = catalog.require(&id)?;
+            let removed = zoo::remove(home, entry)?;
+            eprintln!("{id}: {}", if removed { "removed from the cache" } else { "nothing in the cache" });
+            Ok(0)
+        }
+    }
+}
+
+fn list(home: &crate::home::Home, catalog: &Catalog, json: bool) -> Result<i32> {
+    if json {
+        let rows: Vec<serde_json::Value> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                let mut row = serde_json::to_value(zoo::state_of(home, e)).unwrap_or_default();
+                row["id"] = e.id.clone().into();
+                row["name"] = e.name.clone().into();
+                row["category"] = e.category.clone().into();
+                row["manual"] = e.manual.into();
+                row
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    println!("{:<22} {:<26} {:<42} state", "id", "category", "name");
+    for e in &catalog.entries {
+        let manual = if e.manual { " (manual)" } else { "" };
+        println!("{:<22} {:<26} {:<42} {}{manual}", e.id, e.category, e.name, zoo::state_of(home, e).label());
+    }
+    Ok(0)
+}
+
+fn show(home: &crate::home::Home, entry: &Entry, json: bool) -> Result<i32> {
+    let state = zoo::state_of(home, entry);
+    if json {
+        let mut value = serde_json::to_value(entry)?;
+        value["status"] = serde_json::to_value(&state)?;
+        value["path"] = ModelPaths::new(home, entry).file.display().to_string().into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    println!("{} — {}", entry.id, entry.name);
+    println!("  category   {}\n  dataset    {}\n  objective  {}", entry.category, entry.dataset, entry.objective);
+    println!("  paper      {} ({})", entry.paper, entry.paper_url);
+    for url in &entry.urls {
+        println!("  source     {url}");
+    }
+    if entry.has_file() {
+        println!("  file       {}", ModelPaths::new(home, entry).file.display());
+    }
+    println!("  recipe     {}\n  credit     {}", entry.recipe, entry.credit);
+    println!(
+        "  sha256     {}",
+        entry.sha256.as_deref().unwrap_or("not in the catalog (pinned in zoo.lock on first download)")
+    );
+    println!("  state      {}", state.label());
+    if entry.manual {
+        println!("  manual download:");
+        for (i, step) in entry.steps.iter().enumerate() {
+            println!("    {}. {step}", i + 1);
+        }
+    }
+    Ok(0)
+}
+
+fn pull(ctx: &super::Ctx, entries: &[Entry]) -> Result<i32> {
+    let opts = PullOptions::from_env(&ctx.config)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let home = ctx.home.clone();
+    let results = runtime.block_on(async move {
+        let bars = tokio::spawn(draw_progress(rx));
+        let results = zoo::pull_many(&home, entries, &opts, Some(tx)).await;
+        let _ = bars.await;
+        results
+    });
+    let mut failed = Vec::new();
+    for (id, result) in &results {
+        match result {
+            Ok(outcome) => eprintln!("{id}: {}", zoo::pull::describe(outcome)),
+            Err(e) => {
+                eprintln!("medxfer: {id}: {}", super::one_sentence(e));
+                failed.push(id.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} of {} pulls failed: {}", failed.len(), results.len(), failed.join(", "));
+    }
+    Ok(0)
+}
+
+/// Draws one indicatif bar per model from the progress events until the channel closes.
+async fn draw_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>22} [{bar:30}] {bytes}/{total_bytes} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    while let Some(event) = rx.recv().await {
+        let id = match &event {
+            Event::Waiting { id }
+            | Event::Started { id, .. }
+            | Event::Progress { id, .. }
+            | Event::Retrying { id, .. }
+            | Event::Finished { id, .. }
+            | Event::Failed { id, .. } => id.clone(),
+        };
+        let bar = bars.entry(id.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(style.clone());
+            bar.set_prefix(id.clone());
+            bar
+        });
+        match event {
+            Event::Waiting { id } => {
+                multi.suspend(|| eprintln!("{id}: waiting for another medxfer pulling this model"));
+                bar.set_message("waiting for another medxfer pulling this model");
+            }
+            Event::Started { total, resumed_from, .. } => {
+                bar.set_length(total.unwrap_or(0));
+                bar.set_position(resumed_from);
+                if resumed_from > 0 {
+                    bar.set_message(format!("resuming at {resumed_from} B"));
+                }
+            }
+            Event::Progress { bytes, total, rate_bps, eta_s, .. } => {
+                bar.set_length(total.unwrap_or(bytes));
+                bar.set_position(bytes);
+                let eta = eta_s.map(|s| format!(", ETA {s:.0} s")).unwrap_or_default();
+                bar.set_message(format!("{:.1} MB/s{eta}", rate_bps / 1e6));
+            }
+            Event::Retrying { attempt, reason, wait_s, .. } => {
+                bar.set_message(format!("retry {attempt} in {wait_s:.1} s: {reason}"))
+            }
+            Event::Finished { .. } => bar.finish_with_message("done"),
+            Event::Failed { .. } => bar.abandon_with_message("failed"),
+        }
+    }
+}
+
+fn verify(home: &crate::home::Home, catalog: &Catalog, ids: &[String]) -> Result<i32> {
+    let entries: Vec<&Entry> = if ids.is_empty() {
+        catalog.entries.iter().filter(|e| e.has_file() && ModelPaths::new(home, e).file.is_file()).collect()
+    } else {
+        ids.iter().map(|id| catalog.require(id)).collect::<Result<_>>()?
+    };
+    let mut failed = Vec::new();
+    for entry in entries {
+        let paths = ModelPaths::new(home, entry);
+        if !entry.has_file() {
+            eprintln!("{}: no checkpoint", entry.id);
+            continue;
+        }
+        if !paths.file.is_file() {
+            eprintln!("medxfer: {}: not downloaded ({} is missing)", entry.id, paths.file.display());
+            failed.push(entry.id.clone());
+            continue;
+        }
+        let _lock = zoo::lock::IdLock::acquire(&paths.lock_file)?;
+        match zoo::verify::verify_installed(home, entry, &paths) {
+            Ok(zoo::verify::Verdict::Verified) => eprintln!("{}: verified", entry.id),
+            Ok(zoo::verify::Verdict::FirstUse) => {
+                eprintln!("{}: nothing to check against; pinned in zoo.lock", entry.id)
+            }
+            Err(e) => {
+                eprintln!("medxfer: {}: {}", entry.id, super::one_sentence(&e));
+                failed.push(entry.id.clone());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("verification failed for {}", failed.join(", "));
+    }
+    Ok(0)
+}

@@ -1,0 +1,135 @@
+//! The zoo cache on disk: `<cache>/zoo/<id>/` paths, the small state file, and each model's state.
+
+use super::catalog::Entry;
+use super::lock::IdLock;
+use crate::home::Home;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Every path of one model in the cache.
+#[derive(Debug, Clone)]
+pub struct ModelPaths {
+    pub dir: PathBuf,
+    /// The installed checkpoint, named as in the catalog.
+    pub file: PathBuf,
+    /// The file while it downloads (`<file>.part`).
+    pub part: PathBuf,
+    /// The converted weights (torchvision names, no fc).
+    pub converted: PathBuf,
+    pub state_file: PathBuf,
+    pub lock_file: PathBuf,
+}
+
+impl ModelPaths {
+    pub fn new(home: &Home, entry: &Entry) -> ModelPaths {
+        let dir = home.zoo_cache().join(&entry.id);
+        ModelPaths {
+            file: dir.join(&entry.file),
+            part: dir.join(format!("{}.part", entry.file)),
+            converted: dir.join("resnet50.safetensors"),
+            state_file: dir.join("state.json"),
+            lock_file: dir.join(".lock"),
+            dir,
+        }
+    }
+}
+
+/// What the zoo last recorded about a model (`state.json`, written atomically).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Recorded {
+    /// "downloading", "downloaded" (pinned on first use), "verified", "failed".
+    pub state: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Size of the full file, when the server said it.
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Recorded {
+    pub fn load(paths: &ModelPaths) -> Option<Recorded> {
+        let text = std::fs::read_to_string(&paths.state_file).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&self, paths: &ModelPaths) -> Result<()> {
+        crate::home::create_private_dir(&paths.dir)?;
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::atomic::write(&paths.state_file, &bytes)
+            .with_context(|| format!("cannot write {}", paths.state_file.display()))
+    }
+}
+
+/// A model's state as `zoo list` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ModelState {
+    /// No checkpoint needed (`random`).
+    Builtin,
+    Missing,
+    /// A `.part` exists; `active` when a process holds the model's lock now.
+    Downloading {
+        bytes: u64,
+        total: Option<u64>,
+        percent: Option<f64>,
+        active: bool,
+    },
+    /// Installed, digest pinned on first use (nothing to check it against yet).
+    Downloaded,
+    /// Installed and its digest matched the catalog or an earlier pin.
+    Verified,
+    /// Installed and `resnet50.safetensors` exists.
+    Converted,
+    Failed {
+        reason: String,
+    },
+}
+
+impl ModelState {
+    /// One short word or phrase for tables.
+    pub fn label(&self) -> String {
+        match self {
+            ModelState::Builtin => "builtin".into(),
+            ModelState::Missing => "missing".into(),
+            ModelState::Downloading { percent: Some(p), active, .. } => {
+                format!("downloading {p:.0}%{}", if *active { "" } else { " (interrupted)" })
+            }
+            ModelState::Downloading { bytes, active, .. } => {
+                format!("downloading {bytes} B{}", if *active { "" } else { " (interrupted)" })
+            }
+            ModelState::Downloaded => "downloaded".into(),
+            ModelState::Verified => "verified".into(),
+            ModelState::Converted => "converted".into(),
+            ModelState::Failed { reason } => format!("failed: {reason}"),
+        }
+    }
+}
+
+/// Reads a model's state from the cache folder (never blocks on another process).
+pub fn state_of(home: &Home, entry: &Entry) -> ModelState {
+    if !entry.has_file() {
+        return ModelState::Builtin;
+    }
+    let paths = ModelPaths::new(home, entry);
+    let recorded = Recorded::load(&paths).unwrap_or_default();
+    if paths.file.is_file() {
+        if paths.converted.is_file() {
+            return ModelState::Converted;
+        }
+        return if recorded.state == "verified" { ModelState::Verified } else { ModelState::Downloaded };
+    }
+    if let Ok(meta) = std::fs::metadata(&paths.part) {
+        let bytes = meta.len();
+        let total = recorded.total.filter(|t| *t > 0);
+        let percent = total.map(|t| (bytes as f64 * 100.0 / t as f64).min(100.0));
+        let active = IdLock::is_held(&paths.lock_file);
+        return ModelState::Downloading { bytes, total, percent, active };
+    }
+    if recorded.state == "failed" {
+        return ModelState::Failed { reason: recorded.reason.unwrap_or_else(|| "unknown".into()) };
+    }
+    ModelState::Missing
+}

@@ -1,0 +1,177 @@
+//! The real `medxfer zoo` binary against a loopback mirror: resume after SIGKILL, two concurrent pulls
+//! of one id, offline mode, manual entries with import, list/path/rm, and `random`.
+
+mod zoo_server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use zoo_server::Server;
+
+fn medxfer(home: &Path, mirror: Option<&str>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medxfer"));
+    c.env_clear().env("MEDXFER_HOME", home).current_dir("/");
+    if let Some(m) = mirror {
+        c.env("MEDXFER_ZOO_MIRROR", m);
+    }
+    c
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn cached(home: &Path, id: &str, file: &str) -> PathBuf {
+    home.join("cache/zoo").join(id).join(file)
+}
+
+/// The state `zoo list` shows, read in-process (each binary start loads libtorch, which is slow here).
+fn list_state(home: &Path, id: &str) -> serde_json::Value {
+    let catalog = medxfer::zoo::Catalog::embedded().unwrap();
+    let home = medxfer::home::Home::under(home).unwrap();
+    serde_json::to_value(medxfer::zoo::state_of(&home, catalog.get(id).unwrap())).unwrap()
+}
+
+fn binary_list(home: &Path) -> Vec<serde_json::Value> {
+    let out = medxfer(home, None).args(["zoo", "list", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_killed_pull_resumes_where_the_part_file_ends() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let data = zoo_server::bytes(8 << 20, 11);
+    server.put("/chestxray14/chestxray14.pth.tar", data.clone());
+    server.throttle(16 * 1024, Duration::from_millis(5));
+    let part = cached(home.path(), "chestxray14", "chestxray14.pth.tar.part");
+    let mut child = medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "chestxray14"]).spawn().unwrap();
+    wait_until(".part to grow", || std::fs::metadata(&part).is_ok_and(|m| m.len() >= 256 * 1024));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = list_state(home.path(), "chestxray14");
+    assert_eq!(state["state"], "downloading", "{state}");
+    assert_eq!(state["active"], false, "{state}");
+    let resume_at = std::fs::metadata(&part).unwrap().len();
+    assert!(resume_at < data.len() as u64);
+    *server.state.throttle.lock().unwrap() = None;
+    let out = medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "chestxray14"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let served = server.served();
+    let last = served.last().unwrap();
+    assert_eq!(last.range.as_deref(), Some(format!("bytes={resume_at}-").as_str()));
+    assert_eq!(last.body_bytes, data.len() as u64 - resume_at, "only the missing bytes were sent");
+    assert_eq!(std::fs::read(cached(home.path(), "chestxray14", "chestxray14.pth.tar")).unwrap(), data);
+    assert!(!part.exists());
+    assert_eq!(list_state(home.path(), "chestxray14")["state"], "downloaded");
+    let lock = std::fs::read_to_string(home.path().join("zoo.lock")).unwrap();
+    assert!(lock.contains("[models.chestxray14]"), "{lock}");
+}
+
+#[test]
+fn two_concurrent_pulls_of_one_id_download_it_once() {
+    use std::sync::atomic::Ordering;
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let data = zoo_server::bytes(2 << 20, 12);
+    server.put("/moco-v1/moco_v1_200ep_pretrain.pth.tar", data.clone());
+    server.state.paused.store(true, Ordering::SeqCst);
+    let part = cached(home.path(), "moco-v1", "moco_v1_200ep_pretrain.pth.tar.part");
+    let pull = |log: &Path| {
+        let log = std::fs::File::create(log).unwrap();
+        medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "moco-v1"]).stderr(log).spawn().unwrap()
+    };
+    let (first_log, second_log) = (home.path().join("first.err"), home.path().join("second.err"));
+    let first = pull(&first_log);
+    wait_until("the first pull to start writing", || std::fs::metadata(&part).is_ok_and(|m| m.len() > 0));
+    let second = pull(&second_log);
+    wait_until("the second pull to wait for the lock", || {
+        std::fs::read_to_string(&second_log).is_ok_and(|t| t.contains("moco-v1: waiting for another medxfer"))
+    });
+    server.state.paused.store(false, Ordering::SeqCst);
+    for mut p in [first, second] {
+        assert!(p.wait().unwrap().success());
+    }
+    assert!(std::fs::read_to_string(&second_log).unwrap().contains("moco-v1: already in the cache"));
+    assert_eq!(server.served().len(), 1, "{:?}", server.served());
+    assert_eq!(server.body_bytes(), data.len() as u64);
+    assert_eq!(std::fs::read(cached(home.path(), "moco-v1", "moco_v1_200ep_pretrain.pth.tar")).unwrap(), data);
+}
+
+#[test]
+fn offline_opens_no_connection_and_says_what_is_missing() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    server.put("/byol/pretrain_res50x1.pkl", vec![7; 1000]);
+    let out = medxfer(home.path(), Some(&server.base))
+        .env("MEDXFER_OFFLINE", "1")
+        .args(["zoo", "pull", "byol", "swav"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("offline (MEDXFER_OFFLINE=1): byol is missing"), "{err}");
+    assert!(err.contains("swav is missing"), "{err}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn manual_entries_say_the_steps_and_import_takes_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let out = medxfer(home.path(), None).args(["zoo", "pull", "inat2021"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("inat2021 cannot be downloaded automatically; 1. Open https://cornell.box.com"), "{err}");
+    assert!(err.contains("medxfer zoo import inat2021 FILE"), "{err}");
+
+    let hand = home.path().join("downloaded-by-hand.pth.tar");
+    std::fs::write(&hand, zoo_server::bytes(50_000, 13)).unwrap();
+    let out = medxfer(home.path(), None).args(["zoo", "import", "inat2021"]).arg(&hand).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(list_state(home.path(), "inat2021")["state"], "downloaded");
+    let out = medxfer(home.path(), None).args(["zoo", "path", "inat2021"]).output().unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(printed.trim(), cached(home.path(), "inat2021", "inat2021_supervised_large.pth.tar").to_str().unwrap());
+    let out = medxfer(home.path(), None).args(["zoo", "verify", "inat2021"]).output().unwrap();
+    assert!(out.status.success() && stderr(&out).contains("inat2021: verified"), "{}", stderr(&out));
+    assert_eq!(list_state(home.path(), "inat2021")["state"], "verified");
+
+    std::fs::write(cached(home.path(), "inat2021", "inat2021_supervised_large.pth.tar"), b"tampered").unwrap();
+    let out = medxfer(home.path(), None).args(["zoo", "verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("(pinned in zoo.lock)"), "{}", stderr(&out));
+    let state = list_state(home.path(), "inat2021");
+    assert_eq!(state["state"], "failed", "{state}");
+
+    let out = medxfer(home.path(), None).args(["zoo", "rm", "inat2021"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(list_state(home.path(), "inat2021")["state"], "missing");
+}
+
+#[test]
+fn show_and_list_describe_the_catalog() {
+    let home = tempfile::tempdir().unwrap();
+    let rows = binary_list(home.path());
+    assert_eq!(rows.len(), 22);
+    assert_eq!(rows[0]["id"], "imagenet");
+    assert_eq!(rows[0]["state"], "missing");
+    assert_eq!(rows[21]["state"], "builtin");
+    let out = medxfer(home.path(), None).args(["zoo", "show", "imagenet", "--json"]).output().unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["urls"][0], "https://download.pytorch.org/models/resnet50-19c8e357.pth");
+    assert_eq!(shown["recipe"], "torchvision");
+    let out = medxfer(home.path(), None).args(["zoo", "show", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown zoo id \"nope\""), "{}", stderr(&out));
+    let out = medxfer(home.path(), None).args(["zoo", "pull", "random"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
