@@ -72,26 +72,20 @@ pub fn install(home: &Home, entry: &Entry, paths: &ModelPaths, fetched: &Fetched
 
 /// Copies a hand-downloaded file into the `.part` while hashing it (for `zoo import`).
 pub fn copy_to_part(src: &Path, part: &Path) -> Result<Fetched> {
-    let mut input = std::fs::File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
     let mut out = std::fs::File::create(part).with_context(|| format!("cannot create {}", part.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buf).with_context(|| format!("cannot read {}", src.display()))?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n]).with_context(|| format!("cannot write {}", part.display()))?;
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
+    let fetched =
+        hash_stream(src, |chunk| out.write_all(chunk).with_context(|| format!("cannot write {}", part.display())))?;
     out.sync_all()?;
-    Ok(Fetched { sha256: hex::encode(hasher.finalize()), size })
+    Ok(fetched)
 }
 
 /// sha256 of a whole file.
 pub fn hash_file(path: &Path) -> Result<Fetched> {
+    hash_stream(path, |_| Ok(()))
+}
+
+/// Reads `path` once in 1 MiB chunks, hashing each chunk and handing it to `sink`.
+fn hash_stream(path: &Path, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<Fetched> {
     let mut input = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -101,6 +95,7 @@ pub fn hash_file(path: &Path) -> Result<Fetched> {
         if n == 0 {
             break;
         }
+        sink(&buf[..n])?;
         hasher.update(&buf[..n]);
         size += n as u64;
     }
