@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod home;
 pub mod logging;
 pub mod runs;
+pub mod sched;
 pub mod torch_runtime;
 
 /// medxfer's version, as in Cargo.toml.

@@ -2,7 +2,10 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod agent;
 mod doctor;
+mod queue;
+mod sweep;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -26,6 +29,15 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Expand datasets × models × trials into queued runs and hand them to the agent.
+    Sweep(sweep::Args),
+    /// The background agent that owns the run queue (foreground without a subcommand).
+    Agent(agent::Args),
+    /// Pause or resume launching queued runs.
+    Queue(queue::QueueArgs),
+    /// Control runs: stop, kill, resume, restart, rm.
+    #[command(subcommand)]
+    Runs(queue::RunControl),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,6 +72,10 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Sweep(args)) => sweep::run(args),
+        Some(Command::Agent(args)) => agent::run(args),
+        Some(Command::Queue(args)) => queue::run_queue(args),
+        Some(Command::Runs(cmd)) => queue::run_control(cmd),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
