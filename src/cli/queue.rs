@@ -51,12 +51,12 @@ pub enum RunControl {
 
 pub fn run_control(cmd: RunControl) -> Result<i32> {
     let ctx = super::Ctx::load()?;
-    let (ids, verb, make): (Vec<String>, &str, Box<dyn Fn(String) -> Request>) = match cmd {
-        RunControl::Stop { ids } => (ids, "stopping", Box::new(|run| Request::Stop { run })),
-        RunControl::Kill { ids } => (ids, "killed", Box::new(|run| Request::Kill { run })),
-        RunControl::Resume { ids } => (ids, "queued", Box::new(|run| Request::Requeue { run })),
-        RunControl::Restart { ids } => (ids, "queued from scratch", Box::new(|run| Request::Restart { run })),
-        RunControl::Rm { ids, force } => (ids, "removed", Box::new(move |run| Request::Rm { run, force })),
+    let (ids, verb) = match &cmd {
+        RunControl::Stop { ids } => (ids, "stopping"),
+        RunControl::Kill { ids } => (ids, "killed"),
+        RunControl::Resume { ids } => (ids, "queued"),
+        RunControl::Restart { ids } => (ids, "queued from scratch"),
+        RunControl::Rm { ids, .. } => (ids, "removed"),
     };
     if ids.is_empty() {
         anyhow::bail!("no run id given");
@@ -64,7 +64,7 @@ pub fn run_control(cmd: RunControl) -> Result<i32> {
     socket::ensure_agent(&ctx.home)?;
     let mut code = 0;
     for id in ids {
-        match socket::request_ok(&ctx.home, &make(id.clone())) {
+        match socket::request_ok(&ctx.home, &request_for(&cmd, id)) {
             Ok(_) => eprintln!("{id}: {verb}"),
             Err(e) => {
                 eprintln!("medxfer: {}", super::one_sentence(&e));
@@ -73,4 +73,15 @@ pub fn run_control(cmd: RunControl) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+fn request_for(cmd: &RunControl, id: &str) -> Request {
+    let run = id.to_string();
+    match cmd {
+        RunControl::Stop { .. } => Request::Stop { run },
+        RunControl::Kill { .. } => Request::Kill { run },
+        RunControl::Resume { .. } => Request::Requeue { run },
+        RunControl::Restart { .. } => Request::Restart { run },
+        RunControl::Rm { force, .. } => Request::Rm { run, force: *force },
+    }
 }
