@@ -236,3 +236,39 @@ fn paused_queue_stop_and_resume_of_a_queued_run() {
     wait_until("the resumed run to finish", 30, || home.state(&ids[1]) == "finished");
     assert_eq!(home.starts(), 2);
 }
+
+/// Slurm tests run where .ci/run started a single-node Slurm (scripts/slurm-single-node ci) and set
+/// MEDXFER_TEST_SLURM=1; elsewhere they say so and pass.
+fn slurm_available() -> bool {
+    if std::env::var("MEDXFER_TEST_SLURM").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("Slurm tests skipped: run .ci/run, or scripts/slurm-single-node ci and MEDXFER_TEST_SLURM=1");
+    false
+}
+
+#[test]
+fn slurm_array_sweep_completes_and_scancel_gives_stopped() {
+    use medxfer::sched::slurm::SlurmRecord;
+    if !slurm_available() {
+        return;
+    }
+    let home = TestHome::new(1);
+    home.release();
+    let args = ["sweep", "--dataset", "demo-cls", "--models", "imagenet", "--trials", "3", "--executor", "slurm"];
+    let out = home.cmd(&args).arg("--wait").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids = home.run_ids();
+    let jobs: Vec<String> =
+        ids.iter().map(|id| SlurmRecord::load(&home.path("runs").join(id)).unwrap().job_id).collect();
+    let array = jobs[0].split('_').next().unwrap().to_string();
+    assert_eq!(jobs, (0..3).map(|i| format!("{array}_{i}")).collect::<Vec<_>>(), "one array for the sweep");
+    assert!(ids.iter().all(|id| home.state(id) == "finished"));
+
+    std::fs::remove_file(home.path("release")).unwrap();
+    home.ok(&["sweep", "--dataset", "demo-cls", "--models", "swav", "--trials", "1", "--executor", "slurm"]);
+    let id = home.run_ids().into_iter().find(|id| id.contains("swav")).unwrap();
+    wait_until("the Slurm job to start the run", 60, || home.starts() == 4);
+    home.ok(&["runs", "stop", &id]);
+    wait_until("scancel to stop the run", 60, || home.state(&id) == "stopped");
+}

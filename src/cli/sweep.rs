@@ -52,8 +52,7 @@ pub fn run(args: Args) -> Result<i32> {
     let ctx = super::Ctx::load()?;
     let executor = args.executor.clone().unwrap_or_else(|| ctx.config.scheduler.executor.clone());
     match executor.as_str() {
-        "local" => {}
-        "slurm" => bail!("--executor slurm: the Slurm executor is not part of this build yet; use --executor local"),
+        "local" | "slurm" => {}
         other => bail!("--executor {other:?}: expected local or slurm"),
     }
     let overrides = args

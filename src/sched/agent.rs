@@ -7,7 +7,8 @@ use crate::runs::record::{State, Status, now_rfc3339};
 use crate::sched::control::{self, AgentRecord};
 use crate::sched::proc;
 use crate::sched::slots::{GpuInfo, Slot, Slots};
-use crate::sched::socket::{self, AgentStatus, Reply, Request, RunningRun};
+use crate::sched::slurm::SlurmRuns;
+use crate::sched::socket::{self, AgentStatus, Reply, Request, RunningRun, SlurmRun};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -47,6 +48,7 @@ pub struct Agent {
     slots: Slots,
     threads_per_run: usize,
     active: BTreeMap<String, Active>,
+    slurm: SlurmRuns,
 }
 
 /// Holds `<home>/agent/agent.lock` for the life of the agent.
@@ -91,6 +93,7 @@ pub fn run(home: Home, config: &Config) -> Result<()> {
         slots: Slots::new(s.cpu_slots.max(1), s.gpu_slots_per_device.max(1), s.min_free_gpu_mib, gpu_count),
         threads_per_run,
         active: BTreeMap::new(),
+        slurm: SlurmRuns::new(config.slurm.clone()),
     };
     agent.adopt();
     tracing::info!(pid = std::process::id(), socket = %sock.display(), "agent listening");
@@ -174,6 +177,10 @@ impl Agent {
                 continue;
             }
             let dir = self.home.runs.join(&id);
+            if control::on_slurm(&dir) && self.slurm.adopt(&id, dir.clone()) {
+                tracing::info!(run = %id, "following a Slurm job again");
+                continue;
+            }
             match AgentRecord::load(&dir) {
                 Some(rec) if proc::is_same_live_process(rec.pid, rec.start_time) => {
                     tracing::info!(run = %id, pid = rec.pid, "re-adopted a live run");
@@ -188,13 +195,17 @@ impl Agent {
                     };
                     self.active.insert(id, active);
                 }
-                _ => self.log_result(&id, control::after_death(&dir, "died while no agent was watching")),
+                _ => self.log_result(
+                    &id,
+                    control::after_death(&dir, "died while no agent was watching", control::local_attempts(&dir)),
+                ),
             }
         }
     }
 
     fn tick(&mut self) {
         self.follow();
+        self.slurm.follow();
         if !self.paused() {
             self.launch_queued();
         }
@@ -240,7 +251,7 @@ impl Agent {
                 let why = if kind == StopKind::Kill { "killed by user" } else { "stopped by user" };
                 control::set_state(&a.dir, State::Stopped, Some(why.into())).map(|_| State::Stopped)
             }
-            _ => control::after_death(&a.dir, how),
+            _ => control::after_death(&a.dir, how, control::local_attempts(&a.dir)),
         };
         tracing::info!(run = %id, how, "run ended");
         self.log_result(id, outcome);
@@ -255,11 +266,16 @@ impl Agent {
 
     fn launch_queued(&mut self) {
         let mut gpus: Option<Vec<GpuInfo>> = None;
+        let mut to_slurm = Vec::new();
         for id in control::queued(&self.home.runs) {
-            if self.active.contains_key(&id) {
+            if self.active.contains_key(&id) || self.slurm.contains(&id) {
                 continue;
             }
             let dir = self.home.runs.join(&id);
+            if control::on_slurm(&dir) {
+                to_slurm.push((id, dir));
+                continue;
+            }
             let slot = if control::wants_gpu(&dir) {
                 if self.slots.gpu_count == 0 {
                     let why = "the run asks for a GPU but NVML reports none; use --set device=cpu";
@@ -286,6 +302,9 @@ impl Agent {
                     g.free_mib = 0; // memory use of the new run is unknown until it allocates: one admission per tick
                 }
             }
+        }
+        if let Err(e) = self.slurm.submit_queued(&to_slurm, &self.home.agent_dir, &self.program) {
+            tracing::error!("{}", crate::cli::one_sentence(&e));
         }
     }
 
@@ -339,7 +358,7 @@ impl Agent {
     }
 
     fn not_active(&self, run: &str) -> Result<()> {
-        if self.active.contains_key(run) {
+        if self.active.contains_key(run) || self.slurm.contains(run) {
             bail!("run {run} is running; stop it first");
         }
         Ok(())
@@ -350,6 +369,9 @@ impl Agent {
             let signal = if kind == StopKind::Kill { libc::SIGKILL } else { libc::SIGTERM };
             proc::signal_group(a.pid, signal).with_context(|| format!("cannot signal run {run} (pid {})", a.pid))?;
             a.stop = Some((kind, Instant::now()));
+            return Ok(());
+        }
+        if self.slurm.stop(run)? {
             return Ok(());
         }
         let dir = control::run_dir(&self.home.runs, run)?;
@@ -371,7 +393,11 @@ impl Agent {
                 .iter()
                 .map(|(id, a)| RunningRun { id: id.clone(), pid: a.pid, slot: a.slot, adopted: a.child.is_none() })
                 .collect(),
-            queued: control::queued(&self.home.runs).into_iter().filter(|id| !self.active.contains_key(id)).collect(),
+            queued: control::queued(&self.home.runs)
+                .into_iter()
+                .filter(|id| !self.active.contains_key(id) && !self.slurm.contains(id))
+                .collect(),
+            slurm: self.slurm.jobs().into_iter().map(|(id, job_id)| SlurmRun { id, job_id }).collect(),
         }
     }
 }

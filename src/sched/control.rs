@@ -69,6 +69,16 @@ pub fn wants_gpu(dir: &Path) -> bool {
     RunSpec::load(dir).map(|s| s.device.device != "cpu").unwrap_or(false)
 }
 
+/// Whether a run goes to Slurm (its spec's executor).
+pub fn on_slurm(dir: &Path) -> bool {
+    RunSpec::load(dir).map(|s| s.executor == "slurm").unwrap_or(false)
+}
+
+/// Launches so far of a local run.
+pub fn local_attempts(dir: &Path) -> u32 {
+    AgentRecord::load(dir).map(|r| r.attempts).unwrap_or(0)
+}
+
 pub fn set_state(dir: &Path, state: State, reason: Option<String>) -> Result<()> {
     let mut status = Status::load(dir).unwrap_or_else(|_| Status::new(state));
     status.state = state;
@@ -81,8 +91,7 @@ pub fn set_state(dir: &Path, state: State, reason: Option<String>) -> Result<()>
 
 /// After a trainer exited without a terminal status: requeue it (it resumes from last.ckpt) or,
 /// after MAX_ATTEMPTS, mark it failed. Returns the new state.
-pub fn after_death(dir: &Path, how: &str) -> Result<State> {
-    let attempts = AgentRecord::load(dir).map(|r| r.attempts).unwrap_or(0);
+pub fn after_death(dir: &Path, how: &str, attempts: u32) -> Result<State> {
     let log = dir.join(crate::runs::record::LOG_FILE);
     if attempts >= MAX_ATTEMPTS {
         let why = format!("trainer {how} without a result {attempts} times; see {}", log.display());
@@ -195,10 +204,10 @@ mod tests {
         let dir = run(t.path(), "r", State::Running);
         let mut rec = AgentRecord { pid: 1, start_time: 1, slot: Slot::Cpu(0), attempts: 1, launched: String::new() };
         rec.save(&dir).unwrap();
-        assert_eq!(after_death(&dir, "was killed").unwrap(), State::Queued);
+        assert_eq!(after_death(&dir, "was killed", rec.attempts).unwrap(), State::Queued);
         rec.attempts = MAX_ATTEMPTS;
         rec.save(&dir).unwrap();
-        assert_eq!(after_death(&dir, "was killed").unwrap(), State::Failed);
+        assert_eq!(after_death(&dir, "was killed", rec.attempts).unwrap(), State::Failed);
         assert!(Status::load(&dir).unwrap().reason.unwrap().contains("train.log"));
     }
 

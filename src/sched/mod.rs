@@ -6,5 +6,6 @@ pub mod agent;
 pub mod control;
 pub mod proc;
 pub mod slots;
+pub mod slurm;
 pub mod socket;
 pub mod sweep;

@@ -79,6 +79,15 @@ pub struct AgentStatus {
     pub running: Vec<RunningRun>,
     /// Queued run ids in launch order.
     pub queued: Vec<String>,
+    /// Runs followed in Slurm.
+    #[serde(default)]
+    pub slurm: Vec<SlurmRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlurmRun {
+    pub id: String,
+    pub job_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
