@@ -12,8 +12,7 @@ use crate::sched::socket::{self, AgentStatus, Reply, Request, RunningRun, SlurmR
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::mpsc;
@@ -99,14 +98,14 @@ pub fn run(home: Home, config: &Config) -> Result<()> {
     tracing::info!(pid = std::process::id(), socket = %sock.display(), "agent listening");
     eprintln!("medxfer agent {} listening on {}", std::process::id(), sock.display());
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || accept_loop(listener, tx));
+    std::thread::spawn(move || socket::serve(listener, tx));
     let mut next_tick = Instant::now();
     loop {
         match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
             Ok((req, mut stream)) => {
                 let shutdown = req == Request::Shutdown;
                 let reply = agent.handle(req);
-                send_reply(&mut stream, &reply);
+                socket::send_reply(&mut stream, &reply);
                 if shutdown {
                     break;
                 }
@@ -122,42 +121,6 @@ pub fn run(home: Home, config: &Config) -> Result<()> {
     let _ = std::fs::remove_file(&sock);
     tracing::info!("agent shut down; {} run(s) keep running and will be re-adopted", agent.active.len());
     Ok(())
-}
-
-type Incoming = (Request, UnixStream);
-
-fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
-    for stream in listener.incoming().flatten() {
-        let tx = tx.clone();
-        std::thread::spawn(move || read_requests(stream, tx));
-    }
-}
-
-fn read_requests(stream: UnixStream, tx: mpsc::Sender<Incoming>) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let Ok(reader_half) = stream.try_clone() else { return };
-    for line in BufReader::new(reader_half).lines() {
-        let Ok(line) = line else { return };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let Ok(mut writer) = stream.try_clone() else { return };
-        match serde_json::from_str::<Request>(&line) {
-            Ok(req) => {
-                if tx.send((req, writer)).is_err() {
-                    return;
-                }
-            }
-            Err(e) => send_reply(&mut writer, &Reply::error(format!("unreadable request {:?}: {e}", line.trim()))),
-        }
-    }
-}
-
-fn send_reply(stream: &mut UnixStream, reply: &Reply) {
-    if let Ok(mut line) = serde_json::to_string(reply) {
-        line.push('\n');
-        let _ = stream.write_all(line.as_bytes());
-    }
 }
 
 impl Agent {

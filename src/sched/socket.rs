@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const SOCKET_FILE: &str = "agent.sock";
@@ -180,6 +181,44 @@ pub fn ensure_agent(home: &Home) -> Result<bool> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("the agent did not answer on {} within 20 s; see {}", socket_path(home).display(), log_path.display())
+}
+
+/// A request and the connection its reply goes to.
+pub type Incoming = (Request, UnixStream);
+
+/// Accepts connections; each line read becomes an `Incoming` for the agent's loop (which replies in order).
+pub fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
+    for stream in listener.incoming().flatten() {
+        let tx = tx.clone();
+        std::thread::spawn(move || read_requests(stream, tx));
+    }
+}
+
+fn read_requests(stream: UnixStream, tx: mpsc::Sender<Incoming>) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let Ok(reader_half) = stream.try_clone() else { return };
+    for line in BufReader::new(reader_half).lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(mut writer) = stream.try_clone() else { return };
+        match serde_json::from_str::<Request>(&line) {
+            Ok(req) => {
+                if tx.send((req, writer)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => send_reply(&mut writer, &Reply::error(format!("unreadable request {:?}: {e}", line.trim()))),
+        }
+    }
+}
+
+pub fn send_reply(stream: &mut UnixStream, reply: &Reply) {
+    if let Ok(mut line) = serde_json::to_string(reply) {
+        line.push('\n');
+        let _ = stream.write_all(line.as_bytes());
+    }
 }
 
 #[cfg(test)]
