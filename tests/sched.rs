@@ -201,7 +201,7 @@ fn runs_survive_a_sigkilled_agent_and_the_next_agent_adopts_them() {
 }
 
 #[test]
-fn a_sigkilled_run_is_requeued_and_completes() {
+fn a_sigkilled_run_is_requeued_and_completes_and_a_stopped_run_resumes() {
     let home = TestHome::new(1);
     home.sweep("imagenet", 1);
     let id = home.run_ids().remove(0);
@@ -210,11 +210,17 @@ fn a_sigkilled_run_is_requeued_and_completes() {
     let first = AgentRecord::load(&dir).unwrap();
     medxfer::sched::proc::signal_group(first.pid, libc::SIGKILL).unwrap();
     wait_until("the run to be launched again", 30, || home.starts() == 2);
-    home.release();
-    wait_until("the run to finish", 30, || home.state(&id) == "finished");
     let second = AgentRecord::load(&dir).unwrap();
     assert_eq!(second.attempts, 2);
     assert_ne!(second.pid, first.pid);
+
+    home.ok(&["runs", "stop", &id]);
+    wait_until("SIGTERM to stop the run", 30, || home.state(&id) == "stopped");
+    assert!(!medxfer::sched::proc::is_same_live_process(second.pid, second.start_time));
+    home.release();
+    home.ok(&["runs", "resume", &id]);
+    wait_until("the resumed run to finish", 30, || home.state(&id) == "finished");
+    assert_eq!(home.starts(), 3);
 }
 
 #[test]
