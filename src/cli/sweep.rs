@@ -63,7 +63,12 @@ pub fn run(args: Args) -> Result<i32> {
             _ => bail!("--set {kv:?}: expected KEY=VALUE"),
         })
         .collect::<Result<Vec<_>>>()?;
-    let default_device = if crate::doctor::nvml_gpus().is_empty() { "cpu" } else { "cuda" };
+    // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
+    let has_gpu = match executor.as_str() {
+        "slurm" => ctx.config.slurm.gpus_per_job > 0,
+        _ => !crate::doctor::nvml_gpus().is_empty(),
+    };
+    let default_device = if has_gpu { "cuda" } else { "cpu" };
     let req = SweepRequest {
         dataset: args.dataset.clone(),
         models: args.models.clone(),
