@@ -243,6 +243,19 @@ fn paused_queue_stop_and_resume_of_a_queued_run() {
     assert_eq!(home.starts(), 2);
 }
 
+#[test]
+fn sweep_wait_exits_non_zero_when_a_run_failed() {
+    let home = TestHome::new(2);
+    home.release();
+    let out = home.cmd(&["sweep", "--dataset", "demo-cls", "--models", "imagenet,random", "--wait"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids = home.run_ids();
+    let states: Vec<String> = ids.iter().map(|id| home.state(id)).collect();
+    assert_eq!(states.iter().filter(|s| *s == "failed").count(), 1, "{ids:?} {states:?}");
+    assert_eq!(states.iter().filter(|s| *s == "finished").count(), 1, "{ids:?} {states:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("random"), "the failed run is named");
+}
+
 /// Slurm tests run where .ci/run started a single-node Slurm (scripts/slurm-single-node ci) and set
 /// MEDXFER_TEST_SLURM=1; elsewhere they say so and pass.
 fn slurm_available() -> bool {

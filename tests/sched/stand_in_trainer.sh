@@ -5,6 +5,11 @@ set -eu
 dir=$3
 base=$(dirname "$0")
 echo "start $(basename "$dir") $$" >> "$base/events.log"
+if grep -q '^init = "random"' "$dir/spec.toml"; then  # stands for a trainer that fails
+  printf '{"state":"failed","reason":"stand-in failure","updated":"2026-01-01T00:00:00Z"}' > "$dir/.st"
+  mv "$dir/.st" "$dir/status.json"
+  exit 1
+fi
 (
   flock 9
   n=$(( $(cat "$base/running" 2>/dev/null || echo 0) + 1 ))
