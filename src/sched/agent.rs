@@ -381,3 +381,20 @@ fn remove_file_if_present(path: &Path) -> Result<()> {
         Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_agent_per_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::under(dir.path()).unwrap();
+        home.ensure().unwrap();
+        let held = lock(&home).unwrap();
+        let err = lock(&home).unwrap_err().to_string();
+        assert!(err.contains("already runs") && err.contains(&std::process::id().to_string()), "{err}");
+        drop(held);
+        lock(&home).unwrap();
+    }
+}
