@@ -3,6 +3,7 @@
 //! with one sentence naming what is at fault.
 
 mod doctor;
+mod train;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Run (or resume) one fine-tune in a run folder holding spec.toml.
+    Train(train::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Train(args)) => train::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
