@@ -62,11 +62,11 @@ for name, (h, w) in {"224": (224, 224), "256x320": (256, 320)}.items():
     save_file({"output": yu}, f"{out}/unet_{name}_expected.safetensors")
 
 # One training step: train-mode BN, BCE-with-logits, Adam lr 1e-3.
+# It starts from resnet50.safetensors (saved above).
 torch.manual_seed(2)
-net = torchvision.models.resnet50(num_classes=3)
-save_file(state(net), f"{out}/train_before.safetensors")
+net = resnet
 xt = torch.randn(2, 3, 64, 64)
-yt = torch.randint(0, 2, (2, 3)).float()
+yt = torch.randint(0, 2, (2, 5)).float()
 net.train()
 opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt), yt)

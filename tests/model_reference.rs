@@ -10,18 +10,20 @@ use std::sync::OnceLock;
 use tch::nn::{ModuleT, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
+/// Runs the reference script once per test process into target/tmp (so nothing piles up in /tmp).
 fn refs() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let python = std::env::var("MEDXFER_TEST_PYTHON")
             .expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env (the Makefile does) to run these tests");
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("model_reference");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model_reference.py");
-        let out = Command::new(python).env("OMP_NUM_THREADS", "1").arg(&script).arg(dir.path()).output().unwrap();
+        let out = Command::new(python).env("OMP_NUM_THREADS", "1").arg(&script).arg(&dir).output().unwrap();
         assert!(out.status.success(), "reference script failed: {}", String::from_utf8_lossy(&out.stderr));
         dir
     })
-    .path()
 }
 
 fn read(name: &str) -> HashMap<String, Tensor> {
@@ -89,8 +91,8 @@ fn unet_matches_smp_at_square_and_non_square_sizes() {
 fn one_adam_step_matches_pytorch() {
     tch::set_num_threads(1);
     let mut vs = VarStore::new(Device::Cpu);
-    let net = Net::ResNet50(model::resnet50(vs.root(), Some(3), Padding::Torch));
-    model::load_all(&mut vs, &refs().join("train_before.safetensors")).unwrap();
+    let net = Net::ResNet50(model::resnet50(vs.root(), Some(5), Padding::Torch));
+    model::load_all(&mut vs, &refs().join("resnet50.safetensors")).unwrap();
     let batch = read("train_batch.safetensors");
     let mut opt = tch::nn::Adam::default().build(&vs, 1e-3).unwrap();
     let logits = net.forward_t(&batch["input"], true);
@@ -98,7 +100,7 @@ fn one_adam_step_matches_pytorch() {
     assert!(max_abs(&loss.reshape([1]), &batch["loss"]) < 1e-5);
     opt.backward_step(&loss);
     let after = read("train_after.safetensors");
-    let before = read("train_before.safetensors");
+    let before = read("resnet50.safetensors");
     let ours = vs.variables();
     let mut diffs: Vec<(f64, &String)> = ours.iter().map(|(n, t)| (max_abs(t, &after[n.as_str()]), n)).collect();
     diffs.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -119,7 +121,8 @@ fn assert_round_trip(file: &str, net_for: impl FnOnce(&VarStore) -> Net) {
     let _net = net_for(&vs);
     let report = model::load_all(&mut vs, &refs().join(file)).unwrap();
     assert!(report.unused.is_empty(), "{file}: tensors with no variable: {:?}", report.unused);
-    let saved = tempfile::tempdir().unwrap().keep().join("saved.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.safetensors");
     vs.save(&saved).unwrap();
     let reference = read(file);
     let ours = model::read_tensors(&saved).unwrap();
@@ -155,7 +158,8 @@ fn encoder_load_is_strict_and_leaves_heads_fresh() {
             *t = Tensor::zeros([64, 1, 7, 7], tch::kind::FLOAT_CPU);
         }
     }
-    let broken = tempfile::tempdir().unwrap().keep().join("broken.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.safetensors");
     Tensor::write_safetensors(&partial, &broken).unwrap();
     let err = model::load_encoder(&mut vs, &broken, "encoder.").unwrap_err().to_string();
     assert!(err.contains("1 missing (layer3.1.bn2.running_var)"), "{err}");
@@ -175,4 +179,23 @@ fn same_padding_gives_ceil_sizes_and_random_init_is_torchvision_s() {
     let expected_std = (2.0f64 / (256.0 * 9.0)).sqrt();
     assert!((w.std(true).double_value(&[]) / expected_std - 1.0).abs() < 0.05);
     assert_eq!(vars["layer4.2.bn3.weight"].min().double_value(&[]), 1.0);
+}
+
+#[test]
+fn eval_names_the_file_at_fault() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .env("MEDXFER_HOME", home.path())
+        .args(["model", "eval", "--arch", "unet", "--weights"])
+        .arg(refs().join("unet.safetensors"))
+        .arg("--input")
+        .arg(refs().join("resnet50_expected.safetensors"))
+        .arg("--output")
+        .arg(home.path().join("out.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resnet50_expected.safetensors: no tensor named `input`"), "{stderr}");
+    assert!(!home.path().join("out.safetensors").exists());
 }

@@ -61,6 +61,7 @@ fn eval(args: EvalArgs) -> Result<i32> {
         PaddingArg::Torch => Padding::Torch,
         PaddingArg::Same => Padding::Same,
     };
+    let input = read_input(&args.input, matches!(args.arch, Arch::Unet))?;
     let weights = model::read_tensors(&args.weights)?;
     let head_rows = |name: &str| weights.get(name).map(|t| t.size()[0]);
     let mut vs = VarStore::new(Device::Cpu);
@@ -78,7 +79,6 @@ fn eval(args: EvalArgs) -> Result<i32> {
     };
     drop(weights);
     model::load_all(&mut vs, &args.weights)?;
-    let input = read_input(&args.input, matches!(args.arch, Arch::Unet))?;
     let mut outputs = Vec::new();
     tch::no_grad(|| {
         outputs.push(("output", net.forward_t(&input, false)));

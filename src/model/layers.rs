@@ -106,3 +106,36 @@ pub fn xavier_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
     let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
     nn::Init::Uniform { lo: -bound, up: bound }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pads(h: i64, w: i64, k: i64, stride: i64) -> Vec<i64> {
+        let xs = Tensor::ones([1, 1, h, w], tch::kind::FLOAT_CPU);
+        let padded = pad_same(&xs, k, stride, 0.0);
+        // Rows/columns of zeros added on each side: top, bottom, left, right.
+        let rows = padded.sum_dim_intlist(3, false, None).squeeze();
+        let cols = padded.sum_dim_intlist(2, false, None).squeeze();
+        let lead = |t: &Tensor| Vec::<f32>::try_from(t).unwrap().iter().take_while(|v| **v == 0.0).count() as i64;
+        let trail =
+            |t: &Tensor| Vec::<f32>::try_from(t).unwrap().iter().rev().take_while(|v| **v == 0.0).count() as i64;
+        vec![lead(&rows), trail(&rows), lead(&cols), trail(&cols)]
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_bottom_right() {
+        assert_eq!(pads(224, 224, 7, 2), [2, 3, 2, 3]);
+        assert_eq!(pads(56, 57, 3, 2), [0, 1, 1, 1]);
+        assert_eq!(pads(14, 14, 3, 1), [1, 1, 1, 1]);
+        assert_eq!(pads(14, 14, 1, 2), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn same_max_pool_ignores_padding() {
+        let xs = -Tensor::ones([1, 1, 4, 4], tch::kind::FLOAT_CPU);
+        let ys = max_pool(&xs, Padding::Same);
+        assert_eq!(ys.size(), [1, 1, 2, 2]);
+        assert_eq!(ys.max().double_value(&[]), -1.0);
+    }
+}
