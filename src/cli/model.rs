@@ -1,4 +1,4 @@
-//! `medxfer model eval`: an eval-mode forward of a saved network on a saved input, for tests and for
+//! `medxfer model eval`: an eval-mode CPU forward of a saved network on a saved input, for tests and for
 //! users who doubt a conversion.
 
 use crate::model::{self, Net, Padding};
@@ -63,7 +63,7 @@ fn eval(args: EvalArgs) -> Result<i32> {
     };
     let input = read_input(&args.input, matches!(args.arch, Arch::Unet))?;
     let weights = model::read_tensors(&args.weights)?;
-    let head_rows = |name: &str| weights.get(name).map(|t| t.size()[0]);
+    let head_rows = |name: &str| weights.get(name).and_then(|t| t.size().first().copied());
     let mut vs = VarStore::new(Device::Cpu);
     let net = match args.arch {
         Arch::Resnet50 => Net::ResNet50(model::resnet50(vs.root(), head_rows("fc.weight"), padding)),
@@ -78,7 +78,15 @@ fn eval(args: EvalArgs) -> Result<i32> {
         }
     };
     drop(weights);
-    model::load_all(&mut vs, &args.weights)?;
+    let report = model::load_all(&mut vs, &args.weights)?;
+    if !report.unused.is_empty() {
+        eprintln!(
+            "{}: ignored {} tensors the network does not have: {}",
+            args.weights.display(),
+            report.unused.len(),
+            report.unused.join(", ")
+        );
+    }
     let mut outputs = Vec::new();
     tch::no_grad(|| {
         outputs.push(("output", net.forward_t(&input, false)));
