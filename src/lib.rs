@@ -8,6 +8,7 @@ pub mod config;
 pub mod doctor;
 pub mod home;
 pub mod logging;
+pub mod model;
 pub mod runs;
 pub mod torch_runtime;
 pub mod train;

@@ -4,6 +4,7 @@
 
 mod doctor;
 mod train;
+mod model;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -29,6 +30,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Run (or resume) one fine-tune in a run folder holding spec.toml.
     Train(train::Args),
+    /// Run the networks: `model eval` checks a conversion against a reference.
+    Model(model::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -64,6 +67,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Model(args)) => model::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
