@@ -2,6 +2,7 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod data;
 mod doctor;
 
 use crate::{config::Config, home::Home};
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Datasets: write the demo datasets, check a dataset's images and split lists.
+    Data(data::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,6 +63,7 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Data(args)) => data::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
