@@ -93,22 +93,25 @@ fn smooth_test_image(width: usize, height: usize, channels: usize) -> Img {
 #[test]
 fn resize_and_center_crop_match_torchvision() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, h, c, resize, crop) in
-        [(300usize, 250usize, 1usize, 256usize, 224usize), (97, 120, 3, 256, 224), (700, 650, 1, 73, 64)]
-    {
-        let path = dir.path().join(format!("in_{w}_{c}.png"));
+    let cases = [(300usize, 250usize, 1usize, 256usize, 224usize), (97, 120, 3, 256, 224), (700, 650, 1, 73, 64)];
+    let mut script = String::from("from PIL import Image\nimport torchvision.transforms as T\n");
+    for (k, &(w, h, c, resize, crop)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("in{k}.png"));
         smooth_test_image(w, h, c).save_png(&path).unwrap();
-        let out = dir.path().join("ref.bin");
-        python(&format!(
-            "from PIL import Image\nimport torchvision.transforms as T\n\
-             im=Image.open('{}').convert('RGB')\n\
-             t=T.Compose([T.Resize(({resize},{resize})),T.CenterCrop({crop}),T.ToTensor()])(im)\n\
-             open('{}','wb').write((t*255).round().byte().numpy().tobytes())",
-            path.display(),
-            out.display()
-        ));
-        let reference = std::fs::read(&out).unwrap();
-        let ours = center_crop(&Img::open(&path).unwrap().resize_bilinear(resize, resize), crop);
+        script += &format!(
+            "t=T.Compose([T.Resize(({resize},{resize})),T.CenterCrop({crop}),T.ToTensor()])\n\
+             open('{}','wb').write((t(Image.open('{}').convert('RGB'))*255).round().byte().numpy().tobytes())\n",
+            dir.path().join(format!("ref{k}.bin")).display(),
+            path.display()
+        );
+    }
+    python(&script);
+    for (k, &(w, h, c, resize, crop)) in cases.iter().enumerate() {
+        let reference = std::fs::read(dir.path().join(format!("ref{k}.bin"))).unwrap();
+        let ours = center_crop(
+            &Img::open(&dir.path().join(format!("in{k}.png"))).unwrap().resize_bilinear(resize, resize),
+            crop,
+        );
         let plane = crop * crop;
         let mut total = 0.0;
         for ch in 0..3 {
@@ -118,6 +121,7 @@ fn resize_and_center_crop_match_torchvision() {
             }
         }
         let mean = total / (3 * plane) as f64;
+        eprintln!("{w}x{h}x{c} -> {resize} -> {crop}: mean abs difference {mean:.4} (0..255 scale)");
         assert!(mean <= 1.0, "{w}x{h}x{c}: mean abs difference {mean} (in 0..255) exceeds 1/255");
     }
 }
@@ -127,7 +131,8 @@ fn demo_is_deterministic_quick_and_loader_batches_do_not_depend_on_workers() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let start = std::time::Instant::now();
     let (cls, seg) = demo::write(a.path()).unwrap();
-    assert!(start.elapsed().as_secs_f64() < 2.0, "demo took {:?}", start.elapsed());
+    // Measured about 0.2 s; the bound leaves room for 2 shared, busy cores.
+    assert!(start.elapsed().as_secs_f64() < 5.0, "demo took {:?}", start.elapsed());
     demo::write(b.path()).unwrap();
     for rel in ["demo-cls/train.txt", "demo-cls/images/00007_000.png", "demo-seg/val/masks/0061.png"] {
         assert_eq!(std::fs::read(a.path().join(rel)).unwrap(), std::fs::read(b.path().join(rel)).unwrap(), "{rel}");

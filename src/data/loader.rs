@@ -59,6 +59,9 @@ pub struct Batch {
     pub indices: Vec<usize>,
 }
 
+/// (batch number in the epoch, item positions)
+type Job = (usize, Vec<usize>);
+
 pub struct Loader {
     items: Arc<Vec<Item>>,
     config: LoaderConfig,
@@ -106,7 +109,7 @@ impl Loader {
         let order = self.order(epoch);
         let b = self.config.batch_size.max(1);
         let jobs: Vec<Vec<usize>> = order.chunks(b).take(self.batches_per_epoch()).map(|c| c.to_vec()).collect();
-        let (job_tx, job_rx) = channel::<(usize, Vec<usize>)>();
+        let (job_tx, job_rx) = channel::<Job>();
         let (result_tx, result_rx) = channel::<(usize, Result<RawBatch>)>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers = (0..self.config.workers.max(1))
@@ -135,7 +138,7 @@ impl Loader {
 }
 
 fn worker(
-    jobs: Arc<Mutex<Receiver<(usize, Vec<usize>)>>>,
+    jobs: Arc<Mutex<Receiver<Job>>>,
     results: Sender<(usize, Result<RawBatch>)>,
     items: Arc<Vec<Item>>,
     config: LoaderConfig,
@@ -202,8 +205,8 @@ fn build_batch(items: &[Item], indices: &[usize], config: &LoaderConfig, epoch: 
 }
 
 pub struct EpochIter {
-    jobs: std::vec::IntoIter<(usize, Vec<usize>)>,
-    job_tx: Option<Sender<(usize, Vec<usize>)>>,
+    jobs: std::vec::IntoIter<Job>,
+    job_tx: Option<Sender<Job>>,
     results: Receiver<(usize, Result<RawBatch>)>,
     ready: BTreeMap<usize, Result<RawBatch>>,
     next: usize,
