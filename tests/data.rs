@@ -211,3 +211,53 @@ fn data_check_reports_missing_images_and_bad_label_counts() {
     assert!(stderr.contains("00003_000.png is missing"), "{stderr}");
     assert!(stderr.contains("val.txt:") && stderr.contains("expected 4 labels"), "{stderr}");
 }
+
+#[test]
+fn resolve_takes_the_anno_subset_of_the_home_demo() {
+    use medxfer::runs::record::DataSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let home = medxfer::home::Home::under(dir.path()).unwrap();
+    let data = DataSpec { anno_percent: 10, normalization: Some("imagenet".into()), ..DataSpec::default() };
+    let splits = medxfer::data::resolve("demo-cls", &data, &home, 1).unwrap();
+    assert_eq!(splits.root, dir.path().join("datasets/demo-cls"));
+    assert_eq!((splits.train.len(), splits.val.len(), splits.test.len()), (30, 100, 100));
+    let full = medxfer::data::resolve("demo-cls", &DataSpec::default(), &home, 1).unwrap();
+    let expected: Vec<_> = pyrandom::anno_subset(300, 10).into_iter().map(|i| full.train[i].image.clone()).collect();
+    assert_eq!(splits.train.iter().map(|i| i.image.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!((splits.normalization, full.normalization), (Normalization::Imagenet, Normalization::Chestxray));
+    let err = medxfer::data::resolve("shenzhen", &DataSpec::default(), &home, 1).unwrap_err().to_string();
+    assert!(err.contains("--root"), "{err}");
+}
+
+#[test]
+fn split_chestxray14_keeps_patients_in_one_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entry = String::from("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age\n");
+    let (mut train_val, mut test) = (String::new(), String::new());
+    for patient in 1..=40 {
+        for k in 0..3 {
+            let name = format!("{patient:08}_{k:03}.png");
+            let findings = if k == 1 { "Cardiomegaly|Hernia" } else { "No Finding" };
+            entry += &format!("{name},{findings},{k},{patient},50\n");
+            if patient <= 30 { train_val += &format!("{name}\n") } else { test += &format!("{name}\n") }
+        }
+    }
+    std::fs::write(dir.path().join("Data_Entry_2017.csv"), entry).unwrap();
+    std::fs::write(dir.path().join("train_val_list.txt"), train_val).unwrap();
+    std::fs::write(dir.path().join("test_list.txt"), test).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .args(["data", "split", "chestxray14", "--nih-dir"])
+        .arg(dir.path())
+        .env("MEDXFER_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |f: &str| read_chestxray14(&dir.path().join(f), Path::new(""), 14).unwrap();
+    let (train, val, test) =
+        (read("Xray14_train_official.txt"), read("Xray14_val_official.txt"), read("Xray14_test_official.txt"));
+    assert_eq!((train.len(), val.len(), test.len()), (81, 9, 30));
+    assert_eq!(train.iter().find(|i| i.image.to_str().unwrap().ends_with("_001.png")).unwrap().labels[1], 1.0);
+    let patient = |i: &lists::Item| i.image.to_str().unwrap()[..8].to_string();
+    let train_patients: std::collections::BTreeSet<String> = train.iter().map(patient).collect();
+    assert!(val.iter().all(|i| !train_patients.contains(&patient(i))));
+}

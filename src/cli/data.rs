@@ -18,6 +18,26 @@ pub enum DataCommand {
     Demo { dir: PathBuf },
     /// Check a dataset: missing or unreadable images, label counts, shared patients, prevalence per split.
     Check(CheckArgs),
+    /// Build the study-format split lists of a dataset from its publisher's files (chestxray14).
+    Split(SplitArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct SplitArgs {
+    /// Only chestxray14 for now.
+    pub dataset: String,
+    /// Folder with Data_Entry_2017.csv, train_val_list.txt and test_list.txt.
+    #[arg(long)]
+    pub nih_dir: PathBuf,
+    /// Where to write the three lists (default: the NIH folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Fraction of train_val patients moved to validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Seed of the patient shuffle (Python's random.Random(seed)).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -46,6 +66,7 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(0)
         }
         DataCommand::Check(args) => run_check(args),
+        DataCommand::Split(args) => run_split(args),
     }
 }
 
@@ -90,4 +111,24 @@ fn run_check(args: CheckArgs) -> Result<i32> {
         eprintln!("{}: {} problem(s) found", spec.name, report.errors.len());
         Ok(1)
     }
+}
+
+fn run_split(args: SplitArgs) -> Result<i32> {
+    if args.dataset != "chestxray14" {
+        anyhow::bail!("data split knows only chestxray14, not `{}`", args.dataset);
+    }
+    if !(0.0..1.0).contains(&args.val_fraction) {
+        anyhow::bail!("--val-fraction {} is not in [0, 1)", args.val_fraction);
+    }
+    let spec = DatasetSpec::load("chestxray14")?;
+    let lists = data::split::chestxray14_lists(&args.nih_dir, &spec.labels, args.val_fraction, args.seed)?;
+    let out = args.out.unwrap_or(args.nih_dir);
+    std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    for (name, text) in [&spec.lists.train, &spec.lists.val, &spec.lists.test].into_iter().zip(&lists) {
+        let path = out.join(name);
+        crate::atomic::write(&path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {} ({} images)", path.display(), text.lines().count());
+    }
+    Ok(0)
 }

@@ -28,6 +28,7 @@ pub mod lists;
 pub mod loader;
 pub mod pyrandom;
 pub mod spec;
+pub mod split;
 pub mod transform;
 
 pub use lists::Item;
