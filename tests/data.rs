@@ -261,3 +261,26 @@ fn split_chestxray14_keeps_patients_in_one_split() {
     let train_patients: std::collections::BTreeSet<String> = train.iter().map(patient).collect();
     assert!(val.iter().all(|i| !train_patients.contains(&patient(i))));
 }
+
+#[test]
+fn decodes_png16_jpeg_tiff_gif_to_gray_or_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let gray16 =
+        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(8, 6, |x, _| image::Luma([x as u16 * 0x1000 + 0x80]));
+    let rgb = image::RgbImage::from_fn(8, 6, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 200]));
+    let gray = image::GrayImage::from_fn(8, 6, |x, _| image::Luma([x as u8 * 30]));
+    gray16.save(dir.path().join("a.png")).unwrap();
+    rgb.save(dir.path().join("b.tif")).unwrap();
+    gray.save(dir.path().join("c.jpg")).unwrap();
+    image::DynamicImage::ImageLuma8(gray.clone()).to_rgba8().save(dir.path().join("d.gif")).unwrap();
+    let a = Img::open(&dir.path().join("a.png")).unwrap();
+    assert_eq!((a.width, a.height, a.channels, a.data[1], a.data[7]), (8, 6, 1, 16, 112));
+    let b = Img::open(&dir.path().join("b.tif")).unwrap();
+    assert_eq!((b.channels, &b.data[3 * 9..3 * 10]), (3, &[30u8, 40, 200][..]));
+    let c = Img::open(&dir.path().join("c.jpg")).unwrap();
+    assert_eq!(c.channels, 1);
+    assert!(c.data.iter().zip(gray.as_raw()).all(|(x, y)| (*x as i32 - *y as i32).abs() <= 12));
+    let d = Img::open(&dir.path().join("d.gif")).unwrap();
+    assert_eq!((d.width, d.height), (8, 6));
+    assert!(Img::open(&dir.path().join("missing.png")).unwrap_err().to_string().contains("missing.png"));
+}
