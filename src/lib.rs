@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod doctor;
 pub mod home;
 pub mod logging;

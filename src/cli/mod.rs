@@ -2,6 +2,7 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod data;
 mod doctor;
 mod train;
 mod model;
@@ -32,6 +33,8 @@ pub enum Command {
     Train(train::Args),
     /// Run the networks: `model eval` checks a conversion against a reference.
     Model(model::Args),
+    /// Datasets: write the demo datasets, check a dataset's images and split lists.
+    Data(data::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Doctor(args)) => doctor::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Model(args)) => model::run(args),
+        Some(Command::Data(args)) => data::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
