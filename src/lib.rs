@@ -5,12 +5,15 @@
 pub mod atomic;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod doctor;
 pub mod home;
 pub mod logging;
+pub mod model;
 pub mod runs;
 pub mod sched;
 pub mod torch_runtime;
+pub mod train;
 
 /// medxfer's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

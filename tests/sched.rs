@@ -244,6 +244,25 @@ fn paused_queue_stop_and_resume_of_a_queued_run() {
 }
 
 #[test]
+fn a_sweep_of_real_trainer_runs_finishes_with_results() {
+    let home = TestHome::new(2);
+    let out = home
+        .cmd(&["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "2", "--wait"])
+        .args(["--set", "epochs=1", "--set", "image_size=32", "--set", "batch_size=16", "--set", "threads=1"])
+        .env_remove("MEDXFER_TRAIN_PROGRAM")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for id in home.run_ids() {
+        let dir = home.path("runs").join(&id);
+        let result = medxfer::runs::record::RunResult::load(&dir).unwrap();
+        assert_eq!((result.run_id.as_str(), result.epochs_run), (id.as_str(), 1));
+        assert!(result.mean.is_finite());
+    }
+    assert_eq!(home.starts(), 0, "the stand-in was not used");
+}
+
+#[test]
 fn sweep_wait_exits_non_zero_when_a_run_failed() {
     let home = TestHome::new(2);
     home.release();

@@ -3,9 +3,12 @@
 //! with one sentence naming what is at fault.
 
 mod agent;
+mod data;
 mod doctor;
+mod model;
 mod queue;
 mod sweep;
+mod train;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -38,6 +41,12 @@ pub enum Command {
     /// Control runs: stop, kill, resume, restart, rm.
     #[command(subcommand)]
     Runs(queue::RunControl),
+    /// Run (or resume) one fine-tune in a run folder holding spec.toml.
+    Train(train::Args),
+    /// Run the networks: `model eval` checks a conversion against a reference.
+    Model(model::Args),
+    /// Datasets: write the demo datasets, check a dataset's images and split lists.
+    Data(data::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -76,6 +85,9 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Agent(args)) => agent::run(args),
         Some(Command::Queue(args)) => queue::run_queue(args),
         Some(Command::Runs(cmd)) => queue::run_control(cmd),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Model(args)) => model::run(args),
+        Some(Command::Data(args)) => data::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
