@@ -6,11 +6,15 @@ pub mod atomic;
 pub mod ckpt;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod doctor;
 pub mod home;
 pub mod logging;
+pub mod model;
 pub mod runs;
+pub mod sched;
 pub mod torch_runtime;
+pub mod train;
 pub mod zoo;
 
 /// medxfer's version, as in Cargo.toml.

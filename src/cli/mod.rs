@@ -2,10 +2,16 @@
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
 
+mod agent;
 mod ckpt;
+mod data;
 mod doctor;
+mod model;
+mod queue;
 mod results;
 mod runs;
+mod sweep;
+mod train;
 mod zoo;
 
 use crate::{config::Config, home::Home};
@@ -38,6 +44,18 @@ pub enum Command {
     Ckpt(ckpt::Args),
     /// The model zoo: list, download, verify and import pre-trained checkpoints.
     Zoo(zoo::Args),
+    /// Expand datasets × models × trials into queued runs and hand them to the agent.
+    Sweep(sweep::Args),
+    /// The background agent that owns the run queue (foreground without a subcommand).
+    Agent(agent::Args),
+    /// Pause or resume launching queued runs.
+    Queue(queue::QueueArgs),
+    /// Run (or resume) one fine-tune in a run folder holding spec.toml.
+    Train(train::Args),
+    /// Run the networks: `model eval` checks a conversion against a reference.
+    Model(model::Args),
+    /// Datasets: write the demo datasets, check a dataset's images and split lists.
+    Data(data::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -76,6 +94,12 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Results(args)) => results::run(args),
         Some(Command::Ckpt(args)) => ckpt::run(args),
         Some(Command::Zoo(args)) => zoo::run(args),
+        Some(Command::Sweep(args)) => sweep::run(args),
+        Some(Command::Agent(args)) => agent::run(args),
+        Some(Command::Queue(args)) => queue::run_queue(args),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Model(args)) => model::run(args),
+        Some(Command::Data(args)) => data::run(args),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

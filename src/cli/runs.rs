@@ -1,5 +1,5 @@
-//! `medxfer runs ...`: the read-only commands (`ls`, `show`). Each subcommand is one enum variant and one
-//! function; mutating commands (stop, kill, rm, ...) are added beside them.
+//! `medxfer runs ...`: the read-only commands (`ls`, `show`) here; the mutating ones (stop, kill, resume,
+//! restart, rm) go through the agent and live in `queue`.
 
 use crate::runs::store::{self, MetricsTail, RunEntry};
 use anyhow::Result;
@@ -17,6 +17,8 @@ pub enum RunsCommand {
     Ls(LsArgs),
     /// Show one run: its spec, status, last epoch metrics and result.
     Show(ShowArgs),
+    #[command(flatten)]
+    Control(super::queue::RunControl),
 }
 
 #[derive(clap::Args, Debug)]
@@ -40,6 +42,7 @@ pub fn run(args: Args) -> Result<i32> {
     match args.command {
         RunsCommand::Ls(a) => ls(&ctx, a),
         RunsCommand::Show(a) => show(&ctx, a),
+        RunsCommand::Control(cmd) => super::queue::run_control(&ctx, cmd),
     }
 }
 

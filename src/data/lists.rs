@@ -1,0 +1,254 @@
+//! Readers for the study's split lists (ChestX-ray14, Shenzhen, CheXpert, CSV) and image/mask folder pairs.
+//! Every error names the file and line at fault.
+
+use super::pyrandom::PyRandom;
+use super::spec::{DatasetSpec, ListFormat, UncertainPolicy};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// One sample: an image, its target vector (classification) or its mask files (segmentation, merged by union).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub image: PathBuf,
+    pub labels: Vec<f32>,
+    pub masks: Vec<PathBuf>,
+    /// Where the item came from, "file:line" or the folder, for error messages.
+    pub origin: String,
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read split list {}", path.display()))
+}
+
+fn parse_label(field: &str, path: &Path, line: usize) -> Result<f32> {
+    field
+        .trim()
+        .parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .with_context(|| format!("{}:{line}: label `{field}` is not a number", path.display()))
+}
+
+/// `path l1 ... lN`, whitespace-separated; blank lines are skipped.
+pub fn read_chestxray14(list: &Path, image_dir: &Path, n_labels: usize) -> Result<Vec<Item>> {
+    let text = read_text(list)?;
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut fields = line.split_whitespace();
+        let Some(name) = fields.next() else { continue };
+        let labels = fields.map(|f| parse_label(f, list, i + 1)).collect::<Result<Vec<f32>>>()?;
+        if labels.len() != n_labels {
+            bail!(
+                "{}:{}: expected {n_labels} labels after the image name, found {}",
+                list.display(),
+                i + 1,
+                labels.len()
+            );
+        }
+        items.push(Item {
+            image: image_dir.join(name),
+            labels,
+            masks: vec![],
+            origin: format!("{}:{}", list.display(), i + 1),
+        });
+    }
+    Ok(items)
+}
+
+/// `path,label`; blank lines are skipped.
+pub fn read_shenzhen(list: &Path, image_dir: &Path) -> Result<Vec<Item>> {
+    let text = read_text(list)?;
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != 2 {
+            bail!("{}:{}: expected `image,label`, found {} fields", list.display(), i + 1, fields.len());
+        }
+        let label = parse_label(fields[1], list, i + 1)?;
+        items.push(Item {
+            image: image_dir.join(fields[0].trim()),
+            labels: vec![label],
+            masks: vec![],
+            origin: format!("{}:{}", list.display(), i + 1),
+        });
+    }
+    Ok(items)
+}
+
+/// CheXpert CSV: a header row, the image path first, labels from the 6th column; `-1` is uncertain (mapped by
+/// `policy`, LSR draws from a `random.Random(seed)`), blank is unknown (0).
+pub fn read_chexpert(
+    list: &Path,
+    image_dir: &Path,
+    n_labels: usize,
+    policy: UncertainPolicy,
+    seed: u64,
+) -> Result<Vec<Item>> {
+    let text = read_text(list)?;
+    let mut rng = PyRandom::new(seed);
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != 5 + n_labels {
+            bail!(
+                "{}:{}: expected {} columns (path, 4 metadata, {n_labels} labels), found {}",
+                list.display(),
+                i + 1,
+                5 + n_labels,
+                fields.len()
+            );
+        }
+        let mut labels = Vec::with_capacity(n_labels);
+        for field in &fields[5..] {
+            let value = if field.trim().is_empty() { 0.0 } else { parse_label(field, list, i + 1)? };
+            labels.push(if value == -1.0 {
+                uncertain(policy, &mut rng)
+            } else if value == 1.0 {
+                1.0
+            } else {
+                0.0
+            });
+        }
+        items.push(Item {
+            image: image_dir.join(fields[0].trim()),
+            labels,
+            masks: vec![],
+            origin: format!("{}:{}", list.display(), i + 1),
+        });
+    }
+    Ok(items)
+}
+
+fn uncertain(policy: UncertainPolicy, rng: &mut PyRandom) -> f32 {
+    match policy {
+        UncertainPolicy::Ones => 1.0,
+        UncertainPolicy::Zeros => 0.0,
+        UncertainPolicy::LsrOnes => (0.55 + 0.30 * rng.random()) as f32,
+        UncertainPolicy::LsrZeros => (0.30 * rng.random()) as f32,
+    }
+}
+
+/// CSV with a header `path,label1,...`. Returns the header's label names and the items.
+pub fn read_csv(list: &Path, image_dir: &Path) -> Result<(Vec<String>, Vec<Item>)> {
+    let text = read_text(list)?;
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else { bail!("{}:1: the CSV has no header row", list.display()) };
+    let names: Vec<String> = header.split(',').skip(1).map(|s| s.trim().to_string()).collect();
+    if names.is_empty() {
+        bail!("{}:1: the header names no label columns after the path", list.display());
+    }
+    let mut items = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != names.len() + 1 {
+            bail!("{}:{}: expected {} labels, found {}", list.display(), i + 1, names.len(), fields.len() - 1);
+        }
+        let labels = fields[1..].iter().map(|f| parse_label(f, list, i + 1)).collect::<Result<Vec<f32>>>()?;
+        items.push(Item {
+            image: image_dir.join(fields[0].trim()),
+            labels,
+            masks: vec![],
+            origin: format!("{}:{}", list.display(), i + 1),
+        });
+    }
+    Ok((names, items))
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "gif", "bmp"];
+
+/// Mask name patterns tried in order: `{stem}` is the image's file stem, `{id}` the stem up to its first `_`.
+pub const MASK_PATTERNS: &[&str] = &["{stem}", "{stem}_mask", "{stem}_manual1", "{id}_manual1", "{id}_mask"];
+
+fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list image folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Pairs every image in `split/images` with a mask in each of `split/<mask dir>`, by the first pattern of
+/// `MASK_PATTERNS` that matches every image. Returns the items and the pattern that matched.
+pub fn read_image_mask(split: &Path, images: &str, mask_dirs: &[String]) -> Result<(Vec<Item>, &'static str)> {
+    let image_files = sorted_images(&split.join(images))?;
+    if image_files.is_empty() {
+        bail!("image folder {} holds no images", split.join(images).display());
+    }
+    let mask_files: Vec<Vec<PathBuf>> =
+        mask_dirs.iter().map(|d| sorted_images(&split.join(d))).collect::<Result<_>>()?;
+    'pattern: for pattern in MASK_PATTERNS {
+        let mut items = Vec::with_capacity(image_files.len());
+        for image in &image_files {
+            let stem = image.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let id = stem.split('_').next().unwrap_or(stem);
+            let wanted = pattern.replace("{stem}", stem).replace("{id}", id);
+            let mut masks = Vec::with_capacity(mask_files.len());
+            for candidates in &mask_files {
+                match candidates.iter().find(|m| m.file_stem().and_then(|s| s.to_str()) == Some(wanted.as_str())) {
+                    Some(m) => masks.push(m.clone()),
+                    None => continue 'pattern,
+                }
+            }
+            items.push(Item { image: image.clone(), labels: vec![], masks, origin: split.display().to_string() });
+        }
+        return Ok((items, *pattern));
+    }
+    bail!(
+        "no mask name pattern ({}) matches every image of {} in {}",
+        MASK_PATTERNS.join(", "),
+        split.join(images).display(),
+        mask_dirs.iter().map(|d| split.join(d).display().to_string()).collect::<Vec<_>>().join(" + ")
+    )
+}
+
+/// Reads one split of a dataset: `list` is a list file, or for image-mask datasets a split folder.
+pub fn read_split(
+    spec: &DatasetSpec,
+    root: &Path,
+    list: &Path,
+    seed: u64,
+) -> Result<(Vec<Item>, Option<&'static str>)> {
+    let image_dir = spec.image_dir(root);
+    let items = match spec.list_format {
+        ListFormat::Chestxray14 => read_chestxray14(list, &image_dir, spec.labels.len())?,
+        ListFormat::Shenzhen => read_shenzhen(list, &image_dir)?,
+        ListFormat::Chexpert => {
+            let policy = spec.uncertain_policy.unwrap_or(UncertainPolicy::Ones);
+            read_chexpert(list, &image_dir, spec.labels.len(), policy, seed)?
+        }
+        ListFormat::Csv => {
+            let (names, items) = read_csv(list, &image_dir)?;
+            if !spec.labels.is_empty() && names != spec.labels {
+                bail!(
+                    "{}:1: header labels {:?} differ from dataset {}'s {:?}",
+                    list.display(),
+                    names,
+                    spec.name,
+                    spec.labels
+                );
+            }
+            items
+        }
+        ListFormat::ImageMask => {
+            let layout = spec.masks.as_ref().context("image-mask dataset spec has no [masks] table")?;
+            let (items, pattern) = read_image_mask(list, &layout.images, &layout.masks)?;
+            return Ok((items, Some(pattern)));
+        }
+    };
+    Ok((items, None))
+}

@@ -1,0 +1,271 @@
+//! Batches for training and evaluation: worker threads decode and transform samples, a bounded number of
+//! batches is in flight, and batches come out in order. Shuffling and augmentation depend only on
+//! (seed, epoch, item), so a seed gives the same batches whatever the worker count.
+
+use super::image::Img;
+use super::lists::Item;
+use super::spec::Normalization;
+use super::transform::{Mode, Rng, classification_views, push_mask, push_normalized, segmentation_pair};
+use crate::runs::record::Task;
+use anyhow::{Result, anyhow};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tch::Tensor;
+
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub task: Task,
+    pub mode: Mode,
+    pub batch_size: usize,
+    pub image_size: usize,
+    pub normalization: Normalization,
+    pub workers: usize,
+    pub seed: u64,
+    /// Reshuffle every epoch (training); otherwise list order.
+    pub shuffle: bool,
+    /// Drop a last incomplete batch (training).
+    pub drop_last: bool,
+    /// Batches decoded ahead of the consumer.
+    pub prefetch: usize,
+}
+
+impl LoaderConfig {
+    /// The study's settings for a split: train shuffles and drops the last partial batch.
+    pub fn for_split(task: Task, mode: Mode, batch_size: usize, image_size: usize, norm: Normalization) -> Self {
+        LoaderConfig {
+            task,
+            mode,
+            batch_size,
+            image_size,
+            normalization: norm,
+            workers: 2,
+            seed: 0,
+            shuffle: mode == Mode::Train,
+            drop_last: mode == Mode::Train,
+            prefetch: 4,
+        }
+    }
+}
+
+/// Images f32 normalised: [N,3,H,W], or [N,10,3,H,W] for classification test (ten crops).
+/// Targets: [N,C] labels (classification) or [N,1,H,W] 0/1 masks (segmentation).
+#[derive(Debug)]
+pub struct Batch {
+    pub images: Tensor,
+    pub targets: Tensor,
+    /// Positions of the batch's samples in the item list.
+    pub indices: Vec<usize>,
+}
+
+/// (batch number in the epoch, item positions)
+type Job = (usize, Vec<usize>);
+
+pub struct Loader {
+    items: Arc<Vec<Item>>,
+    config: LoaderConfig,
+}
+
+struct RawBatch {
+    images: Vec<f32>,
+    targets: Vec<f32>,
+    indices: Vec<usize>,
+}
+
+fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut rng = Rng::new(a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
+    rng.next_u64()
+}
+
+impl Loader {
+    pub fn new(items: Vec<Item>, config: LoaderConfig) -> Loader {
+        Loader { items: Arc::new(items), config }
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.items.len(), self.config.batch_size.max(1));
+        if self.config.drop_last { n / b } else { n.div_ceil(b) }
+    }
+
+    /// The sample order of an epoch.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        if self.config.shuffle {
+            let mut rng = Rng::new(mix(self.config.seed, epoch, 0x5348_5546));
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.int_inclusive(0, i));
+            }
+        }
+        order
+    }
+
+    /// Starts the workers for one epoch; iterate the result for its batches.
+    pub fn epoch(&self, epoch: u64) -> EpochIter {
+        let order = self.order(epoch);
+        let b = self.config.batch_size.max(1);
+        let jobs: Vec<Vec<usize>> = order.chunks(b).take(self.batches_per_epoch()).map(|c| c.to_vec()).collect();
+        let (job_tx, job_rx) = channel::<Job>();
+        let (result_tx, result_rx) = channel::<(usize, Result<RawBatch>)>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..self.config.workers.max(1))
+            .map(|_| {
+                let (jobs, results) = (Arc::clone(&job_rx), result_tx.clone());
+                let (items, config) = (Arc::clone(&self.items), self.config.clone());
+                std::thread::spawn(move || worker(jobs, results, items, config, epoch))
+            })
+            .collect();
+        let mut iter = EpochIter {
+            jobs: jobs.into_iter().enumerate().collect::<Vec<_>>().into_iter(),
+            job_tx: Some(job_tx),
+            results: result_rx,
+            ready: BTreeMap::new(),
+            next: 0,
+            total: 0,
+            config: self.config.clone(),
+            workers,
+        };
+        iter.total = iter.jobs.len();
+        for _ in 0..self.config.prefetch.max(1) {
+            iter.dispatch();
+        }
+        iter
+    }
+}
+
+fn worker(
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    results: Sender<(usize, Result<RawBatch>)>,
+    items: Arc<Vec<Item>>,
+    config: LoaderConfig,
+    epoch: u64,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((k, indices)) = job else { return };
+        let batch = build_batch(&items, &indices, &config, epoch);
+        if results.send((k, batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes and transforms one sample, appending its image views and targets.
+pub fn load_sample(
+    item: &Item,
+    config: &LoaderConfig,
+    rng: &mut Rng,
+    images: &mut Vec<f32>,
+    targets: &mut Vec<f32>,
+) -> Result<()> {
+    let img =
+        Img::open(&item.image).map_err(|e| anyhow!("{} (listed at {}): {e:#}", item.image.display(), item.origin))?;
+    match config.task {
+        Task::Classification => {
+            for view in classification_views(&img, config.mode, config.image_size, rng) {
+                push_normalized(&view, config.normalization, images);
+            }
+            targets.extend_from_slice(&item.labels);
+        }
+        Task::Segmentation => {
+            let mut mask = Img::new(img.width, img.height, 1);
+            for path in &item.masks {
+                let part = Img::open(path)?;
+                let part = if part.width != img.width || part.height != img.height {
+                    part.resize_nearest(img.width, img.height)
+                } else {
+                    part
+                };
+                for (p, m) in mask.data.iter_mut().enumerate() {
+                    *m = (*m).max(*part.data[p * part.channels..(p + 1) * part.channels].iter().max().unwrap_or(&0));
+                }
+            }
+            let (img, mask) = segmentation_pair(&img, &mask, config.mode, config.image_size, rng);
+            push_normalized(&img, config.normalization, images);
+            push_mask(&mask, targets);
+        }
+    }
+    Ok(())
+}
+
+fn build_batch(items: &[Item], indices: &[usize], config: &LoaderConfig, epoch: u64) -> Result<RawBatch> {
+    let mut raw = RawBatch { images: Vec::new(), targets: Vec::new(), indices: indices.to_vec() };
+    for &i in indices {
+        let mut rng = Rng::new(mix(config.seed, epoch, i as u64 + 1));
+        load_sample(&items[i], config, &mut rng, &mut raw.images, &mut raw.targets)?;
+    }
+    Ok(raw)
+}
+
+pub struct EpochIter {
+    jobs: std::vec::IntoIter<Job>,
+    job_tx: Option<Sender<Job>>,
+    results: Receiver<(usize, Result<RawBatch>)>,
+    ready: BTreeMap<usize, Result<RawBatch>>,
+    next: usize,
+    total: usize,
+    config: LoaderConfig,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl EpochIter {
+    fn dispatch(&mut self) {
+        if let (Some(job), Some(tx)) = (self.jobs.next(), self.job_tx.as_ref()) {
+            let _ = tx.send(job);
+        }
+    }
+
+    fn to_tensors(&self, raw: RawBatch) -> Batch {
+        let n = raw.indices.len() as i64;
+        let s = self.config.image_size as i64;
+        let images = Tensor::from_slice(&raw.images);
+        let targets = Tensor::from_slice(&raw.targets);
+        let images = match (self.config.task, self.config.mode) {
+            (Task::Classification, Mode::Test) => images.view([n, 10, 3, s, s]),
+            _ => images.view([n, 3, s, s]),
+        };
+        let targets = match self.config.task {
+            Task::Classification => targets.view([n, -1]),
+            Task::Segmentation => targets.view([n, 1, s, s]),
+        };
+        Batch { images, targets, indices: raw.indices }
+    }
+}
+
+impl Iterator for EpochIter {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.next >= self.total {
+            return None;
+        }
+        while !self.ready.contains_key(&self.next) {
+            match self.results.recv() {
+                Ok((k, raw)) => {
+                    self.ready.insert(k, raw);
+                }
+                Err(_) => return Some(Err(anyhow!("the data loader's workers stopped unexpectedly"))),
+            }
+        }
+        let raw = self.ready.remove(&self.next)?;
+        self.next += 1;
+        self.dispatch();
+        Some(raw.map(|r| self.to_tensors(r)))
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        self.job_tx = None;
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}

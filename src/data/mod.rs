@@ -1,0 +1,139 @@
+//! Datasets: specs (`dataset/*.toml`), split-list readers, decoding, the study's transforms, the batch
+//! loader, and the synthetic demo datasets.
+//!
+//! # For the trainer
+//! ```ignore
+//! use medxfer::data::{self, Mode};
+//! // RunSpec { dataset, data: DataSpec { root, *_list, anno_percent, image_size, workers, normalization }, seed }
+//! let splits = data::resolve(&spec.dataset, &spec.data, &ctx.home, spec.seed)?;
+//! // splits.train / .val / .test: Vec<Item>; splits.labels; splits.test_label_indices; splits.task;
+//! // splits.metric; splits.normalization (DataSpec's override or the dataset's default).
+//! let train = splits.loader(Mode::Train, batch_size, &spec.data, spec.seed);
+//! for epoch in 0..epochs {
+//!     for batch in train.epoch(epoch) {
+//!         let batch = batch?; // images f32 [N,3,S,S] normalised; targets [N,C] labels or [N,1,S,S] masks
+//!     }
+//! }
+//! let test = splits.loader(Mode::Test, test_batch_size, &spec.data, spec.seed);
+//! // classification test batches: images [N,10,3,S,S] (ten crops; average the predictions)
+//! ```
+//! Train shuffles per epoch and drops the last partial batch; val/test keep list order and every sample.
+//! The same seed gives the same batches for any worker count. `demo-cls` / `demo-seg` need no root: they are
+//! generated under `<home>/datasets/` on first use.
+
+pub mod check;
+pub mod demo;
+pub mod image;
+pub mod lists;
+pub mod loader;
+pub mod pyrandom;
+pub mod spec;
+pub mod split;
+pub mod transform;
+
+pub use lists::Item;
+pub use loader::{Batch, Loader, LoaderConfig};
+pub use spec::{DatasetSpec, Metric, Normalization};
+pub use transform::Mode;
+
+use crate::home::Home;
+use crate::runs::record::{DataSpec, Task};
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+
+/// A dataset resolved against a root and split lists, ready for loaders.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub spec: DatasetSpec,
+    pub task: Task,
+    pub metric: Metric,
+    pub root: PathBuf,
+    /// The list files (or split folders) read, train/val/test.
+    pub lists: [PathBuf; 3],
+    pub labels: Vec<String>,
+    pub test_label_indices: Vec<usize>,
+    pub normalization: Normalization,
+    /// Segmentation: the mask name pattern that matched (e.g. `{id}_manual1`).
+    pub mask_pattern: Option<&'static str>,
+    /// Training items after the `anno_percent` subset.
+    pub train: Vec<Item>,
+    pub val: Vec<Item>,
+    pub test: Vec<Item>,
+}
+
+/// Where a home keeps generated datasets (the demos).
+pub fn datasets_dir(home: &Home) -> PathBuf {
+    home.root.join("datasets")
+}
+
+/// The root a dataset is read from: `data.root`, or for the demos the home's generated copy.
+pub fn dataset_root(spec: &DatasetSpec, root: Option<&Path>, home: &Home) -> Result<PathBuf> {
+    if let Some(root) = root {
+        return Ok(root.to_path_buf());
+    }
+    if spec.is_demo() {
+        let (cls, seg) = demo::ensure(&datasets_dir(home))?;
+        return Ok(if spec.name == "demo-cls" { cls } else { seg });
+    }
+    bail!("dataset {} needs a root folder: pass --root DIR (or set data.root)", spec.name)
+}
+
+/// Resolves a run's dataset into item lists (see the module docs).
+pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result<Splits> {
+    let spec = DatasetSpec::load(dataset)?;
+    let root = dataset_root(&spec, data.root.as_deref(), home)?;
+    let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
+    let lists = [
+        pick(&data.train_list, &spec.lists.train),
+        pick(&data.val_list, &spec.lists.val),
+        pick(&data.test_list, &spec.lists.test),
+    ];
+    let normalization = match &data.normalization {
+        Some(n) => Normalization::parse(n)?,
+        None => spec.normalization,
+    };
+    let mut spec = spec;
+    if spec.labels.is_empty() && spec.list_format == spec::ListFormat::Csv {
+        spec.labels = lists::read_csv(&lists[0], &spec.image_dir(&root))?.0;
+    }
+    let (train, mask_pattern) = lists::read_split(&spec, &root, &lists[0], seed)?;
+    let (val, _) = lists::read_split(&spec, &root, &lists[1], seed)?;
+    let (test, _) = lists::read_split(&spec, &root, &lists[2], seed)?;
+    if data.anno_percent == 0 || data.anno_percent > 100 {
+        bail!("anno_percent {} is not in 1..=100", data.anno_percent);
+    }
+    let train = pyrandom::anno_subset(train.len(), data.anno_percent).into_iter().map(|i| train[i].clone()).collect();
+    Ok(Splits {
+        task: spec.task,
+        metric: spec.metric,
+        labels: spec.labels.clone(),
+        test_label_indices: spec.test_label_indices()?,
+        spec,
+        root,
+        lists,
+        normalization,
+        mask_pattern,
+        train,
+        val,
+        test,
+    })
+}
+
+impl Splits {
+    pub fn items(&self, mode: Mode) -> &[Item] {
+        match mode {
+            Mode::Train => &self.train,
+            Mode::Val => &self.val,
+            Mode::Test => &self.test,
+        }
+    }
+
+    /// A loader over one split with the study's settings for it.
+    pub fn loader(&self, mode: Mode, batch_size: usize, data: &DataSpec, seed: u64) -> Loader {
+        let mut config =
+            LoaderConfig::for_split(self.task, mode, batch_size, data.image_size as usize, self.normalization);
+        config.workers = data.workers.max(1);
+        config.seed = seed;
+        Loader::new(self.items(mode).to_vec(), config)
+    }
+}

@@ -1,0 +1,169 @@
+//! The study's torchvision pipelines on `Img`: train RandomResizedCrop + hflip + rotation ±7°, val
+//! Resize + CenterCrop, test Resize + TenCrop; segmentation resize, random sized crop, brightness/contrast.
+//! Sizes scale with `image_size` (crop) and `image_size * 8 / 7` (resize; 224 → 256).
+
+use super::image::Img;
+use super::spec::Normalization;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Val,
+    Test,
+}
+
+/// SplitMix64: a small deterministic generator for per-sample augmentation.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// Uniform integer in [lo, hi].
+    pub fn int_inclusive(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// The resize size before cropping: 256 for 224.
+pub fn resize_size(image_size: usize) -> usize {
+    image_size * 8 / 7
+}
+
+fn round_half_even(v: f64) -> usize {
+    v.round_ties_even().max(0.0) as usize
+}
+
+/// torchvision `RandomResizedCrop.get_params(img, scale=(0.08, 1), ratio=(3/4, 4/3))`: (left, top, w, h).
+pub fn random_resized_crop_box(width: usize, height: usize, rng: &mut Rng) -> (usize, usize, usize, usize) {
+    let area = (width * height) as f64;
+    let (log_lo, log_hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(0.08, 1.0);
+        let aspect = rng.uniform(log_lo, log_hi).exp();
+        let w = round_half_even((target * aspect).sqrt());
+        let h = round_half_even((target / aspect).sqrt());
+        if w > 0 && w <= width && h > 0 && h <= height {
+            return (rng.int_inclusive(0, width - w), rng.int_inclusive(0, height - h), w, h);
+        }
+    }
+    let ratio = width as f64 / height as f64;
+    let (w, h) = if ratio < 3.0 / 4.0 {
+        (width, round_half_even(width as f64 / (3.0 / 4.0)))
+    } else if ratio > 4.0 / 3.0 {
+        (round_half_even(height as f64 * 4.0 / 3.0), height)
+    } else {
+        (width, height)
+    };
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
+
+/// torchvision `center_crop` offsets.
+pub fn center_crop(img: &Img, size: usize) -> Img {
+    let top = round_half_even((img.height - size) as f64 / 2.0);
+    let left = round_half_even((img.width - size) as f64 / 2.0);
+    img.crop(left, top, size, size)
+}
+
+/// torchvision `ten_crop`: top-left, top-right, bottom-left, bottom-right, centre, then the same of the flip.
+pub fn ten_crop(img: &Img, size: usize) -> Vec<Img> {
+    let five = |im: &Img| {
+        let (w, h) = (im.width, im.height);
+        vec![
+            im.crop(0, 0, size, size),
+            im.crop(w - size, 0, size, size),
+            im.crop(0, h - size, size, size),
+            im.crop(w - size, h - size, size, size),
+            center_crop(im, size),
+        ]
+    };
+    let mut crops = five(img);
+    crops.extend(five(&img.hflip()));
+    crops
+}
+
+/// Classification views of one image (one for train/val, ten for test), each `image_size` square.
+pub fn classification_views(img: &Img, mode: Mode, image_size: usize, rng: &mut Rng) -> Vec<Img> {
+    match mode {
+        Mode::Train => {
+            let (left, top, w, h) = random_resized_crop_box(img.width, img.height, rng);
+            let mut out = img.crop(left, top, w, h).resize_bilinear(image_size, image_size);
+            if rng.unit() < 0.5 {
+                out = out.hflip();
+            }
+            vec![out.rotate_nearest(rng.uniform(-7.0, 7.0))]
+        }
+        Mode::Val => {
+            let r = resize_size(image_size);
+            vec![center_crop(&img.resize_bilinear(r, r), image_size)]
+        }
+        Mode::Test => {
+            let r = resize_size(image_size);
+            ten_crop(&img.resize_bilinear(r, r), image_size)
+        }
+    }
+}
+
+/// Segmentation: image and binary mask to `image_size`; train adds a random sized crop (scale 0.5–1),
+/// horizontal flip and brightness/contrast jitter (±20%) on the image.
+pub fn segmentation_pair(img: &Img, mask: &Img, mode: Mode, image_size: usize, rng: &mut Rng) -> (Img, Img) {
+    let (mut img, mut mask) = (img.clone(), mask.clone());
+    if mask.width != img.width || mask.height != img.height {
+        mask = mask.resize_nearest(img.width, img.height);
+    }
+    if mode == Mode::Train {
+        let scale = rng.uniform(0.5, 1.0).sqrt();
+        let (w, h) = (((img.width as f64 * scale) as usize).max(1), ((img.height as f64 * scale) as usize).max(1));
+        let (left, top) = (rng.int_inclusive(0, img.width - w), rng.int_inclusive(0, img.height - h));
+        img = img.crop(left, top, w, h);
+        mask = mask.crop(left, top, w, h);
+        if rng.unit() < 0.5 {
+            img = img.hflip();
+            mask = mask.hflip();
+        }
+        let (brightness, contrast) = (rng.uniform(-0.2, 0.2) * 255.0, rng.uniform(0.8, 1.2));
+        let mean = img.data.iter().map(|&v| v as f64).sum::<f64>() / img.data.len().max(1) as f64;
+        for v in img.data.iter_mut() {
+            *v = ((*v as f64 - mean) * contrast + mean + brightness).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    (img.resize_bilinear(image_size, image_size), mask.resize_nearest(image_size, image_size))
+}
+
+/// Appends the image as normalised f32 CHW with 3 channels (gray is repeated, as PIL's convert("RGB")).
+pub fn push_normalized(img: &Img, norm: Normalization, out: &mut Vec<f32>) {
+    let (mean, std) = norm.mean_std();
+    let plane = img.width * img.height;
+    for ch in 0..3 {
+        let src_ch = if img.channels == 1 { 0 } else { ch };
+        out.extend((0..plane).map(|p| (img.data[p * img.channels + src_ch] as f32 / 255.0 - mean[ch]) / std[ch]));
+    }
+}
+
+/// Appends a mask as 0/1 f32 (any channel above 127 is foreground).
+pub fn push_mask(mask: &Img, out: &mut Vec<f32>) {
+    let c = mask.channels;
+    out.extend(
+        (0..mask.width * mask.height)
+            .map(|p| if mask.data[p * c..(p + 1) * c].iter().any(|&v| v > 127) { 1.0 } else { 0.0 }),
+    );
+}

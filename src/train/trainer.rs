@@ -1,0 +1,265 @@
+//! The epoch loop of one run: resume from last.ckpt, train with the spec's optimizer and schedule,
+//! validate, keep best.safetensors, early-stop, then test with the best weights and write result.json.
+
+use super::checkpoint::{self, BEST_FILE, LAST_FILE, scalar_tensors};
+use super::evaluate::{self, LossKind, TestScores};
+use super::files::{RunFiles, truncate_metrics};
+use super::optim::{OptimConfig, OptimKind, Optimizer};
+use super::schedule::{EarlyStop, Schedule};
+use super::setup;
+use crate::data::{self, Mode, Splits};
+use crate::home::Home;
+use crate::model::Net;
+use crate::runs::record::{MetricLine, RunResult, RunSpec, Task};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::nn::{ModuleT, VarStore};
+
+/// How a call to `train` ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// A stop was asked for (SIGTERM/SIGINT); last.ckpt holds the state to resume from.
+    Stopped,
+}
+
+/// A metrics.jsonl step line every this many steps.
+const STEP_LINE_EVERY: u64 = 10;
+const RNG_NOTE: &str = "tch manual_seed(seed) before init, manual_seed(seed + epoch) at each epoch; \
+                        data order and augmentation from (seed, epoch)";
+
+struct State {
+    optimizer: Optimizer,
+    schedule: Schedule,
+    early: EarlyStop,
+    epoch: u32,
+    step: u64,
+    elapsed_before: f64,
+}
+
+pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBool) -> Result<Outcome> {
+    let h = &spec.hyper;
+    let device = setup::device(&spec.device.device, spec.device.threads)?;
+    let splits = data::resolve(&spec.dataset, &spec.data, home, spec.seed)?;
+    if splits.task != spec.task {
+        bail!("spec.toml says task {:?} but dataset {} is {:?}", spec.task, spec.dataset, splits.task);
+    }
+    tch::manual_seed(spec.seed as i64);
+    let mut vs = VarStore::new(device);
+    let net = setup::build(&vs, spec.task, splits.labels.len());
+    let loss = match spec.task {
+        Task::Classification => LossKind::Bce,
+        Task::Segmentation if spec.dataset == "drive" => LossKind::Bce,
+        Task::Segmentation => LossKind::Dice,
+    };
+    let mut st = State {
+        optimizer: Optimizer::new(OptimConfig::new(OptimKind::parse(&h.optimizer)?, h.lr, h.weight_decay, h.momentum)),
+        schedule: Schedule::from_name(&h.scheduler, h.lr, h.epochs, h.patience)?,
+        early: EarlyStop::new(h.patience),
+        epoch: 0,
+        step: 0,
+        elapsed_before: 0.0,
+    };
+    let last = files.dir.join(LAST_FILE);
+    if last.exists() {
+        let ck = checkpoint::load(&last)?;
+        setup::restore(&vs, &ck.with_prefix("model."), &last)?;
+        st.optimizer.load_state(&ck.tensors, device).with_context(|| last.display().to_string())?;
+        st.schedule.load_state(&ck.scalars("sched")).with_context(|| last.display().to_string())?;
+        st.early.load_state(&ck.scalars("stop")).with_context(|| last.display().to_string())?;
+        st.epoch = ck.meta_field(&last, "epoch")?;
+        st.step = ck.meta_field(&last, "step")?;
+        st.elapsed_before = ck.meta_field(&last, "elapsed_s")?;
+        files.log(&format!("resuming after epoch {} (step {}) from {}", st.epoch, st.step, last.display()));
+    } else {
+        let init = setup::resolve_init(&spec.init, home)?;
+        let note = setup::apply_init(&mut vs, &net, &init)?;
+        files.log(&format!("init {}: {note}", spec.init));
+    }
+    let dropped = truncate_metrics(&files.dir, st.epoch)?;
+    if dropped > 0 {
+        files.log(&format!("dropped {dropped} metrics.jsonl lines past epoch {}", st.epoch));
+    }
+    files.status.epoch = st.epoch;
+    files.status.best_epoch = st.early.best_epoch;
+    files.status.best_val_loss = st.early.best.is_finite().then_some(st.early.best);
+    files.save_status()?;
+
+    let train_loader = splits.loader(Mode::Train, h.batch_size, &spec.data, spec.seed);
+    let val_loader = splits.loader(Mode::Val, h.batch_size, &spec.data, spec.seed);
+    if train_loader.batches_per_epoch() == 0 {
+        bail!("the training split has {} images, fewer than batch_size {}", splits.train.len(), h.batch_size);
+    }
+    let params = setup::trainable(&vs);
+    let best_path = files.dir.join(BEST_FILE);
+    while st.epoch < h.epochs && !st.early.should_stop() {
+        let epoch = st.epoch + 1;
+        tch::manual_seed(spec.seed.wrapping_add(u64::from(epoch)) as i64);
+        let started = std::time::Instant::now();
+        let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
+        for batch in train_loader.epoch(u64::from(epoch)) {
+            let batch = batch.with_context(|| format!("epoch {epoch}"))?;
+            let (x, y) = (batch.images.to_device(device), batch.targets.to_device(device));
+            Optimizer::zero_grad(&params);
+            let value = loss.compute(&net.forward_t(&x, true), &y);
+            let v = value.double_value(&[]);
+            if !v.is_finite() {
+                bail!("the training loss became {v} at epoch {epoch}, step {}", st.step + 1);
+            }
+            value.backward();
+            st.optimizer.step(&params);
+            st.step += 1;
+            (loss_sum, batches, images) = (loss_sum + v, batches + 1, images + batch.indices.len());
+            if st.step.is_multiple_of(STEP_LINE_EVERY) {
+                let rate = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                files.append_metric(&line(&st, files, "step", epoch, Some(v), rate))?;
+            }
+            if stop.load(Ordering::SeqCst) {
+                save_last(&last, &vs, &st, spec, st.elapsed_before + files.elapsed_s())?;
+                files.log(&format!("stop asked at epoch {epoch} step {}: saved {}", st.step, last.display()));
+                return Ok(Outcome::Stopped);
+            }
+        }
+        let rate = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let val = evaluate::validate(&net, &val_loader, device, loss, &splits.labels)
+            .with_context(|| format!("validation after epoch {epoch}"))?;
+        if !val.loss.is_finite() {
+            bail!("the validation loss became {} after epoch {epoch}, step {}", val.loss, st.step);
+        }
+        let lr_used = st.optimizer.lr;
+        if st.early.observe(epoch, val.loss) {
+            let meta = BTreeMap::from([("epoch".into(), epoch.to_string()), ("val_loss".into(), val.loss.to_string())]);
+            checkpoint::save(&best_path, &setup::named_variables(&vs), &meta)?;
+        }
+        st.optimizer.lr = st.schedule.step(lr_used, val.loss);
+        st.epoch = epoch;
+        let mut m = line(&st, files, "epoch", epoch, Some(loss_sum / batches.max(1) as f64), rate);
+        (m.lr, m.val_loss, m.val) = (lr_used, Some(val.loss), val.metrics);
+        // The metrics line goes before last.ckpt: a crash in between redoes the epoch and drops the line.
+        files.append_metric(&m)?;
+        save_last(&last, &vs, &st, spec, st.elapsed_before + files.elapsed_s())?;
+        files.status.epoch = epoch;
+        files.status.best_epoch = st.early.best_epoch;
+        files.status.best_val_loss = Some(st.early.best);
+        files.save_status()?;
+        files.log(&format!(
+            "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s {:?}",
+            loss_sum / batches.max(1) as f64,
+            val.loss,
+            m.val
+        ));
+        if stop.load(Ordering::SeqCst) && st.epoch < h.epochs && !st.early.should_stop() {
+            files.log(&format!("stop asked after epoch {epoch}"));
+            return Ok(Outcome::Stopped);
+        }
+    }
+    if best_path.exists() {
+        crate::model::load_all(&mut vs, &best_path)?;
+        files.log(&format!("testing with {} (epoch {:?})", best_path.display(), st.early.best_epoch));
+    }
+    let result = test(spec, &splits, &net, device, &st)?;
+    files.log(&format!("test {}: mean {:.5} {:?} {:?}", result.metric, result.mean, result.per_class, result.extra));
+    result.save(&files.dir)?;
+    Ok(Outcome::Finished)
+}
+
+fn line(st: &State, files: &RunFiles, kind: &str, epoch: u32, loss: Option<f64>, rate: f64) -> MetricLine {
+    MetricLine {
+        kind: kind.into(),
+        epoch,
+        step: st.step,
+        train_loss: loss,
+        val_loss: None,
+        lr: st.optimizer.lr,
+        images_per_s: rate,
+        elapsed_s: st.elapsed_before + files.elapsed_s(),
+        val: BTreeMap::new(),
+    }
+}
+
+fn save_last(path: &std::path::Path, vs: &VarStore, st: &State, spec: &RunSpec, elapsed_s: f64) -> Result<()> {
+    let mut tensors: Vec<_> = setup::named_variables(vs).into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+    tensors.extend(st.optimizer.state_tensors());
+    tensors.extend(scalar_tensors(&st.schedule.state()));
+    tensors.extend(scalar_tensors(&st.early.state()));
+    let meta = BTreeMap::from([
+        ("epoch".to_string(), st.epoch.to_string()),
+        ("step".into(), st.step.to_string()),
+        ("elapsed_s".into(), elapsed_s.to_string()),
+        ("seed".into(), spec.seed.to_string()),
+        ("rng".into(), RNG_NOTE.to_string()),
+        ("best_epoch".into(), st.early.best_epoch.map_or("none".into(), |e| e.to_string())),
+        ("best_val_loss".into(), st.early.best.to_string()),
+        ("medxfer_version".into(), crate::VERSION.to_string()),
+    ]);
+    checkpoint::save(path, &tensors, &meta)
+}
+
+fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &State) -> Result<RunResult> {
+    let loader = splits.loader(Mode::Test, spec.hyper.test_batch_size, &spec.data, spec.seed);
+    let scores: TestScores = match spec.task {
+        Task::Classification => evaluate::test_classification(
+            net,
+            &loader,
+            device,
+            &splits.labels,
+            &splits.test_label_indices,
+            spec.hyper.tta,
+        )?,
+        Task::Segmentation => evaluate::test_segmentation(net, &loader, device)?,
+    };
+    let mut conventions: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let seg = spec.task == Task::Segmentation;
+    let tta = if seg {
+        "none"
+    } else if spec.hyper.tta {
+        "tencrop"
+    } else {
+        "centercrop"
+    };
+    conventions.insert("tta".into(), tta.into());
+    conventions.insert("empty_mask_dice".into(), if seg { 1.0.into() } else { serde_json::Value::Null });
+    conventions.insert("threshold".into(), if seg { 0.5.into() } else { serde_json::Value::Null });
+    conventions.insert("dice".into(), if seg { "mean_per_image".into() } else { serde_json::Value::Null });
+    let policy = splits.spec.uncertain_policy.map(|p| format!("{p:?}"));
+    conventions.insert("uncertain_policy".into(), policy.map_or(serde_json::Value::Null, Into::into));
+    conventions.insert("split_hash".into(), split_hash(splits).into());
+    if !seg {
+        let classes: Vec<String> =
+            splits.test_label_indices.iter().filter_map(|&i| splits.labels.get(i).cloned()).collect();
+        conventions.insert("test_classes".into(), classes.into());
+        conventions.insert("auroc".into(), "roc_auc_score, ties averaged".into());
+    }
+    Ok(RunResult {
+        run_id: spec.id.clone(),
+        dataset: spec.dataset.clone(),
+        init: spec.init.clone(),
+        trial: spec.trial,
+        seed: spec.seed,
+        anno_percent: spec.data.anno_percent,
+        task: spec.task,
+        metric: if seg { "dice" } else { "auc" }.into(),
+        mean: scores.mean,
+        per_class: scores.per_class,
+        extra: scores.extra,
+        best_epoch: st.early.best_epoch.unwrap_or(st.epoch),
+        epochs_run: st.epoch,
+        conventions,
+    })
+}
+
+/// sha256 over the image paths of the train, val and test splits (relative to the root), in order.
+fn split_hash(splits: &Splits) -> String {
+    let mut h = Sha256::new();
+    for (role, items) in [("train", &splits.train), ("val", &splits.val), ("test", &splits.test)] {
+        h.update(role.as_bytes());
+        for item in items {
+            let p = item.image.strip_prefix(&splits.root).unwrap_or(&item.image);
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(b"\n");
+        }
+    }
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,312 @@
+//! The scheduler end to end with the real binary: sweep → detached agent → one process per run in its own
+//! session. Until the trainer is merged, runs are tests/sched/stand_in_trainer.sh (a real child process that
+//! counts concurrency and waits for a release file), launched through MEDXFER_TRAIN_PROGRAM.
+
+use medxfer::sched::control::AgentRecord;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct TestHome {
+    dir: tempfile::TempDir,
+}
+
+impl TestHome {
+    fn new(cpu_slots: usize) -> TestHome {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), format!("[scheduler]\ncpu_slots = {cpu_slots}\n")).unwrap();
+        let trainer = dir.path().join("trainer.sh");
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sched/stand_in_trainer.sh"), &trainer).unwrap();
+        std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TestHome { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medxfer"));
+        c.args(args).env("MEDXFER_HOME", self.dir.path()).env("MEDXFER_TRAIN_PROGRAM", self.path("trainer.sh"));
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn sweep(&self, models: &str, trials: u32) {
+        self.ok(&[
+            "sweep",
+            "--dataset",
+            "demo-cls",
+            "--models",
+            models,
+            "--trials",
+            &trials.to_string(),
+            "--set",
+            "epochs=1",
+        ]);
+    }
+
+    fn counter(&self, name: &str) -> u32 {
+        std::fs::read_to_string(self.path(name)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+
+    fn starts(&self) -> usize {
+        std::fs::read_to_string(self.path("events.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("start"))
+            .count()
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.path("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn state(&self, id: &str) -> String {
+        let text = std::fs::read_to_string(self.path("runs").join(id).join("status.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["state"].as_str().unwrap().to_string()
+    }
+
+    fn agent_status(&self) -> Value {
+        let out = self.ok(&["agent", "status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn release(&self) {
+        std::fs::write(self.path("release"), b"").unwrap();
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        self.release();
+        let _ = self.cmd(&["agent", "stop"]).output();
+        let runs = self.path("runs");
+        for id in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+            if let Some(rec) = AgentRecord::load(&id.path())
+                && medxfer::sched::proc::is_same_live_process(rec.pid, rec.start_time)
+            {
+                let _ = medxfer::sched::proc::signal_group(rec.pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn eight_runs_on_two_cpu_slots_never_run_more_than_two_and_all_finish() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new(2);
+    let waiter = home
+        .cmd(&[
+            "sweep",
+            "--dataset",
+            "demo-cls",
+            "--models",
+            "imagenet,swav",
+            "--trials",
+            "4",
+            "--set",
+            "epochs=1",
+            "--wait",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("two runs to start", 30, || home.counter("running") == 2);
+    let status = home.agent_status();
+    assert_eq!(status["agent"]["running"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["agent"]["queued"].as_array().unwrap().len(), 6, "{status}");
+    let sock = home.path("agent/agent.sock");
+    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    home.release();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success(), "sweep --wait: {}", String::from_utf8_lossy(&out.stderr));
+    let ids = home.run_ids();
+    assert_eq!(ids.len(), 8);
+    for id in &ids {
+        assert_eq!(home.state(id), "finished", "{id}");
+        assert!(home.path("runs").join(id).join("result.json").is_file(), "{id}");
+    }
+    assert_eq!(home.counter("max"), 2, "at most (and at some point exactly) 2 at once");
+    assert_eq!(home.starts(), 8);
+
+    let again = home.ok(&[
+        "sweep",
+        "--dataset",
+        "demo-cls",
+        "--models",
+        "imagenet,swav",
+        "--trials",
+        "4",
+        "--set",
+        "epochs=1",
+        "--json",
+    ]);
+    let plan: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((plan["count"].as_u64(), plan["new"].as_u64()), (Some(8), Some(0)), "re-running adds nothing");
+
+    let rm = home.cmd(&["runs", "rm", &ids[0]]).output().unwrap();
+    assert_eq!(rm.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rm.stderr).contains("--force"));
+    home.ok(&["runs", "rm", "--force", &ids[0]]);
+    assert!(!home.path("runs").join(&ids[0]).exists());
+}
+
+#[test]
+fn runs_survive_a_sigkilled_agent_and_the_next_agent_adopts_them() {
+    let home = TestHome::new(2);
+    home.sweep("imagenet", 3);
+    wait_until("two runs to start", 30, || home.counter("running") == 2);
+    let agent_pid = home.agent_status()["agent"]["pid"].as_u64().unwrap() as i32;
+    let runners: Vec<AgentRecord> =
+        home.run_ids().iter().filter_map(|id| AgentRecord::load(&home.path("runs").join(id))).collect();
+    assert_eq!(runners.len(), 2);
+    // SAFETY: kill(2) on the agent this test started.
+    assert_eq!(unsafe { libc::kill(agent_pid, libc::SIGKILL) }, 0);
+    wait_until("the agent to die", 10, || medxfer::sched::proc::start_time(agent_pid as u32).is_none());
+    assert!(runners.iter().all(|r| medxfer::sched::proc::is_same_live_process(r.pid, r.start_time)), "runs go on");
+
+    home.ok(&["agent", "start"]);
+    let status = home.agent_status();
+    let running = status["agent"]["running"].as_array().unwrap();
+    assert_eq!(running.len(), 2, "{status}");
+    assert!(running.iter().all(|r| r["adopted"] == true), "{status}");
+    assert_eq!(status["agent"]["queued"].as_array().unwrap().len(), 1, "queue intact: {status}");
+
+    home.release();
+    wait_until("all three to finish", 30, || home.run_ids().iter().all(|id| home.state(id) == "finished"));
+    assert_eq!(home.starts(), 3, "adopted runs were not launched again");
+}
+
+#[test]
+fn a_sigkilled_run_is_requeued_and_completes_and_a_stopped_run_resumes() {
+    let home = TestHome::new(1);
+    home.sweep("imagenet", 1);
+    let id = home.run_ids().remove(0);
+    let dir = home.path("runs").join(&id);
+    wait_until("the run to start", 30, || home.starts() == 1 && AgentRecord::load(&dir).is_some());
+    let first = AgentRecord::load(&dir).unwrap();
+    medxfer::sched::proc::signal_group(first.pid, libc::SIGKILL).unwrap();
+    wait_until("the run to be launched again", 30, || home.starts() == 2);
+    let second = AgentRecord::load(&dir).unwrap();
+    assert_eq!(second.attempts, 2);
+    assert_ne!(second.pid, first.pid);
+
+    home.ok(&["runs", "stop", &id]);
+    wait_until("SIGTERM to stop the run", 30, || home.state(&id) == "stopped");
+    assert!(!medxfer::sched::proc::is_same_live_process(second.pid, second.start_time));
+    home.release();
+    home.ok(&["runs", "resume", &id]);
+    wait_until("the resumed run to finish", 30, || home.state(&id) == "finished");
+    assert_eq!(home.starts(), 3);
+}
+
+#[test]
+fn paused_queue_stop_and_resume_of_a_queued_run() {
+    let home = TestHome::new(1);
+    home.ok(&["queue", "pause"]);
+    home.sweep("imagenet", 2);
+    let ids = home.run_ids();
+    assert!(home.agent_status()["agent"]["paused"] == true);
+    home.ok(&["runs", "stop", &ids[1]]);
+    assert_eq!(home.state(&ids[1]), "stopped");
+    let again = home.cmd(&["runs", "stop", &ids[1]]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1), "stopping a stopped run is an error");
+    home.release();
+    home.ok(&["queue", "resume"]);
+    wait_until("the first run to finish", 30, || home.state(&ids[0]) == "finished");
+    assert_eq!(home.state(&ids[1]), "stopped");
+    home.ok(&["runs", "resume", &ids[1]]);
+    wait_until("the resumed run to finish", 30, || home.state(&ids[1]) == "finished");
+    assert_eq!(home.starts(), 2);
+}
+
+#[test]
+fn a_sweep_of_real_trainer_runs_finishes_with_results() {
+    let home = TestHome::new(2);
+    let out = home
+        .cmd(&["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "2", "--wait"])
+        .args(["--set", "epochs=1", "--set", "image_size=32", "--set", "batch_size=16", "--set", "threads=1"])
+        .env_remove("MEDXFER_TRAIN_PROGRAM")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for id in home.run_ids() {
+        let dir = home.path("runs").join(&id);
+        let result = medxfer::runs::record::RunResult::load(&dir).unwrap();
+        assert_eq!((result.run_id.as_str(), result.epochs_run), (id.as_str(), 1));
+        assert!(result.mean.is_finite());
+    }
+    assert_eq!(home.starts(), 0, "the stand-in was not used");
+}
+
+#[test]
+fn sweep_wait_exits_non_zero_when_a_run_failed() {
+    let home = TestHome::new(2);
+    home.release();
+    let out = home.cmd(&["sweep", "--dataset", "demo-cls", "--models", "imagenet,random", "--wait"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids = home.run_ids();
+    let states: Vec<String> = ids.iter().map(|id| home.state(id)).collect();
+    assert_eq!(states.iter().filter(|s| *s == "failed").count(), 1, "{ids:?} {states:?}");
+    assert_eq!(states.iter().filter(|s| *s == "finished").count(), 1, "{ids:?} {states:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("random"), "the failed run is named");
+}
+
+/// Slurm tests run where .ci/run started a single-node Slurm (scripts/slurm-single-node ci) and set
+/// MEDXFER_TEST_SLURM=1; elsewhere they say so and pass.
+fn slurm_available() -> bool {
+    if std::env::var("MEDXFER_TEST_SLURM").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("Slurm tests skipped: run .ci/run, or scripts/slurm-single-node ci and MEDXFER_TEST_SLURM=1");
+    false
+}
+
+#[test]
+fn slurm_array_sweep_completes_and_scancel_gives_stopped() {
+    use medxfer::sched::slurm::SlurmRecord;
+    if !slurm_available() {
+        return;
+    }
+    let home = TestHome::new(1);
+    home.release();
+    let args = ["sweep", "--dataset", "demo-cls", "--models", "imagenet", "--trials", "3", "--executor", "slurm"];
+    let out = home.cmd(&args).arg("--wait").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ids = home.run_ids();
+    let jobs: Vec<String> =
+        ids.iter().map(|id| SlurmRecord::load(&home.path("runs").join(id)).unwrap().job_id).collect();
+    let array = jobs[0].split('_').next().unwrap().to_string();
+    assert_eq!(jobs, (0..3).map(|i| format!("{array}_{i}")).collect::<Vec<_>>(), "one array for the sweep");
+    assert!(ids.iter().all(|id| home.state(id) == "finished"));
+
+    std::fs::remove_file(home.path("release")).unwrap();
+    home.ok(&["sweep", "--dataset", "demo-cls", "--models", "swav", "--trials", "1", "--executor", "slurm"]);
+    let id = home.run_ids().into_iter().find(|id| id.contains("swav")).unwrap();
+    wait_until("the Slurm job to start the run", 60, || home.starts() == 4);
+    home.ok(&["runs", "stop", &id]);
+    wait_until("scancel to stop the run", 60, || home.state(&id) == "stopped");
+}
