@@ -10,6 +10,7 @@ pub mod home;
 pub mod logging;
 pub mod runs;
 pub mod torch_runtime;
+pub mod tui;
 
 /// medxfer's version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,7 @@
 //! with one sentence naming what is at fault.
 
 mod doctor;
+mod tui;
 
 use crate::{config::Config, home::Home};
 use anyhow::Result;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Open the terminal UI (the default with no subcommand).
+    Tui(tui::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -60,11 +63,8 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(0)
-        }
+        Some(Command::Tui(args)) => tui::run(args),
+        None => tui::run(tui::Args {}),
     }
 }
 
