@@ -81,8 +81,15 @@ async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
         }
     }
     .await;
-    ratatui::restore();
+    drop(terminal);
+    restore_terminal();
     result.map(|()| 0)
+}
+
+/// Leaves raw mode and the alternate screen and shows the cursor (also what the panic hook does).
+fn restore_terminal() {
+    ratatui::restore();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
 }
 
 fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>) {
