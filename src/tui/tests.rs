@@ -241,3 +241,15 @@ fn help_lists_every_key_of_the_view() {
     update(&mut s, Action::Down);
     assert!(!s.help, "any other key closes the help");
 }
+
+#[test]
+fn an_unchanged_gpu_probe_asks_for_no_frame() {
+    let mut s = two_runs();
+    update(&mut s, Action::Gpus(Vec::new()));
+    s.dirty = false;
+    update(&mut s, Action::Gpus(Vec::new()));
+    assert!(!s.dirty, "same GPUs, nothing to redraw");
+    update(&mut s, Action::Down);
+    update(&mut s, Action::Gpus(Vec::new()));
+    assert!(s.dirty, "an earlier change in the same batch still draws");
+}

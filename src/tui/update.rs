@@ -40,6 +40,7 @@ impl Effect {
 }
 
 pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
+    let was_dirty = s.dirty;
     s.dirty = true;
     if s.help && !matches!(action, Action::Quit | Action::ToggleHelp | Action::Back | Action::Redraw) && is_key(&action)
     {
@@ -149,7 +150,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             clamp_cursors(s);
         }
         Action::Gpus(gpus) => {
-            s.dirty = s.gpus.as_ref() != Some(&gpus);
+            s.dirty = was_dirty || s.gpus.as_ref() != Some(&gpus);
             s.gpus = Some(gpus);
         }
         Action::CommandFinished { message, .. } => s.message = Some(message),

@@ -138,7 +138,7 @@ pub fn render_compare(s: &State, area: Rect, buf: &mut Buffer) {
     let colors = [Color::Green, Color::Yellow, Color::Cyan, Color::Magenta, Color::Blue, Color::Red];
     let mut lines = Vec::new();
     let mut drawn = Vec::new();
-    for (i, (run, symbol)) in runs.iter().zip(symbols.chars()).enumerate() {
+    for (i, (run, symbol)) in runs.iter().zip(symbols.chars().cycle()).enumerate() {
         let style = fg(s, colors[i % colors.len()]);
         lines.push(Line::from(format!("{symbol} {}  val {}", run.id, num(run.val.last(), 4))).style(style));
         drawn.push(Curve { series: &run.val, symbol, style });
