@@ -3,6 +3,8 @@
 //! with one sentence naming what is at fault.
 
 mod doctor;
+mod results;
+mod runs;
 mod tui;
 
 use crate::{config::Config, home::Home};
@@ -27,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Check libtorch, CUDA, GPUs, paths and disk; say how to fix what is missing.
     Doctor(doctor::Args),
+    /// Inspect runs in the home.
+    Runs(runs::Args),
+    /// The leaderboard of one dataset: mean ± std over trials, CI, p-values vs a baseline, exports.
+    Results(results::Args),
     /// Open the terminal UI (the default with no subcommand).
     Tui(tui::Args),
 }
@@ -63,6 +69,8 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
+        Some(Command::Runs(args)) => runs::run(args),
+        Some(Command::Results(args)) => results::run(args),
         Some(Command::Tui(args)) => tui::run(args),
         None => tui::run(tui::Args {}),
     }

@@ -1,13 +1,15 @@
-//! The leaderboard: per dataset, each init's mean ± population std over its finished trials, ranked;
+//! The Leaderboard view: `runs::leaderboard`'s ranking per dataset (mean ± population std over trials);
 //! runs scored under different conventions or annotation percentages are never ranked together.
 
 use super::super::state::{State, View};
 use super::{cursor_style, fg, scroll_offset};
+use crate::runs::leaderboard;
+use crate::runs::record::RunResult;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Color;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoardRow {
@@ -22,42 +24,30 @@ pub struct BoardRow {
     pub std: f64,
 }
 
-/// The ranking, computed from the results in `s`.
+/// The ranking per dataset from `runs::leaderboard` (population std, imagenet baseline).
 pub fn rows(s: &State) -> Vec<BoardRow> {
-    type GroupKey = (String, u32, String, String);
-    let mut groups: BTreeMap<GroupKey, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-    for r in s.runs.values().filter_map(|run| run.result.as_ref()) {
-        let conventions = serde_json::to_string(&r.conventions).unwrap_or_default();
-        let key = (r.dataset.clone(), r.anno_percent, conventions, r.metric.clone());
-        groups.entry(key).or_default().entry(r.init.clone()).or_default().push(r.mean);
-    }
+    let results: Vec<RunResult> = s.runs.values().filter_map(|run| run.result.clone()).collect();
+    let datasets: BTreeSet<&str> = results.iter().map(|r| r.dataset.as_str()).collect();
+    let options = leaderboard::Options::default();
     let mut out = Vec::new();
-    for ((dataset, anno_percent, _, metric), inits) in groups {
-        let mut ranked: Vec<(String, usize, f64, f64)> = inits
-            .into_iter()
-            .map(|(init, values)| {
-                let (mean, std) = mean_std(&values);
-                (init, values.len(), mean, std)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        for (i, (init, trials, mean, std)) in ranked.into_iter().enumerate() {
-            let (dataset, metric) = (dataset.clone(), metric.clone());
-            out.push(BoardRow { dataset, anno_percent, metric, rank: i + 1, init, trials, mean, std });
+    for dataset in datasets {
+        let Ok(board) = leaderboard::build(&results, dataset, &options) else { continue };
+        for group in &board.groups {
+            for row in &group.rows {
+                out.push(BoardRow {
+                    dataset: dataset.to_string(),
+                    anno_percent: group.anno_percent,
+                    metric: group.metric.clone(),
+                    rank: row.rank,
+                    init: row.init.clone(),
+                    trials: row.summary.n,
+                    mean: row.summary.mean,
+                    std: row.summary.std.unwrap_or(f64::NAN),
+                });
+            }
         }
     }
     out
-}
-
-/// Mean and population standard deviation.
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
 }
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {

@@ -1,0 +1,170 @@
+//! `medxfer runs ...`: the read-only commands (`ls`, `show`). Each subcommand is one enum variant and one
+//! function; mutating commands (stop, kill, rm, ...) are added beside them.
+
+use crate::runs::store::{self, MetricsTail, RunEntry};
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List the runs in the home: id, state, dataset, init, trial, epoch, metric.
+    Ls(LsArgs),
+    /// Show one run: its spec, status, last epoch metrics and result.
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Print the list as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The run id (or a unique prefix of it).
+    pub id: String,
+    /// Print the run as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let ctx = super::Ctx::load()?;
+    match args.command {
+        RunsCommand::Ls(a) => ls(&ctx, a),
+        RunsCommand::Show(a) => show(&ctx, a),
+    }
+}
+
+/// One line of `runs ls`.
+#[derive(Debug, Serialize)]
+pub struct RunLine {
+    pub id: String,
+    /// queued | running | stopped | failed | finished, or unknown without a readable status.json.
+    pub state: String,
+    pub dataset: String,
+    pub init: String,
+    pub trial: u32,
+    pub anno_percent: u32,
+    pub epoch: u32,
+    /// The result's metric name and value once finished.
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+}
+
+impl RunLine {
+    pub fn of(run: &RunEntry) -> RunLine {
+        RunLine {
+            id: run.id.clone(),
+            state: run.state_name().to_string(),
+            dataset: run.spec.dataset.clone(),
+            init: run.spec.init.clone(),
+            trial: run.spec.trial,
+            anno_percent: run.spec.data.anno_percent,
+            epoch: run.epoch(),
+            metric: run.result.as_ref().map(|r| r.metric.clone()),
+            value: run.result.as_ref().map(|r| r.mean),
+        }
+    }
+}
+
+fn ls(ctx: &super::Ctx, args: LsArgs) -> Result<i32> {
+    let (runs, warnings) = store::list_runs(&ctx.home.runs);
+    for w in &warnings {
+        eprintln!("medxfer: warning: {w}");
+    }
+    let lines: Vec<RunLine> = runs.iter().map(RunLine::of).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(0);
+    }
+    if lines.is_empty() {
+        eprintln!("no runs under {}", ctx.home.runs.display());
+        return Ok(0);
+    }
+    let w = lines.iter().map(|l| l.id.len()).max().unwrap_or(2).max(2);
+    println!("{:<w$}  {:<8}  {:<14}  {:<22}  {:>5}  {:>5}  metric", "id", "state", "dataset", "init", "trial", "epoch");
+    for l in &lines {
+        let metric = match (&l.metric, l.value) {
+            (Some(m), Some(v)) => format!("{m} {v:.4}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<w$}  {:<8}  {:<14}  {:<22}  {:>5}  {:>5}  {metric}",
+            l.id, l.state, l.dataset, l.init, l.trial, l.epoch
+        );
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ShowReport<'a> {
+    #[serde(flatten)]
+    run: &'a RunEntry,
+    last_epoch: Option<crate::runs::record::MetricLine>,
+    skipped_metric_lines: usize,
+}
+
+fn show(ctx: &super::Ctx, args: ShowArgs) -> Result<i32> {
+    let run = store::find_run(&ctx.home.runs, &args.id)?;
+    let mut tail = MetricsTail::new(&run.dir);
+    let lines = tail.read_new()?.lines;
+    if tail.skipped() > 0 {
+        eprintln!(
+            "medxfer: warning: {} lines of {} are not valid metric lines and were skipped",
+            tail.skipped(),
+            run.dir.join(crate::runs::record::METRICS_FILE).display()
+        );
+    }
+    let last_epoch = lines.into_iter().rev().find(|l| l.kind == "epoch");
+    let report = ShowReport { run: &run, last_epoch, skipped_metric_lines: tail.skipped() };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(0);
+    }
+    let s = &run.spec;
+    println!("id        {}", run.id);
+    println!("folder    {}", run.dir.display());
+    println!("state     {}", run.state_name());
+    println!("dataset   {} ({:?}, {}% labels)", s.dataset, s.task, s.data.anno_percent);
+    println!("init      {}", s.init);
+    println!("trial     {} (seed {})", s.trial, s.seed);
+    println!(
+        "hyper     epochs {} batch {} lr {} {} {}",
+        s.hyper.epochs, s.hyper.batch_size, s.hyper.lr, s.hyper.optimizer, s.hyper.scheduler
+    );
+    println!("device    {} {}", s.device.device, s.device.precision);
+    if let Some(st) = &run.status {
+        let best = st.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into());
+        let loss = st.best_val_loss.map(|l| format!("{l:.4}")).unwrap_or_else(|| "-".into());
+        println!("epoch     {} (best {best}, best val loss {loss})", st.epoch);
+        if let Some(reason) = &st.reason {
+            println!("reason    {reason}");
+        }
+        println!("updated   {}", st.updated);
+    }
+    if let Some(l) = &report.last_epoch {
+        let val: Vec<String> = l.val.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        println!(
+            "last      epoch {} train loss {:?} val loss {:?} {}",
+            l.epoch,
+            l.train_loss,
+            l.val_loss,
+            val.join(" ")
+        );
+    }
+    if let Some(r) = &run.result {
+        println!("result    {} {:.4} (best epoch {}, {} epochs)", r.metric, r.mean, r.best_epoch, r.epochs_run);
+        for (class, v) in &r.per_class {
+            println!("          {class:<24} {v:.4}");
+        }
+    }
+    Ok(0)
+}
