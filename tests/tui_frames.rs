@@ -54,6 +54,14 @@ fn rss_kib() -> u64 {
     status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// CPU time of this thread in ms: on a busy shared machine it leaves out time spent waiting to be scheduled.
+fn thread_cpu_ms() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `t`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -78,17 +86,19 @@ fn frames_with_200_runs_of_10000_points() {
             state.selected = state.runs.keys().cloned().collect();
             update(&mut state, Action::Show(View::Compare));
         }
-        let mut times: Vec<f64> = (0..FRAMES)
+        let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..FRAMES)
             .map(|_| {
-                let start = Instant::now();
+                let (start, cpu_start) = (Instant::now(), thread_cpu_ms());
                 terminal.draw(|f| f.render_widget(&state, f.area())).unwrap();
-                start.elapsed().as_secs_f64() * 1e3
+                (start.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - cpu_start)
             })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
-        report.push(format!("{name}: p50 {p50:.3} ms, p99 {p99:.3} ms"));
-        assert!(p99 < 100.0, "{name}: p99 {p99:.1} ms");
+            .unzip();
+        wall.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&wall, 0.5), percentile(&wall, 0.99));
+        let (cpu50, cpu99) = (percentile(&cpu, 0.5), percentile(&cpu, 0.99));
+        report.push(format!("{name}: wall p50 {p50:.3} p99 {p99:.3} ms, cpu p50 {cpu50:.3} p99 {cpu99:.3} ms"));
+        assert!(cpu99 < 50.0, "{name}: cpu p99 {cpu99:.1} ms");
     }
     let buckets: usize = state.runs.values().map(|r| r.train.buckets().len()).max().unwrap_or(0);
     assert!(buckets <= medxfer::tui::curve::CAPACITY, "{buckets}");

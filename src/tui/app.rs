@@ -38,7 +38,10 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the TUI's runtime")?;
-    runtime.block_on(event_loop(ctx.home.runs.clone(), State::new(keymap, color)))
+    let status = runtime.block_on(event_loop(ctx.home.runs.clone(), State::new(keymap, color)));
+    // A watcher's blocking read may still be running; quitting must not wait for it.
+    runtime.shutdown_background();
+    status
 }
 
 async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
@@ -50,6 +53,7 @@ async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
     let mut store = RunStore::new(runs_dir);
     let mut terminal = ratatui::init();
     let mut last_frame: Option<Instant> = None;
+    let mut more_to_read = false;
     let result: Result<()> = async {
         loop {
             if state.dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
@@ -58,6 +62,7 @@ async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
                 last_frame = Some(Instant::now());
             }
             let msg = match (state.dirty, last_frame) {
+                _ if more_to_read => Some(rx.try_recv().unwrap_or(Msg::RunsChanged)),
                 (true, Some(t)) => tokio::select! {
                     msg = rx.recv() => msg,
                     _ = tokio::time::sleep_until(t + FRAME) => continue,
@@ -65,11 +70,12 @@ async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
                 _ => rx.recv().await,
             };
             let Some(mut msg) = msg else { return Ok(()) };
+            more_to_read = false;
             loop {
                 if matches!(msg, Msg::Signal) {
                     return Ok(());
                 }
-                handle(msg, &mut state, &mut store, &tx);
+                more_to_read |= handle(msg, &mut state, &mut store, &tx);
                 match rx.try_recv() {
                     Ok(next) => msg = next,
                     Err(_) => break,
@@ -92,7 +98,13 @@ fn restore_terminal() {
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
 }
 
-fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>) {
+/// Applies one message; true when run folders have more to read (the loop reads on after a frame).
+fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>) -> bool {
+    let apply = |action: Action, state: &mut State| {
+        for effect in update(state, action) {
+            spawn_effect(effect, tx.clone());
+        }
+    };
     let actions = match msg {
         Msg::Term(Event::Key(ev)) if ev.kind == KeyEventKind::Press => {
             let key = Key::from_event(&ev);
@@ -106,17 +118,18 @@ fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSende
         Msg::Term(Event::Resize(..)) => vec![Action::Redraw],
         Msg::Term(_) | Msg::Signal => Vec::new(),
         Msg::RunsChanged => {
-            let (deltas, removed) = store.refresh();
-            let data = deltas.into_iter().map(|d| Action::RunData(Box::new(d)));
-            data.chain(removed.into_iter().map(Action::RunRemoved)).collect()
+            let (removed, more) = store.refresh(|delta| apply(Action::RunData(Box::new(delta)), state));
+            for id in removed {
+                apply(Action::RunRemoved(id), state);
+            }
+            return more;
         }
         Msg::Do(action) => vec![action],
     };
     for action in actions {
-        for effect in update(state, action) {
-            spawn_effect(effect, tx.clone());
-        }
+        apply(action, state);
     }
+    false
 }
 
 /// Reads terminal events on a thread of its own (crossterm's read blocks).

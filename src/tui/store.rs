@@ -9,6 +9,9 @@ use std::time::SystemTime;
 
 /// Bytes of train.log shown as the log tail.
 const LOG_TAIL_BYTES: u64 = 2048;
+/// metrics.jsonl bytes read per refresh, over all runs: a long history loads over several refreshes,
+/// with frames drawn in between, and only one chunk of parsed lines is held at a time.
+pub const READ_BUDGET: u64 = 4 << 20;
 
 /// What changed in one run folder since the previous refresh.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,27 +83,29 @@ impl RunStore {
         RunStore { dir, tails: BTreeMap::new() }
     }
 
-    /// Reads what changed: deltas for new or changed runs, and the ids of runs whose folder is gone.
-    pub fn refresh(&mut self) -> (Vec<RunDelta>, Vec<String>) {
+    /// Reads what changed, handing each changed run's delta to `each`; returns the ids of runs whose
+    /// folder is gone and whether metrics are left to read (call again) because `READ_BUDGET` ran out.
+    pub fn refresh(&mut self, mut each: impl FnMut(RunDelta)) -> (Vec<String>, bool) {
         let ids = run_ids(&self.dir);
         let removed: Vec<String> = self.tails.keys().filter(|k| ids.binary_search(k).is_err()).cloned().collect();
         for id in &removed {
             self.tails.remove(id);
         }
-        let mut deltas = Vec::new();
+        let mut budget = READ_BUDGET;
+        let mut more = false;
         for id in ids {
             let run = self.dir.join(&id);
             let tail = self.tails.entry(id.clone()).or_default();
-            let delta = read_changes(&run, id, tail);
+            let delta = read_changes(&run, id, tail, &mut budget, &mut more);
             if delta != (RunDelta { id: delta.id.clone(), ..RunDelta::default() }) {
-                deltas.push(delta);
+                each(delta);
             }
         }
-        (deltas, removed)
+        (removed, more)
     }
 }
 
-fn read_changes(run: &Path, id: String, tail: &mut Tail) -> RunDelta {
+fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more: &mut bool) -> RunDelta {
     let mut delta = RunDelta { id, ..RunDelta::default() };
     if !tail.spec_loaded && run.join(record::SPEC_FILE).exists() {
         tail.spec_loaded = true;
@@ -124,7 +129,7 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail) -> RunDelta {
     if changed(&run.join(record::LOG_FILE), &mut tail.log).is_some() {
         delta.log_tail = Some(log_tail(&run.join(record::LOG_FILE)));
     }
-    read_metrics(&run.join(record::METRICS_FILE), tail, &mut delta);
+    read_metrics(&run.join(record::METRICS_FILE), tail, &mut delta, budget, more);
     delta
 }
 
@@ -139,7 +144,7 @@ fn changed(path: &Path, seen: &mut Stamp) -> Option<Stamp> {
 }
 
 /// Reads complete lines appended since the last offset; a half-written last line waits for the next refresh.
-fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta) {
+fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta, budget: &mut u64, more: &mut bool) {
     let Ok(mut file) = std::fs::File::open(path) else { return };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len < tail.metrics_offset {
@@ -150,8 +155,12 @@ fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta) {
     if len == tail.metrics_offset || file.seek(SeekFrom::Start(tail.metrics_offset)).is_err() {
         return;
     }
+    let unread = len - tail.metrics_offset;
+    if unread > *budget {
+        *more = true;
+    }
     let mut bytes = Vec::new();
-    if file.take(len - tail.metrics_offset).read_to_end(&mut bytes).is_err() {
+    if *budget == 0 || file.take(unread.min(*budget)).read_to_end(&mut bytes).is_err() {
         return;
     }
     let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else { return };
@@ -171,6 +180,7 @@ fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta) {
         }
     }
     tail.metrics_offset += end as u64 + 1;
+    *budget = budget.saturating_sub(end as u64 + 1);
 }
 
 fn log_tail(path: &Path) -> Vec<String> {
@@ -208,7 +218,7 @@ mod tests {
         let metrics = run.join(record::METRICS_FILE);
         std::fs::write(&metrics, format!("{}not json\n{}{{\"kind\":", line(0, 1), line(0, 2))).unwrap();
         let mut store = RunStore::new(dir.path().to_path_buf());
-        let (deltas, _) = store.refresh();
+        let deltas = refresh(&mut store);
         assert_eq!(deltas.len(), 1);
         assert_eq!(deltas[0].lines.iter().map(|l| l.step).collect::<Vec<_>>(), [1, 2]);
         assert!(deltas[0].problems[0].contains("metrics.jsonl:2"), "{:?}", deltas[0].problems);
@@ -218,17 +228,45 @@ mod tests {
             b"\"step\",\"epoch\":0,\"step\":3,\"train_loss\":0.4,\"lr\":0.1,\"images_per_s\":1,\"elapsed_s\":2}\n",
         )
         .unwrap();
-        let (deltas, _) = store.refresh();
+        let deltas = refresh(&mut store);
         assert_eq!(deltas[0].lines.iter().map(|l| l.step).collect::<Vec<_>>(), [3]);
         assert!(!deltas[0].reset);
-        assert!(store.refresh().0.is_empty(), "nothing changed, nothing reported");
+        assert!(refresh(&mut store).is_empty(), "nothing changed, nothing reported");
 
         std::fs::write(&metrics, line(0, 1)).unwrap();
-        let (deltas, _) = store.refresh();
+        let deltas = refresh(&mut store);
         assert!(deltas[0].reset);
         assert_eq!(deltas[0].lines.len(), 1);
 
         std::fs::remove_dir_all(&run).unwrap();
-        assert_eq!(store.refresh().1, ["20261126-081200-demo-cls-random-t1"]);
+        assert_eq!(store.refresh(|_| ()).0, ["20261126-081200-demo-cls-random-t1"]);
+    }
+
+    fn refresh(store: &mut RunStore) -> Vec<RunDelta> {
+        let mut deltas = Vec::new();
+        let (_, more) = store.refresh(|d| deltas.push(d));
+        assert!(!more);
+        deltas
+    }
+
+    #[test]
+    fn a_long_history_is_read_in_budgeted_chunks_without_losing_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("20261126-081200-demo-cls-random-t1");
+        std::fs::create_dir(&run).unwrap();
+        let lines = READ_BUDGET as usize / line(0, 1).len() * 2 + 10;
+        std::fs::write(run.join(record::METRICS_FILE), (0..lines as u64).map(|s| line(0, s)).collect::<String>())
+            .unwrap();
+        let mut store = RunStore::new(dir.path().to_path_buf());
+        let (mut steps, mut rounds) = (Vec::new(), 0);
+        loop {
+            rounds += 1;
+            let (_, more) = store.refresh(|d| steps.extend(d.lines.iter().map(|l| l.step)));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(rounds, 3);
+        assert_eq!(steps, (0..lines as u64).collect::<Vec<_>>());
     }
 }
