@@ -15,6 +15,7 @@ pub mod runs;
 pub mod sched;
 pub mod torch_runtime;
 pub mod train;
+pub mod tui;
 pub mod zoo;
 
 /// medxfer's version, as in Cargo.toml.

@@ -12,6 +12,7 @@ mod results;
 mod runs;
 mod sweep;
 mod train;
+mod tui;
 mod zoo;
 
 use crate::{config::Config, home::Home};
@@ -56,6 +57,8 @@ pub enum Command {
     Model(model::Args),
     /// Datasets: write the demo datasets, check a dataset's images and split lists.
     Data(data::Args),
+    /// Open the terminal UI (the default with no subcommand).
+    Tui(tui::Args),
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -100,11 +103,8 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Model(args)) => model::run(args),
         Some(Command::Data(args)) => data::run(args),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(0)
-        }
+        Some(Command::Tui(args)) => tui::run(args),
+        None => tui::run(tui::Args {}),
     }
 }
 

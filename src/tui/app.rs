@@ -1,0 +1,226 @@
+//! The event loop: terminal events, a run-folder watcher, NVML and finished commands feed one channel;
+//! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
+
+use super::action::{Action, GpuInfo};
+use super::keymap::{self, Key, Keymap};
+use super::state::State;
+use super::store::{self, RunStore};
+use super::update::{Effect, update};
+use crate::cli::Ctx;
+use anyhow::{Context, Result, bail};
+use crossterm::event::{Event, KeyEventKind};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::time::Instant;
+
+/// Shortest time between two frames (about 15 per second).
+const FRAME: Duration = Duration::from_millis(66);
+/// How often run folders are checked for changes.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How often NVML is asked again.
+const GPUS_EVERY: Duration = Duration::from_secs(5);
+
+enum Msg {
+    Term(Event),
+    RunsChanged,
+    Do(Action),
+    Signal,
+}
+
+/// Opens the TUI on the home's runs; returns the exit status once the user quits.
+pub fn run(ctx: &Ctx) -> Result<i32> {
+    if !std::io::stdout().is_terminal() {
+        bail!("the TUI needs a terminal on stdout; use a subcommand instead (see medxfer --help)");
+    }
+    let keymap = Keymap::with_overrides(&ctx.config.tui.keymap)?;
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the TUI's runtime")?;
+    let status = runtime.block_on(event_loop(ctx.home.runs.clone(), State::new(keymap, color)));
+    // A watcher's blocking read may still be running; quitting must not wait for it.
+    runtime.shutdown_background();
+    status
+}
+
+async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
+    let (tx, mut rx) = unbounded_channel();
+    spawn_input(tx.clone());
+    spawn_watcher(runs_dir.clone(), tx.clone());
+    spawn_gpu_probe(tx.clone());
+    spawn_signal_handlers(tx.clone())?;
+    let mut store = RunStore::new(runs_dir);
+    let mut terminal = ratatui::init();
+    let mut last_frame: Option<Instant> = None;
+    let mut more_to_read = false;
+    let result: Result<()> = async {
+        loop {
+            if state.dirty && last_frame.is_none_or(|t| t.elapsed() >= FRAME) {
+                terminal.draw(|frame| frame.render_widget(&state, frame.area()))?;
+                state.dirty = false;
+                last_frame = Some(Instant::now());
+            }
+            let msg = match (state.dirty, last_frame) {
+                _ if more_to_read => Some(rx.try_recv().unwrap_or(Msg::RunsChanged)),
+                (true, Some(t)) => tokio::select! {
+                    msg = rx.recv() => msg,
+                    _ = tokio::time::sleep_until(t + FRAME) => continue,
+                },
+                _ => rx.recv().await,
+            };
+            let Some(mut msg) = msg else { return Ok(()) };
+            more_to_read = false;
+            loop {
+                if matches!(msg, Msg::Signal) {
+                    return Ok(());
+                }
+                more_to_read |= handle(msg, &mut state, &mut store, &tx);
+                match rx.try_recv() {
+                    Ok(next) => msg = next,
+                    Err(_) => break,
+                }
+            }
+            if state.quit {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    drop(terminal);
+    restore_terminal();
+    result.map(|()| 0)
+}
+
+/// Leaves raw mode and the alternate screen and shows the cursor (also what the panic hook does).
+fn restore_terminal() {
+    ratatui::restore();
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+}
+
+/// Applies one message; true when run folders have more to read (the loop reads on after a frame).
+fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>) -> bool {
+    let apply = |action: Action, state: &mut State| {
+        for effect in update(state, action) {
+            spawn_effect(effect, tx.clone());
+        }
+    };
+    let actions = match msg {
+        Msg::Term(Event::Key(ev)) if ev.kind == KeyEventKind::Press => {
+            let key = Key::from_event(&ev);
+            let action = if state.filter_editing {
+                keymap::filter_action(key)
+            } else {
+                state.keymap.action_for(key, state.view)
+            };
+            action.into_iter().collect()
+        }
+        Msg::Term(Event::Resize(..)) => vec![Action::Redraw],
+        Msg::Term(_) | Msg::Signal => Vec::new(),
+        Msg::RunsChanged => {
+            let (removed, more) = store.refresh(|delta| apply(Action::RunData(Box::new(delta)), state));
+            for id in removed {
+                apply(Action::RunRemoved(id), state);
+            }
+            return more;
+        }
+        Msg::Do(action) => vec![action],
+    };
+    for action in actions {
+        apply(action, state);
+    }
+    false
+}
+
+/// Reads terminal events on a thread of its own (crossterm's read blocks).
+fn spawn_input(tx: UnboundedSender<Msg>) {
+    std::thread::spawn(move || {
+        while let Ok(event) = crossterm::event::read() {
+            if tx.send(Msg::Term(event)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Sends a data-less notice whenever a run folder's files change; the loop then reads what changed.
+fn spawn_watcher(dir: PathBuf, tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let mut seen = None;
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        loop {
+            tick.tick().await;
+            let scan_dir = dir.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || store::fingerprint(&scan_dir)).await else { return };
+            if seen.as_ref() != Some(&now) {
+                seen = Some(now);
+                if tx.send(Msg::RunsChanged).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+fn spawn_gpu_probe(tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GPUS_EVERY);
+        loop {
+            tick.tick().await;
+            let Ok(gpus) = tokio::task::spawn_blocking(crate::doctor::nvml_gpus).await else { return };
+            let gpus = gpus
+                .into_iter()
+                .map(|g| GpuInfo {
+                    index: g.index,
+                    name: g.name,
+                    memory_total_mib: g.memory_total_mib,
+                    memory_free_mib: g.memory_free_mib,
+                })
+                .collect();
+            if tx.send(Msg::Do(Action::Gpus(gpus))).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// SIGHUP (the SSH link dropped) and SIGTERM end the loop, which restores the terminal.
+fn spawn_signal_handlers(tx: UnboundedSender<Msg>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    for kind in [SignalKind::hangup(), SignalKind::terminate()] {
+        let mut stream = signal(kind).context("cannot listen for SIGHUP/SIGTERM")?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            stream.recv().await;
+            let _ = tx.send(Msg::Signal);
+        });
+    }
+    Ok(())
+}
+
+/// Runs the effect's medxfer command; its outcome comes back as the status line.
+fn spawn_effect(effect: Effect, tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let command = effect.describe();
+        let output = match std::env::current_exe() {
+            Ok(exe) => {
+                tokio::process::Command::new(exe)
+                    .args(effect.cli_args())
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let (ok, message) = match output {
+            Ok(out) if out.status.success() => (true, format!("{command}: done")),
+            Ok(out) => {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let first = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message");
+                (false, format!("{command} failed: {first}"))
+            }
+            Err(e) => (false, format!("{command} could not start: {e}")),
+        };
+        let _ = tx.send(Msg::Do(Action::CommandFinished { ok, message }));
+    });
+}

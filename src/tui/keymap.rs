@@ -1,0 +1,338 @@
+//! Keys are data: default bindings per action name, patched by `[tui.keymap]` in config.toml
+//! (action name = key, e.g. `quit = "ctrl-q"`).
+
+use super::action::Action;
+use super::state::View;
+use anyhow::{Result, bail};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::BTreeMap;
+
+/// Where an action's keys work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scope {
+    Everywhere,
+    Only(&'static [View]),
+}
+
+/// A bindable action: its config name, what it does, where it works, its default keys.
+pub struct Binding {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub scope: Scope,
+    pub action: fn() -> Action,
+    pub defaults: &'static [&'static str],
+}
+
+const RUNS: Scope = Scope::Only(&[View::Runs]);
+
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        name: "quit",
+        about: "quit (runs keep going)",
+        scope: Scope::Everywhere,
+        action: || Action::Quit,
+        defaults: &["q"],
+    },
+    Binding {
+        name: "help",
+        about: "show or hide this help",
+        scope: Scope::Everywhere,
+        action: || Action::ToggleHelp,
+        defaults: &["?"],
+    },
+    Binding {
+        name: "next_view",
+        about: "next view",
+        scope: Scope::Everywhere,
+        action: || Action::NextView,
+        defaults: &["tab", "l", "right"],
+    },
+    Binding {
+        name: "prev_view",
+        about: "previous view",
+        scope: Scope::Everywhere,
+        action: || Action::PrevView,
+        defaults: &["backtab", "h", "left"],
+    },
+    Binding {
+        name: "view_zoo",
+        about: "Zoo view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Zoo),
+        defaults: &["1"],
+    },
+    Binding {
+        name: "view_datasets",
+        about: "Datasets view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Datasets),
+        defaults: &["2"],
+    },
+    Binding {
+        name: "view_launch",
+        about: "Launch view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Launch),
+        defaults: &["3"],
+    },
+    Binding {
+        name: "view_runs",
+        about: "Runs view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Runs),
+        defaults: &["4"],
+    },
+    Binding {
+        name: "view_compare",
+        about: "Compare view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Compare),
+        defaults: &["5"],
+    },
+    Binding {
+        name: "view_leaderboard",
+        about: "Leaderboard view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Leaderboard),
+        defaults: &["6"],
+    },
+    Binding {
+        name: "view_gpus",
+        about: "GPUs view",
+        scope: Scope::Everywhere,
+        action: || Action::Show(View::Gpus),
+        defaults: &["7"],
+    },
+    Binding { name: "up", about: "move up", scope: Scope::Everywhere, action: || Action::Up, defaults: &["up", "k"] },
+    Binding {
+        name: "down",
+        about: "move down",
+        scope: Scope::Everywhere,
+        action: || Action::Down,
+        defaults: &["down", "j"],
+    },
+    Binding {
+        name: "top",
+        about: "first row",
+        scope: Scope::Everywhere,
+        action: || Action::Top,
+        defaults: &["g", "home"],
+    },
+    Binding {
+        name: "bottom",
+        about: "last row",
+        scope: Scope::Everywhere,
+        action: || Action::Bottom,
+        defaults: &["G", "end"],
+    },
+    Binding {
+        name: "open",
+        about: "open run curves and log",
+        scope: RUNS,
+        action: || Action::Open,
+        defaults: &["enter"],
+    },
+    Binding {
+        name: "back",
+        about: "close detail/filter/help",
+        scope: Scope::Everywhere,
+        action: || Action::Back,
+        defaults: &["esc"],
+    },
+    Binding {
+        name: "select",
+        about: "select run for Compare",
+        scope: RUNS,
+        action: || Action::Select,
+        defaults: &["space"],
+    },
+    Binding {
+        name: "filter",
+        about: "filter runs by text",
+        scope: RUNS,
+        action: || Action::FilterStart,
+        defaults: &["/"],
+    },
+    Binding {
+        name: "sort",
+        about: "cycle the sort column",
+        scope: RUNS,
+        action: || Action::CycleSort,
+        defaults: &["s"],
+    },
+    Binding {
+        name: "demo_sweep",
+        about: "enqueue the demo sweep",
+        scope: Scope::Only(&[View::Launch, View::Runs]),
+        action: || Action::DemoSweep,
+        defaults: &["d"],
+    },
+    Binding { name: "stop_run", about: "stop the run", scope: RUNS, action: || Action::StopRun, defaults: &["x"] },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+/// Parses "q", "G", "ctrl-q", "enter", "esc", "tab", "backtab", "space", "up", "f1", ...
+pub fn parse_key(text: &str) -> Option<Key> {
+    let (ctrl, rest) = match text.strip_prefix("ctrl-") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let code = match rest {
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "tab" => KeyCode::Tab,
+        "backtab" => KeyCode::BackTab,
+        "space" => KeyCode::Char(' '),
+        "backspace" => KeyCode::Backspace,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "pageup" => KeyCode::PageUp,
+        "pagedown" => KeyCode::PageDown,
+        f if f.len() > 1 && f.starts_with('f') => KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?),
+        c if c.chars().count() == 1 => KeyCode::Char(c.chars().next()?),
+        _ => return None,
+    };
+    Some(Key { code, ctrl })
+}
+
+impl Key {
+    pub fn from_event(ev: &KeyEvent) -> Key {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        Key { code: ev.code, ctrl }
+    }
+}
+
+/// The keys in force: per binding (in `BINDINGS` order), its key texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap {
+    keys: Vec<Vec<(String, Key)>>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let keys = BINDINGS
+            .iter()
+            .map(|b| b.defaults.iter().filter_map(|t| Some((t.to_string(), parse_key(t)?))).collect())
+            .collect();
+        Keymap { keys }
+    }
+}
+
+impl Keymap {
+    /// The defaults with `overrides` (action name → key) applied; an overridden key leaves other actions.
+    pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Keymap> {
+        let mut map = Keymap::default();
+        for (name, text) in overrides {
+            let Some(index) = BINDINGS.iter().position(|b| b.name == name) else {
+                let known: Vec<&str> = BINDINGS.iter().map(|b| b.name).collect();
+                bail!("config.toml [tui.keymap]: unknown action {name:?} (known: {})", known.join(", "));
+            };
+            let Some(key) = parse_key(text) else {
+                bail!(
+                    "config.toml [tui.keymap] {name} = {text:?}: not a key (try \"q\", \"ctrl-q\", \"enter\", \"f1\")"
+                );
+            };
+            for keys in &mut map.keys {
+                keys.retain(|(_, k)| *k != key);
+            }
+            map.keys[index] = vec![(text.clone(), key)];
+        }
+        Ok(map)
+    }
+
+    /// The action bound to `key` in `view`, if any.
+    pub fn action_for(&self, key: Key, view: View) -> Option<Action> {
+        BINDINGS
+            .iter()
+            .zip(&self.keys)
+            .find(|(b, keys)| in_scope(b.scope, view) && keys.iter().any(|(_, k)| *k == key))
+            .map(|(b, _)| (b.action)())
+    }
+
+    /// (keys, what they do) for every action usable in `view`.
+    pub fn help(&self, view: View) -> Vec<(String, &'static str)> {
+        BINDINGS
+            .iter()
+            .zip(&self.keys)
+            .filter(|(b, keys)| in_scope(b.scope, view) && !keys.is_empty())
+            .map(|(b, keys)| (keys.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(" "), b.about))
+            .collect()
+    }
+
+    /// The first key text of the action named `name` ("" when unbound).
+    pub fn key_of(&self, name: &str) -> &str {
+        BINDINGS.iter().position(|b| b.name == name).and_then(|i| self.keys[i].first()).map_or("", |(t, _)| t.as_str())
+    }
+}
+
+fn in_scope(scope: Scope, view: View) -> bool {
+    match scope {
+        Scope::Everywhere => true,
+        Scope::Only(views) => views.contains(&view),
+    }
+}
+
+/// While the filter is being typed, keys edit it instead of acting.
+pub fn filter_action(key: Key) -> Option<Action> {
+    match key.code {
+        KeyCode::Enter => Some(Action::FilterDone),
+        KeyCode::Esc => Some(Action::Back),
+        KeyCode::Backspace => Some(Action::FilterBackspace),
+        KeyCode::Char(c) if !key.ctrl => Some(Action::FilterInput(c)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: &str) -> Key {
+        parse_key(t).unwrap()
+    }
+
+    #[test]
+    fn defaults_bind_the_documented_keys() {
+        let map = Keymap::default();
+        assert_eq!(map.action_for(key("q"), View::Zoo), Some(Action::Quit));
+        assert_eq!(map.action_for(key("6"), View::Runs), Some(Action::Show(View::Leaderboard)));
+        assert_eq!(map.action_for(key("j"), View::Runs), Some(Action::Down));
+        assert_eq!(map.action_for(key("enter"), View::Runs), Some(Action::Open));
+        assert_eq!(map.action_for(key("x"), View::Gpus), None, "stop works only in Runs");
+    }
+
+    #[test]
+    fn overrides_replace_keys_and_free_them_elsewhere() {
+        let overrides = BTreeMap::from([("quit".to_string(), "ctrl-q".to_string()), ("sort".into(), "q".into())]);
+        let map = Keymap::with_overrides(&overrides).unwrap();
+        assert_eq!(map.action_for(key("ctrl-q"), View::Runs), Some(Action::Quit));
+        assert_eq!(map.action_for(key("q"), View::Runs), Some(Action::CycleSort));
+        assert_eq!(map.action_for(key("q"), View::Zoo), None);
+        assert_eq!(map.key_of("quit"), "ctrl-q");
+    }
+
+    #[test]
+    fn bad_overrides_name_the_action_or_key() {
+        let err = Keymap::with_overrides(&BTreeMap::from([("fly".into(), "f".into())])).unwrap_err();
+        assert!(err.to_string().contains("unknown action \"fly\""), "{err}");
+        let err = Keymap::with_overrides(&BTreeMap::from([("quit".into(), "ctrl-".into())])).unwrap_err();
+        assert!(err.to_string().contains("quit = \"ctrl-\""), "{err}");
+    }
+
+    #[test]
+    fn help_lists_only_the_keys_of_the_view() {
+        let map = Keymap::default();
+        let runs = map.help(View::Runs);
+        assert!(runs.iter().any(|(k, _)| k == "x"));
+        assert!(!map.help(View::Gpus).iter().any(|(k, _)| k == "x"));
+    }
+}

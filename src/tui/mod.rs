@@ -1,0 +1,16 @@
+//! The terminal UI: state, actions, keymap, `update` (no I/O), pure views, and the app loop that
+//! tails run folders and performs effects through medxfer's own command line.
+
+pub mod action;
+pub mod app;
+pub mod curve;
+pub mod keymap;
+pub mod state;
+pub mod store;
+pub mod update;
+pub mod views;
+
+pub use app::run;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
+
+use super::action::GpuInfo;
+use super::curve::Series;
+use super::keymap::Keymap;
+use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum View {
+    Zoo,
+    Datasets,
+    Launch,
+    Runs,
+    Compare,
+    Leaderboard,
+    Gpus,
+}
+
+impl View {
+    pub const ALL: [View; 7] =
+        [View::Zoo, View::Datasets, View::Launch, View::Runs, View::Compare, View::Leaderboard, View::Gpus];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Zoo => "Zoo",
+            View::Datasets => "Datasets",
+            View::Launch => "Launch",
+            View::Runs => "Runs",
+            View::Compare => "Compare",
+            View::Leaderboard => "Leaderboard",
+            View::Gpus => "GPUs",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Id,
+    State,
+    Model,
+    ValLoss,
+    Metric,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Id => SortKey::State,
+            SortKey::State => SortKey::Model,
+            SortKey::Model => SortKey::ValLoss,
+            SortKey::ValLoss => SortKey::Metric,
+            SortKey::Metric => SortKey::Id,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Id => "id",
+            SortKey::State => "state",
+            SortKey::Model => "model",
+            SortKey::ValLoss => "val loss",
+            SortKey::Metric => "metric",
+        }
+    }
+}
+
+/// One run as the TUI knows it.
+#[derive(Debug, Clone, Default)]
+pub struct RunView {
+    pub id: String,
+    pub spec: Option<RunSpec>,
+    pub status: Option<Status>,
+    pub result: Option<RunResult>,
+    pub train: Series,
+    pub val: Series,
+    /// Steps at which the learning rate dropped (between consecutive lines).
+    pub lr_drops: Vec<f64>,
+    /// Step of each epoch line, by epoch (to place the best-epoch mark).
+    pub epoch_steps: BTreeMap<u32, f64>,
+    pub last: Option<MetricLine>,
+    /// The newest epoch line's validation metric (name, value).
+    pub val_metric: Option<(String, f64)>,
+    pub log_tail: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl RunView {
+    pub fn new(id: String) -> RunView {
+        RunView { id, ..RunView::default() }
+    }
+
+    pub fn model(&self) -> &str {
+        self.spec.as_ref().map_or("?", |s| s.init.as_str())
+    }
+
+    pub fn dataset(&self) -> &str {
+        self.spec.as_ref().map_or("?", |s| s.dataset.as_str())
+    }
+
+    pub fn state(&self) -> Option<RunState> {
+        self.status.as_ref().map(|s| s.state)
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.state() {
+            None => "unknown",
+            Some(RunState::Queued) => "queued",
+            Some(RunState::Running) => "running",
+            Some(RunState::Stopped) => "stopped",
+            Some(RunState::Failed) => "failed",
+            Some(RunState::Finished) => "finished",
+        }
+    }
+
+    /// The headline number: the test result when there is one, else the latest validation metric.
+    pub fn metric(&self) -> Option<f64> {
+        self.result.as_ref().map(|r| r.mean).or(self.val_metric.as_ref().map(|m| m.1))
+    }
+
+    /// Seconds left, from the time per epoch so far and the planned epochs.
+    pub fn eta_s(&self) -> Option<f64> {
+        let last = self.last.as_ref()?;
+        let planned = self.spec.as_ref()?.hyper.epochs;
+        if self.state() != Some(RunState::Running) || last.epoch == 0 || planned <= last.epoch {
+            return None;
+        }
+        Some(last.elapsed_s / f64::from(last.epoch) * f64::from(planned - last.epoch))
+    }
+
+    /// Folds new metric lines into the curves.
+    pub fn apply_lines(&mut self, lines: Vec<MetricLine>) {
+        for line in lines {
+            let x = line.step as f64;
+            if let Some(loss) = line.train_loss {
+                self.train.push(x, loss);
+            }
+            if line.kind == "epoch" {
+                if let Some(loss) = line.val_loss {
+                    self.val.push(x, loss);
+                }
+                self.epoch_steps.insert(line.epoch, x);
+                self.val_metric = line.val.iter().next().map(|(k, v)| (k.clone(), *v));
+            }
+            if let Some(prev) = &self.last
+                && line.lr < prev.lr
+            {
+                self.lr_drops.push(x);
+            }
+            self.last = Some(line);
+        }
+    }
+
+    /// Forgets the curves (metrics.jsonl was rewritten).
+    pub fn reset_curves(&mut self) {
+        self.train = Series::default();
+        self.val = Series::default();
+        self.lr_drops.clear();
+        self.epoch_steps.clear();
+        self.last = None;
+        self.val_metric = None;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub view: View,
+    pub runs: BTreeMap<String, RunView>,
+    /// Cursor row per view.
+    pub cursor: [usize; 7],
+    pub filter: String,
+    pub filter_editing: bool,
+    pub sort: SortKey,
+    /// Runs chosen for the Compare view.
+    pub selected: BTreeSet<String>,
+    /// The run whose detail is open.
+    pub detail: Option<String>,
+    pub help: bool,
+    /// The status line: the last command's outcome or a problem.
+    pub message: Option<String>,
+    /// None until NVML has been asked.
+    pub gpus: Option<Vec<GpuInfo>>,
+    pub color: bool,
+    pub keymap: Keymap,
+    pub quit: bool,
+    /// Something visible changed since the last frame.
+    pub dirty: bool,
+}
+
+impl State {
+    pub fn new(keymap: Keymap, color: bool) -> State {
+        State {
+            view: View::Runs,
+            runs: BTreeMap::new(),
+            cursor: [0; 7],
+            filter: String::new(),
+            filter_editing: false,
+            sort: SortKey::Id,
+            selected: BTreeSet::new(),
+            detail: None,
+            help: false,
+            message: None,
+            gpus: None,
+            color,
+            keymap,
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    pub fn cursor(&self) -> usize {
+        self.cursor[self.view.index()]
+    }
+
+    /// The Runs table's rows: filtered (substring of id, model, dataset or state) and sorted.
+    pub fn visible_runs(&self) -> Vec<&RunView> {
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<&RunView> = self
+            .runs
+            .values()
+            .filter(|r| {
+                needle.is_empty()
+                    || [r.id.as_str(), r.model(), r.dataset(), r.state_name()].iter().any(|f| f.contains(&needle))
+            })
+            .collect();
+        let key = |v: Option<f64>| v.unwrap_or(f64::INFINITY);
+        match self.sort {
+            SortKey::Id => {}
+            SortKey::State => rows.sort_by_key(|r| r.state_name()),
+            SortKey::Model => rows.sort_by(|a, b| a.model().cmp(b.model())),
+            SortKey::ValLoss => rows.sort_by(|a, b| key(a.val.last()).total_cmp(&key(b.val.last()))),
+            SortKey::Metric => rows.sort_by(|a, b| key(a.metric().map(|m| -m)).total_cmp(&key(b.metric().map(|m| -m)))),
+        }
+        rows
+    }
+
+    /// The run under the cursor in the Runs view (or the open detail's run).
+    pub fn current_run(&self) -> Option<&RunView> {
+        if let Some(id) = &self.detail {
+            return self.runs.get(id);
+        }
+        self.visible_runs().get(self.cursor[View::Runs.index()]).copied()
+    }
+
+    /// Rows the cursor moves over in the current view.
+    pub fn rows_in_view(&self) -> usize {
+        match self.view {
+            View::Runs => self.visible_runs().len(),
+            View::Zoo => super::views::zoo::models(self).len(),
+            View::Datasets => super::views::datasets::datasets(self).len(),
+            View::Leaderboard => super::views::leaderboard::rows(self).len(),
+            View::Gpus => self.gpus.as_ref().map_or(0, Vec::len),
+            View::Launch | View::Compare => 0,
+        }
+    }
+}

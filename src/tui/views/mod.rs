@@ -1,0 +1,98 @@
+//! Pure rendering: `Widget for &State` draws the tab bar, the current view, the status line and the help.
+
+pub mod chart;
+pub mod datasets;
+pub mod gpus;
+pub mod launch;
+pub mod leaderboard;
+pub mod runs;
+pub mod zoo;
+
+use super::state::{State, View};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
+
+impl Widget for &State {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let [tabs, body, status] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        render_tabs(self, tabs, buf);
+        match self.view {
+            View::Zoo => zoo::render(self, body, buf),
+            View::Datasets => datasets::render(self, body, buf),
+            View::Launch => launch::render(self, body, buf),
+            View::Runs => runs::render(self, body, buf),
+            View::Compare => runs::render_compare(self, body, buf),
+            View::Leaderboard => leaderboard::render(self, body, buf),
+            View::Gpus => gpus::render(self, body, buf),
+        }
+        render_status(self, status, buf);
+        if self.help {
+            render_help(self, body, buf);
+        }
+    }
+}
+
+/// A foreground colour, or no style at all under NO_COLOR.
+pub fn fg(s: &State, color: Color) -> Style {
+    if s.color { Style::default().fg(color) } else { Style::default() }
+}
+
+/// The cursor row: reversed, which reads without colour too.
+pub fn cursor_style() -> Style {
+    Style::default().add_modifier(Modifier::REVERSED)
+}
+
+pub fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// The first visible row so that `cursor` stays on a screen of `height` rows.
+pub fn scroll_offset(cursor: usize, height: usize) -> usize {
+    if height == 0 { 0 } else { cursor.saturating_sub(height - 1) }
+}
+
+fn render_tabs(s: &State, area: Rect, buf: &mut Buffer) {
+    let mut spans = Vec::new();
+    for (i, view) in View::ALL.iter().enumerate() {
+        let style = if *view == s.view { cursor_style().add_modifier(Modifier::BOLD) } else { fg(s, Color::Cyan) };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, view.title()), style));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
+    let text = if s.filter_editing {
+        format!("filter: {}_   (enter keep, esc clear)", s.filter)
+    } else if let Some(message) = &s.message {
+        message.clone()
+    } else {
+        let filter = if s.filter.is_empty() { String::new() } else { format!("filter \"{}\"  ", s.filter) };
+        format!("{filter}{} help  {} quit", s.keymap.key_of("help"), s.keymap.key_of("quit"))
+    };
+    Paragraph::new(text).style(fg(s, Color::Yellow)).render(area, buf);
+}
+
+fn render_help(s: &State, body: Rect, buf: &mut Buffer) {
+    let keys = s.keymap.help(s.view);
+    let fits_one_column = keys.len() + 2 <= body.height as usize;
+    let columns = if fits_one_column { 1 } else { 2 };
+    let per_column = keys.len().div_ceil(columns);
+    let height = (per_column as u16 + 2).min(body.height);
+    let width = if fits_one_column { 56.min(body.width) } else { body.width };
+    let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + (body.height - height) / 2, width, height };
+    let column_width = (width.saturating_sub(2) as usize) / columns;
+    let entry = |(k, about): &(String, &str)| format!("{k:>14} {about:<w$}", w = column_width.saturating_sub(15));
+    let lines: Vec<Line> = (0..per_column)
+        .map(|row| {
+            let cells: Vec<String> = (0..columns).filter_map(|c| keys.get(c * per_column + row)).map(entry).collect();
+            Line::from(cells.join(""))
+        })
+        .collect();
+    Clear.render(area, buf);
+    let title = format!(" keys: {} ", s.view.title());
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
+}
