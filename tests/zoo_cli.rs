@@ -46,6 +46,40 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// A random ResNet50 written by real torch.save in the layout of `recipe` ("torchvision" or "moco").
+fn torch_checkpoint(path: &Path, recipe: &str) {
+    let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
+    let script = r#"
+import sys, torch, torchvision
+torch.manual_seed(0)
+sd = torchvision.models.resnet50(weights=None).state_dict()
+if sys.argv[2] == "moco":
+    sd = {"state_dict": {"module.encoder_q." + k: v for k, v in sd.items()}, "epoch": 200, "arch": "resnet50"}
+torch.save(sd, sys.argv[1])
+"#;
+    let out = Command::new(py).args(["-c", script]).arg(path).arg(recipe).output().unwrap();
+    assert!(out.status.success(), "torch.save failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_pulled_checkpoint_is_converted_with_its_recipe() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let source = home.path().join("moco.pth.tar");
+    torch_checkpoint(&source, "moco");
+    server.put("/moco-v2/moco_v2_800ep_pretrain.pth.tar", std::fs::read(&source).unwrap());
+    let out = medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "moco-v2"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(list_state(home.path(), "moco-v2")["state"], "converted");
+    let converted = std::fs::read(cached(home.path(), "moco-v2", "resnet50.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&converted).unwrap();
+    assert!(tensors.names().iter().all(|n| !n.starts_with("module.") && !n.starts_with("fc.")));
+    assert_eq!(tensors.tensor("layer4.2.bn3.running_var").unwrap().shape(), &[2048]);
+    let provenance = std::fs::read_to_string(cached(home.path(), "moco-v2", "resnet50.provenance.json")).unwrap();
+    let provenance: serde_json::Value = serde_json::from_str(&provenance).unwrap();
+    assert_eq!(provenance["recipe"], "moco", "{provenance}");
+}
+
 #[test]
 fn a_killed_pull_resumes_where_the_part_file_ends() {
     let server = Server::start();
@@ -72,7 +106,11 @@ fn a_killed_pull_resumes_where_the_part_file_ends() {
     assert_eq!(last.body_bytes, data.len() as u64 - resume_at, "only the missing bytes were sent");
     assert_eq!(std::fs::read(cached(home.path(), "chestxray14", "chestxray14.pth.tar")).unwrap(), data);
     assert!(!part.exists());
-    assert_eq!(list_state(home.path(), "chestxray14")["state"], "downloaded");
+    // Random bytes are no checkpoint: the download stays installed and the state names the conversion failure.
+    let state = list_state(home.path(), "chestxray14");
+    assert_eq!(state["state"], "failed", "{state}");
+    assert!(state["reason"].as_str().unwrap().contains("installed, but its conversion failed"), "{state}");
+    assert!(stderr(&out).contains("chestxray14: conversion failed"), "{}", stderr(&out));
     let lock = std::fs::read_to_string(home.path().join("zoo.lock")).unwrap();
     assert!(lock.contains("[models.chestxray14]"), "{lock}");
 }
@@ -134,16 +172,16 @@ fn manual_entries_say_the_steps_and_import_takes_the_file() {
     assert!(err.contains("medxfer zoo import inat2021 FILE"), "{err}");
 
     let hand = home.path().join("downloaded-by-hand.pth.tar");
-    std::fs::write(&hand, zoo_server::bytes(50_000, 13)).unwrap();
+    torch_checkpoint(&hand, "torchvision");
     let out = medxfer(home.path(), None).args(["zoo", "import", "inat2021"]).arg(&hand).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(list_state(home.path(), "inat2021")["state"], "downloaded");
+    assert_eq!(list_state(home.path(), "inat2021")["state"], "converted");
     let out = medxfer(home.path(), None).args(["zoo", "path", "inat2021"]).output().unwrap();
     let printed = String::from_utf8(out.stdout).unwrap();
     assert_eq!(printed.trim(), cached(home.path(), "inat2021", "inat2021_supervised_large.pth.tar").to_str().unwrap());
     let out = medxfer(home.path(), None).args(["zoo", "verify", "inat2021"]).output().unwrap();
     assert!(out.status.success() && stderr(&out).contains("inat2021: verified"), "{}", stderr(&out));
-    assert_eq!(list_state(home.path(), "inat2021")["state"], "verified");
+    assert_eq!(list_state(home.path(), "inat2021")["state"], "converted");
 
     std::fs::write(cached(home.path(), "inat2021", "inat2021_supervised_large.pth.tar"), b"tampered").unwrap();
     let out = medxfer(home.path(), None).args(["zoo", "verify"]).output().unwrap();

@@ -47,6 +47,9 @@ pub struct Recorded {
     pub total: Option<u64>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why the last conversion of the installed file failed; cleared when one succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion_error: Option<String>,
 }
 
 impl Recorded {
@@ -118,6 +121,9 @@ pub fn state_of(home: &Home, entry: &Entry) -> ModelState {
     if paths.file.is_file() {
         if paths.converted.is_file() {
             return ModelState::Converted;
+        }
+        if let Some(error) = recorded.conversion_error {
+            return ModelState::Failed { reason: format!("installed, but its conversion failed: {error}") };
         }
         return if recorded.state == "verified" { ModelState::Verified } else { ModelState::Downloaded };
     }

@@ -28,17 +28,33 @@ pub enum Outcome {
     },
 }
 
-/// The conversion hook run after every successful download or import. The lead wires the checkpoint
-/// converter here as `crate::ckpt::convert_file(&entry.recipe, input, output)`; until then nothing is
-/// converted. Returns whether `output` exists afterwards.
+/// The conversion run after every successful download or import: the catalog's recipe turns the
+/// checkpoint into torchvision-named safetensors at `output`. Returns whether `output` exists afterwards.
 pub fn convert_after_download(entry: &Entry, input: &Path, output: &Path) -> Result<bool> {
-    tracing::debug!(id = %entry.id, recipe = %entry.recipe, input = %input.display(), "conversion hook");
+    match entry.recipe.as_str() {
+        "none" => return Ok(output.is_file()),
+        recipe if !crate::ckpt::RECIPES.contains(&recipe) => {
+            bail!("no converter for recipe {recipe:?} yet (supported: {})", crate::ckpt::RECIPES.join(", "))
+        }
+        _ => {}
+    }
+    crate::ckpt::convert_file(&entry.recipe, input, output)?;
     Ok(output.is_file())
 }
 
-/// Runs the conversion hook; a failed conversion leaves the verified download in place.
+/// Runs the conversion and records its failure, if any, in the model's state; a failed conversion
+/// leaves the verified download in place.
 fn convert(entry: &Entry, paths: &ModelPaths) -> bool {
-    match convert_after_download(entry, &paths.file, &paths.converted) {
+    let outcome = convert_after_download(entry, &paths.file, &paths.converted);
+    let mut recorded = Recorded::load(paths).unwrap_or_default();
+    let error = outcome.as_ref().err().map(crate::cli::one_sentence);
+    if recorded.conversion_error != error {
+        recorded.conversion_error = error;
+        if let Err(e) = recorded.save(paths) {
+            tracing::warn!(id = %entry.id, "cannot record the conversion outcome: {e:#}");
+        }
+    }
+    match outcome {
         Ok(done) => done,
         Err(e) => {
             tracing::warn!(id = %entry.id, "conversion failed: {e:#}");
@@ -99,7 +115,7 @@ pub async fn pull_one(
         Err(e) => {
             let total = Recorded::load(&paths).and_then(|r| r.total);
             let reason = Some(format!("{e:#}"));
-            Recorded { state: "failed".into(), reason, total, sha256: None }.save(&paths)?;
+            Recorded { state: "failed".into(), reason, total, ..Recorded::default() }.save(&paths)?;
             return Err(e.context(format!("cannot download {} from {url}", entry.id)));
         }
     };

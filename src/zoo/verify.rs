@@ -65,8 +65,14 @@ pub fn install(home: &Home, entry: &Entry, paths: &ModelPaths, fetched: &Fetched
         pins.set(&entry.id, pin)?;
     }
     let state = if verdict == Verdict::Verified || pinned_by_name { "verified" } else { "downloaded" };
-    Recorded { state: state.into(), sha256: Some(fetched.sha256.clone()), total: Some(fetched.size), reason: None }
-        .save(paths)?;
+    Recorded {
+        state: state.into(),
+        sha256: Some(fetched.sha256.clone()),
+        total: Some(fetched.size),
+        reason: None,
+        conversion_error: None,
+    }
+    .save(paths)?;
     Ok(verdict)
 }
 
@@ -128,7 +134,13 @@ pub fn verify_installed(home: &Home, entry: &Entry, paths: &ModelPaths) -> Resul
     }
     let state =
         if verdict == Verdict::Verified || entry.name_digest_prefix().is_some() { "verified" } else { "downloaded" };
-    Recorded { state: state.into(), sha256: Some(fetched.sha256), total: Some(fetched.size), reason: None }
-        .save(paths)?;
+    Recorded {
+        state: state.into(),
+        sha256: Some(fetched.sha256),
+        total: Some(fetched.size),
+        reason: None,
+        conversion_error: None,
+    }
+    .save(paths)?;
     Ok(verdict)
 }
