@@ -304,7 +304,7 @@ mod tests {
         let shenzhen = rows.iter().find(|p| p.dataset == "shenzhen" && p.init == "imagenet-chestxray14").unwrap();
         assert_eq!((shenzhen.mean_percent, shenzhen.std_percent), (98.47, 0.26));
         let opts = Options { published: true, ..Options::default() };
-        assert_eq!(build(&[], "siim", &opts).unwrap().published.len(), 3);
-        assert!(build(&[], "siim", &Options::default()).unwrap().published.is_empty());
+        assert_eq!(build(&[], "siim-acr", &opts).unwrap().published.len(), 3);
+        assert!(build(&[], "siim-acr", &Options::default()).unwrap().published.is_empty());
     }
 }
