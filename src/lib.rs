@@ -3,6 +3,7 @@
 //! Module map and on-disk layout: see ARCHITECTURE.md.
 
 pub mod atomic;
+pub mod bench;
 pub mod ckpt;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,6 @@
 //! Frame time with 200 runs of 10,000 points each: the Runs table, a run's detail and Compare over all
-//! 200 runs, drawn into a 160×48 TestBackend. Prints p50/p99 and the resident memory of the state.
+//! 200 runs, drawn into a 160×48 TestBackend. Prints p50/p99 and the resident memory of the state (make bench
+//! reads them); it asserts only that the curves stay downsampled.
 
 use medxfer::runs::record::{
     DataSpec, DeviceSpec, Hyper, MetricLine, RunSpec, Snapshot, State as RunState, Status, Task,
@@ -75,7 +76,7 @@ fn frames_with_200_runs_of_10000_points() {
     }
     let state_kib = rss_kib().saturating_sub(before);
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    let mut report = Vec::new();
+    let (mut report, mut figures) = (Vec::new(), Vec::new());
     for (name, setup) in
         [("runs table", vec![]), ("run detail", vec![Action::Open]), ("compare 200", vec![Action::Back])]
     {
@@ -98,9 +99,12 @@ fn frames_with_200_runs_of_10000_points() {
         let (p50, p99) = (percentile(&wall, 0.5), percentile(&wall, 0.99));
         let (cpu50, cpu99) = (percentile(&cpu, 0.5), percentile(&cpu, 0.99));
         report.push(format!("{name}: wall p50 {p50:.3} p99 {p99:.3} ms, cpu p50 {cpu50:.3} p99 {cpu99:.3} ms"));
-        assert!(cpu99 < 50.0, "{name}: cpu p99 {cpu99:.1} ms");
+        figures.push(serde_json::json!({"view": name, "wall_p50_ms": p50, "wall_p99_ms": p99, "cpu_p99_ms": cpu99}));
     }
     let buckets: usize = state.runs.values().map(|r| r.train.buckets().len()).max().unwrap_or(0);
     assert!(buckets <= medxfer::tui::curve::CAPACITY, "{buckets}");
     eprintln!("{RUNS} runs × {POINTS} points, 160×48: {}; state RSS +{state_kib} KiB", report.join("; "));
+    // Read by scripts/bench (timing goals live there, not in tests).
+    let bench = serde_json::json!({"frames": figures, "state_rss_kib": state_kib});
+    eprintln!("BENCH_JSON {bench}");
 }

@@ -3,6 +3,7 @@
 //! with one sentence naming what is at fault.
 
 mod agent;
+mod bench;
 mod ckpt;
 mod data;
 mod doctor;
@@ -57,6 +58,9 @@ pub enum Command {
     Model(model::Args),
     /// Datasets: write the demo datasets, check a dataset's images and split lists.
     Data(data::Args),
+    /// Throughput probes used by `make bench`.
+    #[command(hide = true)]
+    Bench(bench::Args),
     /// Open the terminal UI (the default with no subcommand).
     Tui(tui::Args),
 }
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Model(args)) => model::run(args),
         Some(Command::Data(args)) => data::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Tui(args)) => tui::run(args),
         None => tui::run(tui::Args {}),
     }

@@ -1,0 +1,72 @@
+//! Throughput probes for `make bench` (`medxfer bench ...`): the same work as the trainer's inner loop
+//! and data loader, timed in-process so that process start and libtorch loading are not counted.
+//! scripts/bench runs each next to its Python reference and reports the ratios.
+
+use crate::data::{Item, Loader, LoaderConfig, Mode, Normalization};
+use crate::runs::record::Task;
+use crate::train::evaluate::LossKind;
+use crate::train::optim::{OptimConfig, OptimKind, Optimizer};
+use crate::train::setup;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// A measured rate with what produced it.
+#[derive(Debug, Serialize)]
+pub struct Rate {
+    pub what: String,
+    pub images: usize,
+    pub seconds: f64,
+    pub images_per_s: f64,
+}
+
+impl Rate {
+    fn new(what: String, images: usize, seconds: f64) -> Rate {
+        Rate { what, images, seconds, images_per_s: images as f64 / seconds.max(1e-12) }
+    }
+}
+
+/// ResNet50 (14 classes) train steps on random inputs: forward, BCE-with-logits, backward, Adam.
+pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, steps: usize) -> Result<Rate> {
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let net = setup::build(&vs, Task::Classification, 14);
+    let params = setup::trainable(&vs);
+    let mut optimizer = Optimizer::new(OptimConfig::new(OptimKind::parse("adam")?, 2e-4, 0.0, 0.9));
+    let x = Tensor::randn([batch as i64, 3, size as i64, size as i64], (Kind::Float, device));
+    let y = Tensor::rand([batch as i64, 14], (Kind::Float, device)).round();
+    let mut step = || {
+        Optimizer::zero_grad(&params);
+        let loss = LossKind::Bce.compute(&net.forward_t(&x, true), &y);
+        loss.backward();
+        optimizer.step(&params);
+        loss.double_value(&[])
+    };
+    for _ in 0..warmup {
+        step();
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    let what = format!("resnet50 train step, batch {batch}, {size}px, {device:?}");
+    Ok(Rate::new(what, batch * steps, started.elapsed().as_secs_f64()))
+}
+
+/// Every image of `items` once through the classification loader (`mode` transforms, `workers` threads).
+pub fn loader_epoch(items: Vec<Item>, mode: Mode, size: usize, batch: usize, workers: usize) -> Result<Rate> {
+    let count = items.len();
+    let mut config = LoaderConfig::for_split(Task::Classification, mode, batch, size, Normalization::Imagenet);
+    (config.workers, config.shuffle, config.drop_last) = (workers, false, false);
+    let loader = Loader::new(items, config);
+    let started = Instant::now();
+    let mut seen = 0;
+    for b in loader.epoch(1) {
+        seen += b.context("the loader failed")?.indices.len();
+    }
+    anyhow::ensure!(seen == count, "the loader gave {seen} of {count} images");
+    let what = format!("loader {mode:?}, {size}px, {workers} workers");
+    Ok(Rate::new(what, seen, started.elapsed().as_secs_f64()))
+}

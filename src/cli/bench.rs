@@ -1,0 +1,71 @@
+//! `medxfer bench ...` (hidden): in-process throughput probes that scripts/bench sets beside their
+//! Python references. Prints one JSON object on stdout.
+
+use crate::bench;
+use crate::data::{Mode, lists};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// ResNet50 train steps on random inputs.
+    TrainStep {
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Intra-op threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// One pass of the classification loader over a ChestX-ray14-format list.
+    Loader {
+        /// Lines "IMAGE LABEL..." (14 labels).
+        #[arg(long)]
+        list: PathBuf,
+        /// The folder holding the images.
+        #[arg(long)]
+        images: PathBuf,
+        /// train | val
+        #[arg(long, default_value = "val")]
+        mode: String,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let rate = match args.command {
+        BenchCommand::TrainStep { batch, size, warmup, steps, threads, device } => {
+            let device = crate::train::setup::device(&device, threads)?;
+            bench::train_steps(device, batch, size, warmup, steps)?
+        }
+        BenchCommand::Loader { list, images, mode, size, batch, workers } => {
+            let mode = match mode.as_str() {
+                "train" => Mode::Train,
+                "val" => Mode::Val,
+                other => anyhow::bail!("--mode {other:?} is not train or val"),
+            };
+            let items = lists::read_chestxray14(&list, &images, 14)?;
+            bench::loader_epoch(items, mode, size, batch, workers)?
+        }
+    };
+    println!("{}", serde_json::to_string(&rate)?);
+    Ok(0)
+}
