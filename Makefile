@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 TORCH := source scripts/torch-env &&
 BIN := target/release/medxfer
+# `make run` works in its own demo home unless MEDXFER_HOME names one.
+DEMO_HOME := $(CURDIR)/target/demo-home
 
 .PHONY: build run test lint bench chaos setup clean
 
@@ -14,8 +16,9 @@ build:
 	$(TORCH) cargo build --release --locked
 
 run: build
-	$(BIN) doctor
-	$(BIN) --help
+	@export MEDXFER_HOME="$${MEDXFER_HOME:-$(DEMO_HOME)}"; \
+	test -e "$$MEDXFER_HOME/datasets/demo-cls/.complete" || $(BIN) data demo "$$MEDXFER_HOME/datasets"; \
+	exec $(BIN) tui
 
 test:
 	$(TORCH) cargo test --locked --all-targets

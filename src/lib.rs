@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod home;
 pub mod logging;
 pub mod model;
+pub mod perf;
 pub mod runs;
 pub mod sched;
 pub mod torch_runtime;

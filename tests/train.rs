@@ -172,3 +172,18 @@ fn the_same_seed_gives_identical_metrics() {
     assert_eq!(lines[0].len(), 2);
     assert_eq!(lines[0], lines[1]);
 }
+
+#[test]
+fn bf16_autocast_and_channels_last_train_on_cpu_and_save_plain_weights() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = spec("demo-cls", Task::Classification, 1, 16, 20);
+    (s.device.precision, s.device.memory_format) = ("bf16".into(), "nhwc".into());
+    let dir = run_dir(home.path(), &s);
+    let result = assert_finished(&train(home.path(), &dir), &dir);
+    assert!(result.mean.is_finite() && epoch_lines(&dir)[0].train_loss.is_some_and(f64::is_finite));
+    // The saved weights are plain NCHW float32, whatever the run trained in.
+    let weights = medxfer::model::read_tensors(&dir.join("best.safetensors")).unwrap();
+    let conv1 = &weights["conv1.weight"];
+    assert_eq!((conv1.size(), conv1.kind()), (vec![64, 3, 7, 7], tch::Kind::Float));
+    assert!(conv1.is_contiguous());
+}

@@ -3,6 +3,7 @@
 //! scripts/bench runs each next to its Python reference and reports the ratios.
 
 use crate::data::{Item, Loader, LoaderConfig, Mode, Normalization};
+use crate::perf::{self, MemoryFormat, Precision};
 use crate::runs::record::Task;
 use crate::train::evaluate::LossKind;
 use crate::train::optim::{OptimConfig, OptimKind, Optimizer};
@@ -29,30 +30,63 @@ impl Rate {
 }
 
 /// ResNet50 (14 classes) train steps on random inputs: forward, BCE-with-logits, backward, Adam.
-pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, steps: usize) -> Result<Rate> {
+pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, steps: usize, how: Speed) -> Result<Rate> {
     tch::manual_seed(0);
+    perf::configure(how.precision, device)?;
     let vs = VarStore::new(device);
     let net = setup::build(&vs, Task::Classification, 14);
+    if how.memory_format == MemoryFormat::Nhwc {
+        perf::make_channels_last(&vs)?;
+    }
     let params = setup::trainable(&vs);
     let mut optimizer = Optimizer::new(OptimConfig::new(OptimKind::parse("adam")?, 2e-4, 0.0, 0.9));
     let x = Tensor::randn([batch as i64, 3, size as i64, size as i64], (Kind::Float, device));
+    let x = if how.memory_format == MemoryFormat::Nhwc { perf::channels_last(&x)? } else { x };
     let y = Tensor::rand([batch as i64, 14], (Kind::Float, device)).round();
-    let mut step = || {
+    let mut step = || -> Result<f64> {
         Optimizer::zero_grad(&params);
-        let loss = LossKind::Bce.compute(&net.forward_t(&x, true), &y);
+        let logits = {
+            let _autocast = perf::Autocast::enter(how.precision, device)?;
+            net.forward_t(&x, true)
+        };
+        let loss = LossKind::Bce.compute(&logits.to_kind(Kind::Float), &y);
         loss.backward();
         optimizer.step(&params);
-        loss.double_value(&[])
+        Ok(loss.double_value(&[]))
     };
     for _ in 0..warmup {
-        step();
+        step()?;
+    }
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
     }
     let started = Instant::now();
     for _ in 0..steps {
-        step();
+        step()?;
     }
-    let what = format!("resnet50 train step, batch {batch}, {size}px, {device:?}");
+    // double_value already waited for each step's loss; the optimizer's last kernels may still be queued.
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
+    }
+    let what = format!(
+        "resnet50 train step, batch {batch}, {size}px, {device:?}, {:?} {:?}",
+        how.precision, how.memory_format
+    );
     Ok(Rate::new(what, batch * steps, started.elapsed().as_secs_f64()))
+}
+
+/// How a train step runs: precision and layout.
+#[derive(Debug, Clone, Copy)]
+pub struct Speed {
+    pub precision: Precision,
+    pub memory_format: MemoryFormat,
+}
+
+fn device_index(device: Device) -> i64 {
+    match device {
+        Device::Cuda(i) => i as i64,
+        _ => 0,
+    }
 }
 
 /// Every image of `items` once through the classification loader (`mode` transforms, `workers` threads).

@@ -3,6 +3,7 @@
 
 use crate::bench;
 use crate::data::{Mode, lists};
+use crate::perf::{MemoryFormat, Precision};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -29,6 +30,12 @@ pub enum BenchCommand {
         threads: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// fp32 | tf32 | bf16
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+        /// nchw | nhwc
+        #[arg(long, default_value = "nchw")]
+        memory_format: String,
     },
     /// One pass of the classification loader over a ChestX-ray14-format list.
     Loader {
@@ -52,9 +59,13 @@ pub enum BenchCommand {
 
 pub fn run(args: Args) -> Result<i32> {
     let rate = match args.command {
-        BenchCommand::TrainStep { batch, size, warmup, steps, threads, device } => {
+        BenchCommand::TrainStep { batch, size, warmup, steps, threads, device, precision, memory_format } => {
             let device = crate::train::setup::device(&device, threads)?;
-            bench::train_steps(device, batch, size, warmup, steps)?
+            let how = bench::Speed {
+                precision: Precision::parse(&precision)?,
+                memory_format: MemoryFormat::parse(&memory_format)?,
+            };
+            bench::train_steps(device, batch, size, warmup, steps, how)?
         }
         BenchCommand::Loader { list, images, mode, size, batch, workers } => {
             let mode = match mode.as_str() {

@@ -10,6 +10,7 @@ use super::setup;
 use crate::data::{self, Mode, Splits};
 use crate::home::Home;
 use crate::model::Net;
+use crate::perf;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, Task};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -42,6 +43,9 @@ struct State {
 pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBool) -> Result<Outcome> {
     let h = &spec.hyper;
     let device = setup::device(&spec.device.device, spec.device.threads)?;
+    let precision = perf::Precision::parse(&spec.device.precision)?;
+    let nhwc = perf::MemoryFormat::parse(&spec.device.memory_format)? == perf::MemoryFormat::Nhwc;
+    perf::configure(precision, device)?;
     let splits = data::resolve(&spec.dataset, &spec.data, home, spec.seed)?;
     if splits.task != spec.task {
         bail!("spec.toml says task {:?} but dataset {} is {:?}", spec.task, spec.dataset, splits.task);
@@ -82,6 +86,9 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     if dropped > 0 {
         files.log(&format!("dropped {dropped} metrics.jsonl lines past epoch {}", st.epoch));
     }
+    if nhwc {
+        perf::make_channels_last(&vs)?;
+    }
     files.status.epoch = st.epoch;
     files.status.best_epoch = st.early.best_epoch;
     files.status.best_val_loss = st.early.best.is_finite().then_some(st.early.best);
@@ -102,8 +109,14 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         for batch in train_loader.epoch(u64::from(epoch)) {
             let batch = batch.with_context(|| format!("epoch {epoch}"))?;
             let (x, y) = (batch.images.to_device(device), batch.targets.to_device(device));
+            let x = if nhwc { perf::channels_last(&x)? } else { x };
             Optimizer::zero_grad(&params);
-            let value = loss.compute(&net.forward_t(&x, true), &y);
+            // Autocast covers the forward pass only; the loss and evaluation stay in float32.
+            let logits = {
+                let _autocast = perf::Autocast::enter(precision, device)?;
+                net.forward_t(&x, true)
+            };
+            let value = loss.compute(&logits.to_kind(tch::Kind::Float), &y);
             let v = value.double_value(&[]);
             if !v.is_finite() {
                 bail!("the training loss became {v} at epoch {epoch}, step {}", st.step + 1);
