@@ -1,7 +1,7 @@
 //! A bounded pickle virtual machine (protocols 0-5 as PyTorch uses them) that builds inert values.
 //! GLOBALs are checked against the allow-list as they are read; calls go through `allow::call`.
 
-use super::allow;
+use super::allow::{self, Policy};
 use super::value::Value;
 use anyhow::{Result, anyhow, bail};
 use std::collections::{BTreeSet, HashMap};
@@ -18,9 +18,15 @@ pub struct Unpickled {
     pub globals: BTreeSet<String>,
 }
 
-/// Unpickles the pickle that starts at `start` of `data`. Errors give the byte offset.
+/// Unpickles the pickle that starts at `start` of `data` under the torch allow-list.
 pub fn unpickle(data: &[u8], start: usize) -> Result<Unpickled> {
+    unpickle_with(data, start, Policy::Torch)
+}
+
+/// Unpickles under `policy`'s allow-list. Errors give the byte offset.
+pub fn unpickle_with(data: &[u8], start: usize, policy: Policy) -> Result<Unpickled> {
     let mut vm = Vm {
+        policy,
         data,
         pos: start,
         stack: Vec::new(),
@@ -40,6 +46,7 @@ pub fn unpickle(data: &[u8], start: usize) -> Result<Unpickled> {
 }
 
 struct Vm<'a> {
+    policy: Policy,
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
@@ -143,7 +150,7 @@ impl<'a> Vm<'a> {
     }
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
         let full = format!("{module}.{name}");
-        if !allow::is_allowed(&full) {
+        if !allow::is_allowed(&full, self.policy) {
             bail!("refusing GLOBAL {full}: it is not on the allow-list");
         }
         self.globals.insert(full.clone());
@@ -194,13 +201,16 @@ impl<'a> Vm<'a> {
         Ok(())
     }
     fn call(&mut self, callee: Value, args: Value) -> Result<()> {
-        let Value::Global(g) = callee else {
-            bail!("REDUCE/NEWOBJ on a {}, not an allowed global", callee.kind());
-        };
         let Value::Tuple(args) = args else {
-            bail!("{g} called with {} arguments instead of a tuple", args.kind());
+            bail!("a call with {} arguments instead of a tuple", args.kind());
         };
-        let v = allow::call(&g, args)?;
+        let v = match callee {
+            Value::Global(g) => allow::call(&g, args)?,
+            Value::Object { class, args: class_args, .. } if class == allow::NAMEDTUPLE => {
+                allow::new_namedtuple(&class_args, args)?
+            }
+            other => bail!("REDUCE/NEWOBJ on a {}, not an allowed global", other.kind()),
+        };
         let v = self.nested(v)?;
         self.push(v)
     }
