@@ -39,6 +39,7 @@ pub enum Policy {
 /// BYOL only: calls that build inert values (see `call`).
 const BYOL_FUNCTIONS: &[&str] = &[
     "dill._dill._create_namedtuple",
+    "dill._dill._create_array",
     "numpy.core.multiarray._reconstruct",
     "numpy._core.multiarray._reconstruct",
     "haiku._src.data_structures.FlatMapping",
@@ -144,6 +145,21 @@ pub fn call(global: &str, args: Vec<Value>) -> Result<Value> {
             }
             _ => bail!("{NAMEDTUPLE} with arguments other than (name, fields, module[, defaults])"),
         },
+        // dill's ndarray: _create_array(_reconstruct, args, state, npdict) = _reconstruct(*args) + BUILD(state).
+        "dill._dill._create_array" => {
+            let mut it = args.into_iter();
+            match (it.next(), it.next(), it.next(), it.next()) {
+                (Some(Value::Global(f)), Some(Value::Tuple(a)), Some(state), None | Some(Value::None))
+                    if f.ends_with("multiarray._reconstruct") =>
+                {
+                    match call(&f, a)? {
+                        Value::Object { class, args, .. } => Ok(Value::Object { class, args, state: Some(Box::new(state)) }),
+                        other => bail!("{global}: {f} built a {}", other.kind()),
+                    }
+                }
+                _ => bail!("{global} with arguments other than (_reconstruct, args, state, None)"),
+            }
+        }
         "numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct" => match args.first() {
             Some(Value::Global(c)) if c == "numpy.ndarray" => {
                 Ok(Value::Object { class: "numpy.ndarray".to_string(), args: Vec::new(), state: None })

@@ -90,7 +90,11 @@ pub fn validate(sel: &Selected) -> Result<()> {
 
 /// Checks (name, shape) pairs are exactly resnet50 minus fc; `non_float` lists tensors of other dtypes.
 pub fn validate_shapes(got: &[(&str, Vec<usize>)], non_float: Vec<String>) -> Result<()> {
-    let want: HashMap<String, Vec<usize>> = resnet50::backbone().into_iter().collect();
+    validate_width(got, non_float, resnet50::WIDTH)
+}
+
+fn validate_width(got: &[(&str, Vec<usize>)], non_float: Vec<String>, width: usize) -> Result<()> {
+    let want: HashMap<String, Vec<usize>> = resnet50::backbone_of_width(width).into_iter().collect();
     let got: HashMap<&str, Vec<usize>> = got.iter().cloned().collect();
     let mut missing: Vec<&str> = want.keys().filter(|n| !got.contains_key(n.as_str())).map(String::as_str).collect();
     let mut extra: Vec<&str> = got.keys().filter(|n| !want.contains_key(**n)).copied().collect();
@@ -153,8 +157,16 @@ fn prepare<'a>(ckpt: &'a Checkpoint<'a>, recipe_id: &str) -> Result<Prepared<'a>
 /// `<output stem>.provenance.json`, both written atomically; nothing is written on failure.
 /// For `simclr-v1`/`simclr-v2`, `input` is a TensorFlow `.index`, a folder holding one checkpoint, or a zip.
 pub fn convert_file(recipe_id: &str, input: &Path, output: &Path) -> Result<Provenance> {
+    convert_file_for(recipe_id, input, output, resnet50::WIDTH)
+}
+
+/// `convert_file` validating against a ResNet50 of base width `width` (torchvision's is 64). Other
+/// widths are for the SimCLR and BYOL readers' tests, whose fixtures from TensorFlow and dill are a
+/// width-2 ResNet50 to stay small; torch.save recipes always validate at 64.
+pub fn convert_file_for(recipe_id: &str, input: &Path, output: &Path, width: usize) -> Result<Provenance> {
     match recipe_id {
-        "byol" | "simclr-v1" | "simclr-v2" => convert_other(recipe_id, input, output),
+        "byol" | "simclr-v1" | "simclr-v2" => convert_other(recipe_id, input, output, width),
+        _ if width != resnet50::WIDTH => bail!("origin {recipe_id:?} converts torchvision-width ResNet50s only"),
         _ => convert_torch(recipe_id, input, output),
     }
 }
@@ -188,7 +200,7 @@ fn convert_torch(recipe_id: &str, input: &Path, output: &Path) -> Result<Provena
     Ok(prov)
 }
 
-fn convert_other(recipe_id: &str, input: &Path, output: &Path) -> Result<Provenance> {
+fn convert_other(recipe_id: &str, input: &Path, output: &Path, width: usize) -> Result<Provenance> {
     let shown = input.display();
     let (converted, sha) = if recipe_id == "byol" {
         let bytes = std::fs::read(input).with_context(|| format!("cannot read {shown}"))?;
@@ -199,7 +211,7 @@ fn convert_other(recipe_id: &str, input: &Path, output: &Path) -> Result<Provena
         (simclr::convert(recipe_id, &files).with_context(|| format!("refusing {shown}"))?, files.sha256.clone())
     };
     let shapes: Vec<(&str, Vec<usize>)> = converted.tensors.iter().map(|(n, t)| (n.as_str(), t.shape.clone())).collect();
-    validate_shapes(&shapes, Vec::new())
+    validate_width(&shapes, Vec::new(), width)
         .with_context(|| format!("origin {recipe_id:?}"))
         .with_context(|| format!("cannot convert {shown}"))?;
     let tensors: BTreeMap<String, F32Tensor> = converted
