@@ -281,6 +281,9 @@ fn simclr_v1_zip_converts_bit_for_bit_and_records_no_normalisation() {
     assert_eq!(prov.padding, None);
     assert_eq!(prov.source_format, "tf bundle in a zip");
     assert_eq!(prov.source_sha256, sha256_hex(&std::fs::read(&input).unwrap()));
+    // the trainer reads the convention back from the weights: no normalisation, torchvision padding
+    let conv = medxfer::train::setup::conventions(&medxfer::train::setup::Init::File(output.clone())).unwrap();
+    assert!(conv.no_normalization && conv.padding == medxfer::model::Padding::Torch);
     // the decoy hub/variables bundle was passed over for the one the `checkpoint` file names
     assert!(prov.state_dict_at.starts_with("ResNet50_1x/model.ckpt-1.index"), "{}", prov.state_dict_at);
     for key in ["global_step", "head_supervised/linear_layer/dense/kernel"] {
@@ -381,6 +384,9 @@ fn byol_pickle_converts_bit_for_bit_and_records_same_padding() {
     assert_eq!(prov.padding.as_deref(), Some("same"));
     assert_eq!(prov.input_normalization, None);
     assert_eq!(prov.ignored_top_level_keys, ["step", "rng"]);
+    // the trainer builds the SAME-padding ResNet50 for these weights
+    let conv = medxfer::train::setup::conventions(&medxfer::train::setup::Init::File(output.clone())).unwrap();
+    assert!(!conv.no_normalization && conv.padding == medxfer::model::Padding::Same);
     let reason = |key: &str| prov.dropped.iter().find(|d| d.key == key).map(|d| d.reason.as_str());
     assert_eq!(reason("online_params/projector/~/linear/w"), Some("not the encoder"));
     assert_eq!(reason("online_state/res_net50/~/initial_batchnorm/~/mean_ema/hidden"), Some("moving-average bookkeeping"));
