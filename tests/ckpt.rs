@@ -389,7 +389,10 @@ fn byol_pickle_converts_bit_for_bit_and_records_same_padding() {
     assert!(!conv.no_normalization && conv.padding == medxfer::model::Padding::Same);
     let reason = |key: &str| prov.dropped.iter().find(|d| d.key == key).map(|d| d.reason.as_str());
     assert_eq!(reason("online_params/projector/~/linear/w"), Some("not the encoder"));
-    assert_eq!(reason("online_state/res_net50/~/initial_batchnorm/~/mean_ema/hidden"), Some("moving-average bookkeeping"));
+    assert_eq!(
+        reason("online_state/res_net50/~/initial_batchnorm/~/mean_ema/hidden"),
+        Some("moving-average bookkeeping")
+    );
     assert!(!prov.dropped.iter().any(|d| d.key.starts_with("target_")), "target network is never read");
     // the file really names BYOL's extra globals, which torch files may not use
     let bytes = std::fs::read(&input).unwrap();
@@ -407,6 +410,9 @@ fn byol_pickle_naming_a_disallowed_global_is_refused_with_no_output() {
     let output = dir.path().join("x.safetensors");
     let err = ckpt::convert_file_for("byol", &tf_byol().join("byol_evil.pkl"), &output, 2).unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("byol_evil.pkl") && msg.contains("refusing GLOBAL posix.system: it is not on the allow-list"), "{msg}");
+    assert!(
+        msg.contains("byol_evil.pkl") && msg.contains("refusing GLOBAL posix.system: it is not on the allow-list"),
+        "{msg}"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

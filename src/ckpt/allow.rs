@@ -153,7 +153,9 @@ pub fn call(global: &str, args: Vec<Value>) -> Result<Value> {
                     if f.ends_with("multiarray._reconstruct") =>
                 {
                     match call(&f, a)? {
-                        Value::Object { class, args, .. } => Ok(Value::Object { class, args, state: Some(Box::new(state)) }),
+                        Value::Object { class, args, .. } => {
+                            Ok(Value::Object { class, args, state: Some(Box::new(state)) })
+                        }
                         other => bail!("{global}: {f} built a {}", other.kind()),
                     }
                 }

@@ -133,7 +133,8 @@ pub fn convert(bytes: &[u8]) -> Result<Converted> {
                         _ => {}
                     }
                     let t = numpy::array(v).and_then(|a| a.to_f32()).with_context(|| key.clone())?;
-                    let t: Tensor32 = if is_conv { t.hwio_to_oihw() } else { t.to_vector() }.with_context(|| key.clone())?;
+                    let t: Tensor32 =
+                        if is_conv { t.hwio_to_oihw() } else { t.to_vector() }.with_context(|| key.clone())?;
                     if tensors.insert(name.clone(), t).is_some() {
                         bail!("{key} maps to {name}, which another entry already filled");
                     }
@@ -171,9 +172,15 @@ mod tests {
             keep("res_net50/~/block_group_1/~/block_0/~/shortcut_batchnorm/~/mean_ema", "average", true),
             "layer2.0.downsample.1.running_mean"
         );
-        assert_eq!(keep("res_net50/~/block_group_1/~/block_0/~/shortcut_conv", "w", false), "layer2.0.downsample.0.weight");
+        assert_eq!(
+            keep("res_net50/~/block_group_1/~/block_0/~/shortcut_conv", "w", false),
+            "layer2.0.downsample.0.weight"
+        );
         assert_eq!(target("projector/~/linear", "w", false), Target::Head);
-        assert_eq!(target("res_net50/~/initial_batchnorm/~/mean_ema", "hidden", true), Target::Drop("moving-average bookkeeping"));
+        assert_eq!(
+            target("res_net50/~/initial_batchnorm/~/mean_ema", "hidden", true),
+            Target::Drop("moving-average bookkeeping")
+        );
         assert_eq!(target("res_net50/~/block_group_0/~/block_0/~/conv_+1", "w", false), Target::Head);
     }
 }

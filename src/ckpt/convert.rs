@@ -210,7 +210,8 @@ fn convert_other(recipe_id: &str, input: &Path, output: &Path, width: usize) -> 
         let files = simclr::load_files(input).with_context(|| format!("refusing {shown}"))?;
         (simclr::convert(recipe_id, &files).with_context(|| format!("refusing {shown}"))?, files.sha256.clone())
     };
-    let shapes: Vec<(&str, Vec<usize>)> = converted.tensors.iter().map(|(n, t)| (n.as_str(), t.shape.clone())).collect();
+    let shapes: Vec<(&str, Vec<usize>)> =
+        converted.tensors.iter().map(|(n, t)| (n.as_str(), t.shape.clone())).collect();
     validate_width(&shapes, Vec::new(), width)
         .with_context(|| format!("origin {recipe_id:?}"))
         .with_context(|| format!("cannot convert {shown}"))?;

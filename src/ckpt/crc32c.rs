@@ -37,7 +37,9 @@ pub fn extend(crc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(4);
     for w in &mut chunks {
         c ^= u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        c = t[3][(c & 0xff) as usize] ^ t[2][((c >> 8) & 0xff) as usize] ^ t[1][((c >> 16) & 0xff) as usize]
+        c = t[3][(c & 0xff) as usize]
+            ^ t[2][((c >> 8) & 0xff) as usize]
+            ^ t[1][((c >> 16) & 0xff) as usize]
             ^ t[0][(c >> 24) as usize];
     }
     for &b in chunks.remainder() {

@@ -23,5 +23,7 @@ pub mod value;
 pub mod zip;
 
 pub use container::{Checkpoint, Format, load};
-pub use convert::{META_INPUT_NORMALIZATION, META_PADDING, Provenance, convert_file, convert_file_for, provenance_path};
+pub use convert::{
+    META_INPUT_NORMALIZATION, META_PADDING, Provenance, convert_file, convert_file_for, provenance_path,
+};
 pub use recipe::RECIPES;

@@ -76,7 +76,8 @@ pub fn array(v: &Value) -> Result<Array> {
     if *fortran && shape.iter().filter(|&&d| d > 1).count() > 1 {
         bail!("numpy array of shape {shape:?} is in Fortran order, which is not supported");
     }
-    let data = if big { raw.chunks_exact(dtype.size()).flat_map(|c| c.iter().rev().copied()).collect() } else { raw.clone() };
+    let data =
+        if big { raw.chunks_exact(dtype.size()).flat_map(|c| c.iter().rev().copied()).collect() } else { raw.clone() };
     Ok(Array { shape, dtype, data })
 }
 

@@ -95,7 +95,10 @@ pub fn load_files(input: &Path) -> Result<Files> {
     let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     let member = |n: &str| members.iter().find(|m| m.name == n);
     let mut read_small = |n: &str| {
-        member(n).filter(|m| m.size < 1 << 16).and_then(|m| unzip::extract(&data, m).ok()).and_then(|b| String::from_utf8(b).ok())
+        member(n)
+            .filter(|m| m.size < 1 << 16)
+            .and_then(|m| unzip::extract(&data, m).ok())
+            .and_then(|b| String::from_utf8(b).ok())
     };
     let prefix = choose(&names, &mut read_small).context("in the zip")?;
     let get = |n: &str| -> Result<Vec<u8>> {
@@ -109,7 +112,8 @@ pub fn load_files(input: &Path) -> Result<Files> {
 }
 
 fn load_prefix(prefix_path: &Path, prefix: String) -> Result<Files> {
-    let index_path = prefix_path.with_file_name(format!("{}{INDEX}", prefix_path.file_name().unwrap_or_default().to_string_lossy()));
+    let index_path =
+        prefix_path.with_file_name(format!("{}{INDEX}", prefix_path.file_name().unwrap_or_default().to_string_lossy()));
     let index = read(&index_path)?;
     let bundle = tfbundle::read_index(&index).with_context(|| format!("in {}", index_path.display()))?;
     let stem = prefix_path.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -240,7 +244,8 @@ mod tests {
     fn a_checkpoint_file_picks_among_several() {
         let names: Vec<String> =
             ["m/model.ckpt-1.index", "m/hub/variables/variables.index", "m/checkpoint"].map(String::from).into();
-        let mut ck = |f: &str| (f == "m/checkpoint").then(|| "model_checkpoint_path: \"/gcs/x/model.ckpt-1\"\n".to_string());
+        let mut ck =
+            |f: &str| (f == "m/checkpoint").then(|| "model_checkpoint_path: \"/gcs/x/model.ckpt-1\"\n".to_string());
         assert_eq!(choose(&names, &mut ck).unwrap(), "m/model.ckpt-1");
         let mut none = |_: &str| None;
         assert!(format!("{:#}", choose(&names, &mut none).unwrap_err()).contains("holds 2 checkpoints"));

@@ -47,7 +47,10 @@ impl Entry {
 
     pub fn numel(&self) -> Result<u64> {
         self.shape.iter().try_fold(1u64, |n, &d| {
-            u64::try_from(d).ok().and_then(|d| n.checked_mul(d)).ok_or_else(|| anyhow!("shape {:?} is invalid", self.shape))
+            u64::try_from(d)
+                .ok()
+                .and_then(|d| n.checked_mul(d))
+                .ok_or_else(|| anyhow!("shape {:?} is invalid", self.shape))
         })
     }
 
@@ -164,7 +167,10 @@ impl Bundle {
         let bytes = &shard[e.offset as usize..end as usize];
         let actual = crc32c::mask(crc32c::crc32c(bytes));
         if actual != e.crc32c {
-            bail!("{name} fails its CRC-32C check (stored {:#010x}, computed {actual:#010x}): the data shard is corrupt", e.crc32c);
+            bail!(
+                "{name} fails its CRC-32C check (stored {:#010x}, computed {actual:#010x}): the data shard is corrupt",
+                e.crc32c
+            );
         }
         Ok(bytes)
     }

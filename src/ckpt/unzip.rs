@@ -108,8 +108,9 @@ pub fn extract(data: &[u8], m: &Member) -> Result<Vec<u8>> {
         raw.to_vec()
     } else {
         let limit = to_usize(m.size, "member size")?;
-        let out = miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit)
-            .map_err(|e| anyhow!("zip member {:?} does not inflate within its declared {} bytes: {e}", m.name, m.size))?;
+        let out = miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit).map_err(|e| {
+            anyhow!("zip member {:?} does not inflate within its declared {} bytes: {e}", m.name, m.size)
+        })?;
         if out.len() as u64 != m.size {
             bail!("zip member {:?} inflates to {} bytes, not its declared {}", m.name, out.len(), m.size);
         }
@@ -119,4 +120,92 @@ pub fn extract(data: &[u8], m: &Member) -> Result<Vec<u8>> {
         bail!("zip member {:?} fails its CRC-32 check", m.name);
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zip of (name, data, deflate?, declared size override).
+    fn zip_of(members: &[(&str, &[u8], bool, Option<u32>)]) -> Vec<u8> {
+        let (mut out, mut cd) = (Vec::new(), Vec::new());
+        for (name, data, deflate, declared) in members {
+            let body = if *deflate { miniz_oxide::deflate::compress_to_vec(data, 6) } else { data.to_vec() };
+            let (method, crc, size) =
+                (if *deflate { 8u16 } else { 0 }, crc32fast::hash(data), declared.unwrap_or(data.len() as u32));
+            let offset = out.len() as u32;
+            let header = |sig: u32, central: bool| {
+                let mut h = sig.to_le_bytes().to_vec();
+                if central {
+                    h.extend(20u16.to_le_bytes());
+                }
+                for v in [20u16, 0, method, 0, 0] {
+                    h.extend(v.to_le_bytes());
+                }
+                for v in [crc, body.len() as u32, size] {
+                    h.extend(v.to_le_bytes());
+                }
+                h.extend((name.len() as u16).to_le_bytes());
+                h.extend(0u16.to_le_bytes());
+                if central {
+                    h.extend([0u8; 10]); // comment length, disk, internal and external attributes
+                    h.extend(offset.to_le_bytes());
+                }
+                h.extend(name.as_bytes());
+                h
+            };
+            out.extend(header(0x0403_4b50, false));
+            out.extend(&body);
+            cd.extend(header(0x0201_4b50, true));
+        }
+        let cd_offset = out.len() as u32;
+        out.extend(&cd);
+        out.extend(0x0605_4b50u32.to_le_bytes());
+        out.extend([0u8; 4]);
+        out.extend((members.len() as u16).to_le_bytes());
+        out.extend((members.len() as u16).to_le_bytes());
+        out.extend((cd.len() as u32).to_le_bytes());
+        out.extend(cd_offset.to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out
+    }
+
+    fn err(data: &[u8]) -> String {
+        match list(data) {
+            Err(e) => format!("{e:#}"),
+            Ok(ms) => {
+                ms.iter().map(|m| extract(data, m)).find_map(|r| r.err()).map(|e| format!("{e:#}")).unwrap_or_default()
+            }
+        }
+    }
+
+    #[test]
+    fn reads_stored_and_deflated_members() {
+        let big = vec![7u8; 100_000];
+        let z = zip_of(&[("a/x.index", b"hello", false, None), ("a/y.data", &big, true, None)]);
+        let ms = list(&z).unwrap();
+        assert_eq!(ms.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a/x.index", "a/y.data"]);
+        assert_eq!(extract(&z, &ms[0]).unwrap(), b"hello");
+        assert_eq!(extract(&z, &ms[1]).unwrap(), big);
+    }
+
+    #[test]
+    fn refuses_path_escapes_bad_crcs_and_members_larger_than_declared() {
+        for name in ["../x.index", "a/../../x.index", "/etc/x.index", "a\\..\\x", "c:/x.index", "a//x"] {
+            assert!(err(&zip_of(&[(name, b"x", false, None)])).contains("not a plain relative path"), "{name}");
+        }
+        let mut z = zip_of(&[("a/x", b"hello", false, None)]);
+        z[30 + 3] ^= 1; // the first data byte, after the local header and the name
+
+        assert!(err(&z).contains("fails its CRC-32 check"), "{}", err(&z));
+        // a deflated member that inflates past its declared size stops at that size (no bombs)
+        let bomb = vec![0u8; 1 << 20];
+        assert!(
+            err(&zip_of(&[("a/b", &bomb, true, Some(1000))]))
+                .contains("does not inflate within its declared 1000 bytes")
+        );
+        let twice = zip_of(&[("a/x", b"1", false, None), ("a/x", b"2", false, None)]);
+        assert!(err(&twice).contains("appears twice"));
+        assert!(err(&zip_of(&[("a/x", b"1", false, None)])[..40]).contains("end-of-central-directory"));
+    }
 }
