@@ -371,6 +371,15 @@ fn corrupt_crcs_truncated_shards_and_non_float_entries_are_refused_with_no_outpu
     let bundle = ckpt::tfbundle::read_index(&index).unwrap();
     let err = bundle.tensor_f32("global_step", &[]).unwrap_err();
     assert_eq!(err.to_string(), "global_step is int64[], not a floating-point type this converter supports");
+    // so is a variable TensorFlow saved as slices of a partitioned variable
+    let index = std::fs::read(tf_byol().join("sliced/model.ckpt-1.index")).unwrap();
+    let bundle = ckpt::tfbundle::read_index(&index).unwrap();
+    let shard = std::fs::read(tf_byol().join("sliced/model.ckpt-1.data-00000-of-00001")).unwrap();
+    let err = bundle.tensor_f32("base_model/conv2d/kernel", &[&shard]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "base_model/conv2d/kernel is stored as slices of a partitioned variable, which is not supported"
+    );
 }
 
 #[test]

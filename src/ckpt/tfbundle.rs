@@ -134,6 +134,11 @@ pub fn read_index(data: &[u8]) -> Result<Bundle> {
         bail!("the bundle header names {} data shards (expected 1 to {MAX_SHARDS})", bundle.num_shards);
     }
     for (key, value) in it {
+        if key.first() == Some(&0) {
+            // The data of one slice of a partitioned variable (an OrderedCode key); the variable's own
+            // entry lists its slices and is refused when read.
+            continue;
+        }
         let name = String::from_utf8(key).map_err(|_| anyhow!("a variable name in the index is not UTF-8"))?;
         let e = entry(&value).with_context(|| format!("in the index entry of {name}"))?;
         if e.shard >= bundle.num_shards {
