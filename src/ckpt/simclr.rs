@@ -26,6 +26,9 @@ pub struct Files {
 }
 
 const INDEX: &str = ".index";
+/// Most bytes a zipped checkpoint may inflate to, all members together (each is also bounded by
+/// `unzip::MAX_MEMBER` and never inflated past its declared size).
+const MAX_ZIP_TOTAL: u64 = 16 << 30;
 
 /// The checkpoint prefix among `names` (paths of .index files and `checkpoint` files).
 fn choose(names: &[String], read_checkpoint: &mut dyn FnMut(&str) -> Option<String>) -> Result<String> {
@@ -107,6 +110,14 @@ pub fn load_files(input: &Path) -> Result<Files> {
     };
     let index = get(&format!("{prefix}{INDEX}"))?;
     let bundle = tfbundle::read_index(&index).with_context(|| format!("in {prefix}{INDEX}"))?;
+    let mut declared = index.len() as u64;
+    for s in 0..bundle.num_shards {
+        let name = tfbundle::shard_name(&prefix, s, bundle.num_shards);
+        declared = declared.saturating_add(member(&name).map_or(0, |m| m.size));
+    }
+    if declared > MAX_ZIP_TOTAL {
+        bail!("the checkpoint in the zip declares {declared} bytes, more than the {MAX_ZIP_TOTAL}-byte limit");
+    }
     let shards = shards_from(&bundle, get, &prefix)?;
     Ok(Files { index, shards, format: "tf bundle in a zip", prefix, sha256 })
 }
