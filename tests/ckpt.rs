@@ -425,3 +425,50 @@ fn byol_pickle_naming_a_disallowed_global_is_refused_with_no_output() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn mutated_tf_bundles_and_byol_pickles_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tf_byol().join("simclr_v2");
+    let names = ["model.ckpt-1.index", "model.ckpt-1.data-00000-of-00002", "model.ckpt-1.data-00001-of-00002"];
+    let originals: Vec<Vec<u8>> = names.iter().map(|n| read_st(&src.join(n))).collect();
+    std::fs::copy(src.join("checkpoint"), dir.path().join("checkpoint")).unwrap();
+    let byol = read_st(&tf_byol().join("byol.pkl"));
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let started = std::time::Instant::now();
+    let output = dir.path().join("out.safetensors");
+    let mut errors = 0;
+    for i in 0..600 {
+        let which = (next() % 3) as usize;
+        for (n, data) in names.iter().zip(&originals) {
+            std::fs::write(dir.path().join(n), data).unwrap();
+        }
+        let mut data = if i % 4 == 3 { byol.clone() } else { originals[which].clone() };
+        match next() % 4 {
+            0 => data.truncate((next() as usize) % data.len()),
+            _ => {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % data.len();
+                    data[at] = next() as u8;
+                }
+            }
+        }
+        let result = if i % 4 == 3 {
+            let path = dir.path().join("byol.pkl");
+            std::fs::write(&path, &data).unwrap();
+            ckpt::convert_file_for("byol", &path, &output, 2)
+        } else {
+            std::fs::write(dir.path().join(names[which]), &data).unwrap();
+            ckpt::convert_file_for("simclr-v2", dir.path(), &output, 2)
+        };
+        errors += result.is_err() as usize;
+    }
+    assert!(errors > 300, "only {errors} of 600 mutants were refused");
+    assert!(started.elapsed().as_secs() < 60, "mutation run took {:?}", started.elapsed());
+}

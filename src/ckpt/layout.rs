@@ -12,9 +12,9 @@ pub struct Tensor32 {
 
 impl Tensor32 {
     pub fn new(shape: Vec<usize>, data: Vec<u8>) -> Result<Tensor32> {
-        let numel: usize = shape.iter().product();
-        if numel * 4 != data.len() {
-            bail!("shape {shape:?} needs {} bytes of float32 but there are {}", numel * 4, data.len());
+        let bytes = shape.iter().try_fold(4usize, |n, &d| n.checked_mul(d));
+        if bytes != Some(data.len()) {
+            bail!("shape {shape:?} does not hold the {} bytes of float32 given", data.len());
         }
         Ok(Tensor32 { shape, data })
     }
