@@ -1,7 +1,7 @@
 """The study's way of doing each benchmarked job in Python (torch eager, PIL + torchvision + DataLoader,
 torch.load + safetensors), for scripts/bench. Prints one JSON object like `medxfer bench`.
 
-usage: bench_reference.py train-step BATCH SIZE WARMUP STEPS THREADS
+usage: bench_reference.py train-step BATCH SIZE WARMUP STEPS THREADS [DEVICE PRECISION MEMORY_FORMAT]
        bench_reference.py loader LIST IMAGES MODE SIZE BATCH WORKERS
        bench_reference.py make-images DIR COUNT SIDE
        bench_reference.py make-checkpoint PATH
@@ -14,31 +14,44 @@ def rate(what, images, seconds):
     print(json.dumps({"what": what, "images": images, "seconds": seconds, "images_per_s": images / seconds}))
 
 
-def train_step(batch, size, warmup, steps, threads):
-    import torch, torchvision
+def train_step(batch, size, warmup, steps, threads, device="cpu", precision="fp32", memory_format="nchw"):
+    import contextlib, torch, torchvision
     if threads:
         torch.set_num_threads(threads)
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = device.startswith("cuda")
     torch.manual_seed(0)
-    net = torchvision.models.resnet50(num_classes=14)
+    layout = torch.channels_last if memory_format == "nhwc" else torch.contiguous_format
+    net = torchvision.models.resnet50(num_classes=14).to(device, memory_format=layout)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
-    x = torch.randn(batch, 3, size, size)
-    y = torch.rand(batch, 14).round()
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=layout)
+    y = torch.rand(batch, 14, device=device).round()
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    autocast = lambda: (torch.autocast(device.split(":")[0], dtype=torch.bfloat16) if precision == "bf16"
+                        else contextlib.nullcontext())
 
     def step():
         opt.zero_grad()
-        loss = loss_fn(net(x), y)
+        with autocast():
+            logits = net(x)
+        loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
         return loss.item()
 
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
         step()
+    sync()
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    rate(f"torch eager resnet50 train step, batch {batch}, {size}px", batch * steps, time.perf_counter() - t)
+    sync()
+    rate(f"torch eager resnet50 train step, batch {batch}, {size}px, {device}, {precision} {memory_format}",
+         batch * steps, time.perf_counter() - t)
 
 
 class ListDataset:
@@ -116,7 +129,7 @@ def convert(src, dst):
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "train-step":
-        train_step(*map(int, args))
+        train_step(*map(int, args[:5]), *args[5:])
     elif cmd == "loader":
         loader(args[0], args[1], args[2], *map(int, args[3:]))
     elif cmd == "make-images":

@@ -242,3 +242,233 @@ fn materialise_all(c: &ckpt::Checkpoint, v: &ckpt::value::Value) -> usize {
         other => other.children().into_iter().map(|x| materialise_all(c, x)).sum(),
     }
 }
+
+// ---- SimCLR (TensorFlow bundles) and BYOL (dill pickle): fixtures committed in tests/fixtures/tf_byol,
+// written by tensorflow and dill (make_tf_byol_fixtures.py) for a width-2 ResNet50. ----
+
+fn tf_byol() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tf_byol")
+}
+
+/// Checks every tensor of `output` against the fixture script's (shape, sha256) for `tag`.
+fn assert_matches_expected(output: &Path, tag: &str) -> std::collections::HashMap<String, String> {
+    let expected: serde_json::Value = serde_json::from_slice(&read_st(&tf_byol().join("expected.json"))).unwrap();
+    let want = expected[tag].as_object().unwrap();
+    assert_eq!(want.len(), 265, "{tag}");
+    let bytes = read_st(output);
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let got = SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(got.len(), 265, "{tag}");
+    for (name, w) in want {
+        let t = got.tensor(name).unwrap_or_else(|_| panic!("{tag}: {name} missing"));
+        assert_eq!(t.dtype(), safetensors::Dtype::F32, "{tag}: {name}");
+        let shape: Vec<usize> = w[0].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(t.shape(), shape.as_slice(), "{tag}: {name}");
+        assert_eq!(sha256_hex(t.data()), w[1].as_str().unwrap(), "{tag}: {name} differs from the values written");
+    }
+    meta.metadata().clone().unwrap_or_default()
+}
+
+#[test]
+fn simclr_v1_zip_converts_bit_for_bit_and_records_no_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("resnet50.safetensors");
+    let input = tf_byol().join("simclr_v1.zip");
+    let prov = ckpt::convert_file_for("simclr-v1", &input, &output, 2).unwrap_or_else(|e| panic!("{e:#}"));
+    let meta = assert_matches_expected(&output, "simclr_v1");
+    assert_eq!(meta.get(ckpt::META_INPUT_NORMALIZATION).map(String::as_str), Some("none"));
+    assert_eq!(prov.input_normalization.as_deref(), Some("none"));
+    assert_eq!(prov.padding, None);
+    assert_eq!(prov.source_format, "tf bundle in a zip");
+    assert_eq!(prov.source_sha256, sha256_hex(&std::fs::read(&input).unwrap()));
+    // the trainer reads the convention back from the weights: no normalisation, torchvision padding
+    let conv = medxfer::train::setup::conventions(&medxfer::train::setup::Init::File(output.clone())).unwrap();
+    assert!(conv.no_normalization && conv.padding == medxfer::model::Padding::Torch);
+    // the decoy hub/variables bundle was passed over for the one the `checkpoint` file names
+    assert!(prov.state_dict_at.starts_with("ResNet50_1x/model.ckpt-1.index"), "{}", prov.state_dict_at);
+    for key in ["global_step", "head_supervised/linear_layer/dense/kernel"] {
+        assert!(prov.dropped.iter().any(|d| d.key == key), "{key}: {:?}", prov.dropped);
+    }
+    let on_disk: ckpt::Provenance =
+        serde_json::from_slice(&std::fs::read(ckpt::provenance_path(&output)).unwrap()).unwrap();
+    assert_eq!(on_disk, prov);
+    // at torchvision's width the same file is refused, naming the shapes at fault
+    let err = ckpt::convert_file("simclr-v1", &input, &dir.path().join("x.safetensors")).unwrap_err();
+    assert!(format!("{err:#}").contains("misshapen 265"), "{err:#}");
+}
+
+#[test]
+fn simclr_v2_folder_or_index_with_two_shards_converts_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = tf_byol().join("simclr_v2");
+    for (i, input) in [folder.clone(), folder.join("model.ckpt-1.index")].iter().enumerate() {
+        let output = dir.path().join(format!("{i}.safetensors"));
+        let prov = ckpt::convert_file_for("simclr-v2", input, &output, 2).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_matches_expected(&output, "simclr_v2");
+        assert!(prov.state_dict_at.contains("ema_model/base_model/"), "{}", prov.state_dict_at);
+        assert_eq!(prov.source_format, "tf bundle");
+        let slots: Vec<_> = prov.dropped.iter().filter(|d| d.reason == "optimizer slot").collect();
+        assert_eq!(slots.len(), 53, "{:?}", prov.dropped);
+        assert!(slots[0].key.ends_with("/kernel/Momentum"));
+    }
+    // the CLI names the recipe with --recipe as well as --origin
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .env("MEDXFER_HOME", dir.path().join("home"))
+        .args(["ckpt", "convert", "--recipe", "simclr-v2"])
+        .arg(&folder)
+        .arg(dir.path().join("cli.safetensors"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("misshapen"), "{stderr}");
+}
+
+#[test]
+fn corrupt_crcs_truncated_shards_and_non_float_entries_are_refused_with_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("ckpt");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let copy = || {
+        for e in std::fs::read_dir(tf_byol().join("simclr_v2")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), work.join(e.file_name())).unwrap();
+        }
+    };
+    let shard = work.join("model.ckpt-1.data-00001-of-00002");
+    let index = work.join("model.ckpt-1.index");
+    let refuse = |why: &str| {
+        let err = ckpt::convert_file_for("simclr-v2", &work, &out_dir.join("x.safetensors"), 2).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(why) && msg.contains("refusing"), "{why}: {msg}");
+    };
+    copy();
+    let mut data = std::fs::read(&shard).unwrap();
+    data[100] ^= 0x01;
+    std::fs::write(&shard, &data).unwrap();
+    refuse("fails its CRC-32C check (stored");
+    copy();
+    let data = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &data[..data.len() - 10]).unwrap();
+    refuse("(truncated shard?)");
+    copy();
+    let mut data = std::fs::read(&index).unwrap();
+    data[200] ^= 0x40;
+    std::fs::write(&index, &data).unwrap();
+    refuse("block at byte 0 fails its CRC-32C check");
+    copy();
+    let data = std::fs::read(&index).unwrap();
+    std::fs::write(&index, &data[..data.len() - 1]).unwrap();
+    refuse("table magic number");
+    copy();
+    std::fs::remove_file(&shard).unwrap();
+    refuse("model.ckpt-1.data-00001-of-00002");
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0, "no output, no temporary");
+    // an int64 variable written by TensorFlow is refused as weights in one sentence
+    let index = std::fs::read(tf_byol().join("simclr_v2/model.ckpt-1.index")).unwrap();
+    let bundle = ckpt::tfbundle::read_index(&index).unwrap();
+    let err = bundle.tensor_f32("global_step", &[]).unwrap_err();
+    assert_eq!(err.to_string(), "global_step is int64[], not a floating-point type this converter supports");
+    // so is a variable TensorFlow saved as slices of a partitioned variable
+    let index = std::fs::read(tf_byol().join("sliced/model.ckpt-1.index")).unwrap();
+    let bundle = ckpt::tfbundle::read_index(&index).unwrap();
+    let shard = std::fs::read(tf_byol().join("sliced/model.ckpt-1.data-00000-of-00001")).unwrap();
+    let err = bundle.tensor_f32("base_model/conv2d/kernel", &[&shard]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "base_model/conv2d/kernel is stored as slices of a partitioned variable, which is not supported"
+    );
+}
+
+#[test]
+fn byol_pickle_converts_bit_for_bit_and_records_same_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("resnet50.safetensors");
+    let input = tf_byol().join("byol.pkl");
+    let prov = ckpt::convert_file_for("byol", &input, &output, 2).unwrap_or_else(|e| panic!("{e:#}"));
+    let meta = assert_matches_expected(&output, "byol");
+    assert_eq!(meta.get(ckpt::META_PADDING).map(String::as_str), Some("same"));
+    assert_eq!(prov.padding.as_deref(), Some("same"));
+    assert_eq!(prov.input_normalization, None);
+    assert_eq!(prov.ignored_top_level_keys, ["step", "rng"]);
+    // the trainer builds the SAME-padding ResNet50 for these weights
+    let conv = medxfer::train::setup::conventions(&medxfer::train::setup::Init::File(output.clone())).unwrap();
+    assert!(!conv.no_normalization && conv.padding == medxfer::model::Padding::Same);
+    let reason = |key: &str| prov.dropped.iter().find(|d| d.key == key).map(|d| d.reason.as_str());
+    assert_eq!(reason("online_params/projector/~/linear/w"), Some("not the encoder"));
+    assert_eq!(
+        reason("online_state/res_net50/~/initial_batchnorm/~/mean_ema/hidden"),
+        Some("moving-average bookkeeping")
+    );
+    assert!(!prov.dropped.iter().any(|d| d.key.starts_with("target_")), "target network is never read");
+    // the file really names BYOL's extra globals, which torch files may not use
+    let bytes = std::fs::read(&input).unwrap();
+    let err = format!("{:#}", ckpt::load(&bytes).err().expect("refused under the torch allow-list"));
+    assert!(err.contains("refusing GLOBAL dill._dill._create_namedtuple"), "{err}");
+    let un = ckpt::pickle::unpickle_with(&bytes, 0, ckpt::allow::Policy::Byol).unwrap();
+    for g in ["dill._dill._create_namedtuple", "haiku._src.data_structures.FlatMapping", "numpy.ndarray"] {
+        assert!(un.globals.contains(g), "{g}: {:?}", un.globals);
+    }
+}
+
+#[test]
+fn byol_pickle_naming_a_disallowed_global_is_refused_with_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("x.safetensors");
+    let err = ckpt::convert_file_for("byol", &tf_byol().join("byol_evil.pkl"), &output, 2).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("byol_evil.pkl") && msg.contains("refusing GLOBAL posix.system: it is not on the allow-list"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn mutated_tf_bundles_and_byol_pickles_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tf_byol().join("simclr_v2");
+    let names = ["model.ckpt-1.index", "model.ckpt-1.data-00000-of-00002", "model.ckpt-1.data-00001-of-00002"];
+    let originals: Vec<Vec<u8>> = names.iter().map(|n| read_st(&src.join(n))).collect();
+    std::fs::copy(src.join("checkpoint"), dir.path().join("checkpoint")).unwrap();
+    let byol = read_st(&tf_byol().join("byol.pkl"));
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let started = std::time::Instant::now();
+    let output = dir.path().join("out.safetensors");
+    let mut errors = 0;
+    for i in 0..600 {
+        let which = (next() % 3) as usize;
+        for (n, data) in names.iter().zip(&originals) {
+            std::fs::write(dir.path().join(n), data).unwrap();
+        }
+        let mut data = if i % 4 == 3 { byol.clone() } else { originals[which].clone() };
+        match next() % 4 {
+            0 => data.truncate((next() as usize) % data.len()),
+            _ => {
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % data.len();
+                    data[at] = next() as u8;
+                }
+            }
+        }
+        let result = if i % 4 == 3 {
+            let path = dir.path().join("byol.pkl");
+            std::fs::write(&path, &data).unwrap();
+            ckpt::convert_file_for("byol", &path, &output, 2)
+        } else {
+            std::fs::write(dir.path().join(names[which]), &data).unwrap();
+            ckpt::convert_file_for("simclr-v2", dir.path(), &output, 2)
+        };
+        errors += result.is_err() as usize;
+    }
+    assert!(errors > 300, "only {errors} of 600 mutants were refused");
+    assert!(started.elapsed().as_secs() < 60, "mutation run took {:?}", started.elapsed());
+}

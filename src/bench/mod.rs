@@ -34,7 +34,7 @@ pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, ste
     tch::manual_seed(0);
     perf::configure(how.precision, device)?;
     let vs = VarStore::new(device);
-    let net = setup::build(&vs, Task::Classification, 14);
+    let net = setup::build(&vs, Task::Classification, 14, crate::model::Padding::Torch);
     if how.memory_format == MemoryFormat::Nhwc {
         perf::make_channels_last(&vs)?;
     }

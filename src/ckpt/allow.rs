@@ -26,9 +26,70 @@ const FUNCTIONS: &[&str] = &[
     "_codecs.encode",
 ];
 
-/// Whether `module.name` may appear in a GLOBAL / STACK_GLOBAL.
-pub fn is_allowed(global: &str) -> bool {
-    FUNCTIONS.contains(&global) || INERT_CLASSES.contains(&global) || storage_dtype(global).is_some()
+/// Which extra GLOBALs a pickle may name besides PyTorch's: chosen by the recipe, never by the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// torch.save files: the lists above only.
+    Torch,
+    /// BYOL's dill pickle: also dill's namedtuple constructor, numpy array reconstruction, haiku's
+    /// mappings and optax state types (all as inert values).
+    Byol,
+}
+
+/// BYOL only: calls that build inert values (see `call`).
+const BYOL_FUNCTIONS: &[&str] = &[
+    "dill._dill._create_namedtuple",
+    "dill._dill._create_array",
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "haiku._src.data_structures.FlatMapping",
+    "haiku._src.data_structures.frozendict",
+];
+
+/// BYOL only: classes kept as opaque objects.
+const BYOL_INERT: &[&str] = &["numpy.ndarray"];
+
+/// BYOL only: optax's optimizer-state namedtuples (opt_state is never read; kept as opaque objects).
+fn is_optax_state(global: &str) -> bool {
+    global.strip_prefix("optax._src.").is_some_and(|rest| {
+        let name = rest.rsplit('.').next().unwrap_or("");
+        rest.split('.').all(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+            && (name.ends_with("State") || name == "MaskedNode")
+    })
+}
+
+/// Whether `module.name` may appear in a GLOBAL / STACK_GLOBAL under `policy`.
+pub fn is_allowed(global: &str, policy: Policy) -> bool {
+    FUNCTIONS.contains(&global)
+        || INERT_CLASSES.contains(&global)
+        || storage_dtype(global).is_some()
+        || (policy == Policy::Byol
+            && (BYOL_FUNCTIONS.contains(&global) || BYOL_INERT.contains(&global) || is_optax_state(global)))
+}
+
+/// The namedtuple class that `dill._dill._create_namedtuple(name, fields, module[, defaults])` made.
+pub const NAMEDTUPLE: &str = "dill._dill._create_namedtuple";
+
+/// Calling a namedtuple class made by dill: a dict of its fields (extra or missing fields refused).
+pub fn new_namedtuple(class_args: &[Value], args: Vec<Value>) -> Result<Value> {
+    let name = match class_args.first() {
+        Some(Value::Str(s)) => s.clone(),
+        _ => bail!("{NAMEDTUPLE} without a string name"),
+    };
+    let fields: Vec<String> = match class_args.get(1) {
+        Some(Value::Tuple(f)) | Some(Value::List(f)) => f
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(anyhow!("namedtuple {name} has a field name that is not a string")),
+            })
+            .collect::<Result<_>>()?,
+        _ => bail!("namedtuple {name} without a tuple of field names"),
+    };
+    if fields.len() != args.len() {
+        bail!("namedtuple {name} has {} fields but is built from {} values", fields.len(), args.len());
+    }
+    Ok(Value::Dict(fields.into_iter().map(Value::Str).zip(args).collect()))
 }
 
 /// The dtype of a `torch.XStorage` global.
@@ -77,7 +138,44 @@ pub fn call(global: &str, args: Vec<Value>) -> Result<Value> {
                 .map(Value::Bytes),
             _ => bail!("_codecs.encode with arguments other than (str, 'latin1')"),
         },
-        class if INERT_CLASSES.contains(&class) => Ok(Value::Object { class: class.to_string(), args, state: None }),
+        NAMEDTUPLE => match args.as_slice() {
+            [Value::Str(_), Value::Tuple(_) | Value::List(_), Value::Str(_)]
+            | [Value::Str(_), Value::Tuple(_) | Value::List(_), Value::Str(_), _] => {
+                Ok(Value::Object { class: NAMEDTUPLE.to_string(), args, state: None })
+            }
+            _ => bail!("{NAMEDTUPLE} with arguments other than (name, fields, module[, defaults])"),
+        },
+        // dill's ndarray: _create_array(_reconstruct, args, state, npdict) = _reconstruct(*args) + BUILD(state).
+        "dill._dill._create_array" => {
+            let mut it = args.into_iter();
+            match (it.next(), it.next(), it.next(), it.next()) {
+                (Some(Value::Global(f)), Some(Value::Tuple(a)), Some(state), None | Some(Value::None))
+                    if f.ends_with("multiarray._reconstruct") =>
+                {
+                    match call(&f, a)? {
+                        Value::Object { class, args, .. } => {
+                            Ok(Value::Object { class, args, state: Some(Box::new(state)) })
+                        }
+                        other => bail!("{global}: {f} built a {}", other.kind()),
+                    }
+                }
+                _ => bail!("{global} with arguments other than (_reconstruct, args, state, None)"),
+            }
+        }
+        "numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct" => match args.first() {
+            Some(Value::Global(c)) if c == "numpy.ndarray" => {
+                Ok(Value::Object { class: "numpy.ndarray".to_string(), args: Vec::new(), state: None })
+            }
+            _ => bail!("{global} of something other than numpy.ndarray"),
+        },
+        "haiku._src.data_structures.FlatMapping" | "haiku._src.data_structures.frozendict" => match args.as_slice() {
+            [Value::Dict(d)] => Ok(Value::Dict(d.clone())),
+            [] => Ok(Value::Dict(Vec::new())),
+            _ => bail!("{global} with arguments other than one dict"),
+        },
+        class if INERT_CLASSES.contains(&class) || BYOL_INERT.contains(&class) || is_optax_state(class) => {
+            Ok(Value::Object { class: class.to_string(), args, state: None })
+        }
         other => bail!("refusing to call {other}: it is not callable under the allow-list"),
     }
 }

@@ -1,7 +1,7 @@
 //! A bounded pickle virtual machine (protocols 0-5 as PyTorch uses them) that builds inert values.
 //! GLOBALs are checked against the allow-list as they are read; calls go through `allow::call`.
 
-use super::allow;
+use super::allow::{self, Policy};
 use super::value::Value;
 use anyhow::{Result, anyhow, bail};
 use std::collections::{BTreeSet, HashMap};
@@ -18,9 +18,15 @@ pub struct Unpickled {
     pub globals: BTreeSet<String>,
 }
 
-/// Unpickles the pickle that starts at `start` of `data`. Errors give the byte offset.
+/// Unpickles the pickle that starts at `start` of `data` under the torch allow-list.
 pub fn unpickle(data: &[u8], start: usize) -> Result<Unpickled> {
+    unpickle_with(data, start, Policy::Torch)
+}
+
+/// Unpickles under `policy`'s allow-list. Errors give the byte offset.
+pub fn unpickle_with(data: &[u8], start: usize, policy: Policy) -> Result<Unpickled> {
     let mut vm = Vm {
+        policy,
         data,
         pos: start,
         stack: Vec::new(),
@@ -39,7 +45,37 @@ pub fn unpickle(data: &[u8], start: usize) -> Result<Unpickled> {
     }
 }
 
+/// Strings and bytes from this size on are not kept in the memo: array data (BYOL's numpy arrays
+/// travel as large latin-1 strings) would otherwise be held several times over. Python's picklers
+/// never refer back to them (each is a fresh object); a pickle that does is refused.
+const ELIDE_AT: usize = 1 << 20;
+const ELIDED: &str = "<large string left out of the memo>";
+
+fn elide_large(v: Value) -> Value {
+    let big = |n: usize| n >= ELIDE_AT;
+    let elided = || Value::Object { class: ELIDED.to_string(), args: Vec::new(), state: None };
+    match v {
+        Value::Str(s) if big(s.len()) => elided(),
+        Value::Bytes(b) if big(b.len()) => elided(),
+        Value::List(xs) => Value::List(xs.into_iter().map(elide_large).collect()),
+        Value::Tuple(xs) => Value::Tuple(xs.into_iter().map(elide_large).collect()),
+        Value::Set(xs) => Value::Set(xs.into_iter().map(elide_large).collect()),
+        Value::Dict(items) => Value::Dict(items.into_iter().map(|(k, v)| (elide_large(k), elide_large(v))).collect()),
+        Value::Object { class, args, state } => Value::Object {
+            class,
+            args: args.into_iter().map(elide_large).collect(),
+            state: state.map(|s| Box::new(elide_large(*s))),
+        },
+        other => other,
+    }
+}
+
+fn holds_elided(v: &Value) -> bool {
+    matches!(v, Value::Object { class, .. } if class == ELIDED) || v.children().into_iter().any(holds_elided)
+}
+
 struct Vm<'a> {
+    policy: Policy,
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
@@ -124,6 +160,9 @@ impl<'a> Vm<'a> {
     fn memo_get(&mut self, idx: u64) -> Result<()> {
         let found = u32::try_from(idx).ok().and_then(|i| self.memo.get(&i));
         let found = found.ok_or_else(|| anyhow!("memo entry {idx} does not exist"))?;
+        if holds_elided(found) {
+            bail!("pickle refers back to a string or bytes over {ELIDE_AT} bytes, which is not supported");
+        }
         let w = found.weight(self.copy_budget);
         if w >= self.copy_budget {
             bail!("pickle copies more shared values than its size allows");
@@ -138,12 +177,12 @@ impl<'a> Vm<'a> {
             bail!("pickle memo exceeds {MAX_MEMO} entries");
         }
         let v = self.top_copy()?;
-        self.memo.insert(idx, v);
+        self.memo.insert(idx, elide_large(v));
         Ok(())
     }
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
         let full = format!("{module}.{name}");
-        if !allow::is_allowed(&full) {
+        if !allow::is_allowed(&full, self.policy) {
             bail!("refusing GLOBAL {full}: it is not on the allow-list");
         }
         self.globals.insert(full.clone());
@@ -194,13 +233,16 @@ impl<'a> Vm<'a> {
         Ok(())
     }
     fn call(&mut self, callee: Value, args: Value) -> Result<()> {
-        let Value::Global(g) = callee else {
-            bail!("REDUCE/NEWOBJ on a {}, not an allowed global", callee.kind());
-        };
         let Value::Tuple(args) = args else {
-            bail!("{g} called with {} arguments instead of a tuple", args.kind());
+            bail!("a call with {} arguments instead of a tuple", args.kind());
         };
-        let v = allow::call(&g, args)?;
+        let v = match callee {
+            Value::Global(g) => allow::call(&g, args)?,
+            Value::Object { class, args: class_args, .. } if class == allow::NAMEDTUPLE => {
+                allow::new_namedtuple(&class_args, args)?
+            }
+            other => bail!("REDUCE/NEWOBJ on a {}, not an allowed global", other.kind()),
+        };
         let v = self.nested(v)?;
         self.push(v)
     }
@@ -520,5 +562,19 @@ mod tests {
         }
         bomb.push(b'.');
         assert!(err(&bomb).contains("copies more"));
+    }
+
+    #[test]
+    fn large_strings_stay_out_of_the_memo() {
+        // (b, b) where b is 2 MiB of bytes memoised then fetched back: refused; used once: kept.
+        let mut p = b"\x80\x03B\x00\x00\x20\x00".to_vec();
+        p.extend(vec![7u8; 2 << 20]);
+        let once = [p.clone(), b"q\x00\x85.".to_vec()].concat();
+        match unpickle(&once, 0).unwrap().value {
+            Value::Tuple(t) => assert!(matches!(&t[0], Value::Bytes(b) if b.len() == 2 << 20)),
+            other => panic!("{other:?}"),
+        }
+        let twice = [p, b"q\x00h\x00\x86.".to_vec()].concat();
+        assert!(err(&twice).contains("refers back to a string or bytes over"));
     }
 }

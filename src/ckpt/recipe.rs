@@ -25,12 +25,29 @@ pub const ALL: &[Recipe] = &[
     Recipe { id: "zenodo-module", containers: &["state_dict"], prefix: "module.", heads: &["fc"] },
 ];
 
-/// The recipe ids a catalog entry may name (plus "auto" on the command line).
-pub const RECIPES: &[&str] = &["torchvision", "moco", "pcl", "swav", "barlowtwins", "pycontrast", "zenodo-module"];
+/// Recipes that do not read a torch.save pickle (`convert::convert_file` dispatches them):
+/// TensorFlow bundles (`simclr`) and BYOL's dill pickle (`byol`).
+pub const OTHER: &[&str] = &["simclr-v1", "simclr-v2", "byol"];
 
+/// The recipe ids a catalog entry may name (plus "auto" on the command line).
+pub const RECIPES: &[&str] = &[
+    "torchvision",
+    "moco",
+    "pcl",
+    "swav",
+    "barlowtwins",
+    "pycontrast",
+    "zenodo-module",
+    "simclr-v1",
+    "simclr-v2",
+    "byol",
+];
+
+/// A torch.save recipe by id.
 pub fn find(id: &str) -> Result<&'static Recipe> {
     match ALL.iter().find(|r| r.id == id) {
         Some(r) => Ok(r),
+        None if OTHER.contains(&id) => bail!("origin {id:?} does not read torch.save files (auto never picks it)"),
         None => bail!("unknown checkpoint origin {id:?}; known: {}, auto", RECIPES.join(", ")),
     }
 }
@@ -198,6 +215,7 @@ mod tests {
         assert_eq!(guess(&dict(&["conv1.weight", "fc.weight"])).unwrap().0, "torchvision");
         assert_eq!(guess(&dict(&["conv1.weight"])).unwrap().0, "barlowtwins");
         assert!(guess(&Value::Int(1)).is_err());
-        assert!(RECIPES.iter().all(|id| find(id).is_ok()) && RECIPES.len() == ALL.len());
+        assert!(RECIPES.iter().all(|id| find(id).is_ok() != OTHER.contains(id)));
+        assert_eq!(RECIPES.len(), ALL.len() + OTHER.len());
     }
 }

@@ -1,17 +1,25 @@
 //! The target: torchvision resnet50's parameter and buffer names and shapes, without fc.
 
+/// torchvision resnet50's base width (channels of the stem).
+pub const WIDTH: usize = 64;
+
 /// (name, shape) of every tensor of torchvision resnet50 minus fc, without num_batches_tracked (265).
 pub fn backbone() -> Vec<(String, Vec<usize>)> {
+    backbone_of_width(WIDTH)
+}
+
+/// The same names for a ResNet50 of base width `w` (64 is torchvision's; small widths serve tests).
+pub fn backbone_of_width(w: usize) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
     let bn = |out: &mut Vec<(String, Vec<usize>)>, name: &str, c: usize| {
         for p in ["weight", "bias", "running_mean", "running_var"] {
             out.push((format!("{name}.{p}"), vec![c]));
         }
     };
-    out.push(("conv1.weight".to_string(), vec![64, 3, 7, 7]));
-    bn(&mut out, "bn1", 64);
-    let mut inplanes = 64;
-    for (layer, (blocks, planes)) in [(3, 64), (4, 128), (6, 256), (3, 512)].into_iter().enumerate() {
+    out.push(("conv1.weight".to_string(), vec![w, 3, 7, 7]));
+    bn(&mut out, "bn1", w);
+    let mut inplanes = w;
+    for (layer, (blocks, planes)) in [(3, w), (4, 2 * w), (6, 4 * w), (3, 8 * w)].into_iter().enumerate() {
         for b in 0..blocks {
             let p = format!("layer{}.{b}", layer + 1);
             out.push((format!("{p}.conv1.weight"), vec![planes, inplanes, 1, 1]));

@@ -10,26 +10,26 @@ pub struct Archive<'a> {
     pub entries: BTreeMap<String, &'a [u8]>,
 }
 
-fn le16(b: &[u8], at: usize) -> Result<u16> {
+pub(super) fn le16(b: &[u8], at: usize) -> Result<u16> {
     b.get(at..at.saturating_add(2))
         .map(|s| u16::from_le_bytes([s[0], s[1]]))
         .ok_or_else(|| anyhow!("zip structure ends early"))
 }
-fn le32(b: &[u8], at: usize) -> Result<u32> {
+pub(super) fn le32(b: &[u8], at: usize) -> Result<u32> {
     b.get(at..at.saturating_add(4))
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
         .ok_or_else(|| anyhow!("zip structure ends early"))
 }
-fn le64(b: &[u8], at: usize) -> Result<u64> {
+pub(super) fn le64(b: &[u8], at: usize) -> Result<u64> {
     let s = b.get(at..at.saturating_add(8)).ok_or_else(|| anyhow!("zip structure ends early"))?;
     Ok(u64::from_le_bytes(s.try_into()?))
 }
-fn to_usize(v: u64, what: &str) -> Result<usize> {
+pub(super) fn to_usize(v: u64, what: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| anyhow!("zip {what} {v} is too large"))
 }
 
 /// Where the central directory is: (entry count, offset, size).
-fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
+pub(super) fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
     const EOCD: u32 = 0x0605_4b50;
     let lowest = data.len().saturating_sub(22 + 65535);
     let eocd = (lowest..=data.len().saturating_sub(22))
@@ -50,7 +50,7 @@ fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
     Ok((count, offset, size))
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(super) fn check_name(name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\\')

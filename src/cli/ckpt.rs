@@ -1,4 +1,4 @@
-//! `medxfer ckpt inspect FILE [--json]` and `medxfer ckpt convert --origin ID|auto IN OUT.safetensors`.
+//! `medxfer ckpt inspect FILE [--json]` and `medxfer ckpt convert --origin|--recipe ID|auto IN OUT.safetensors`.
 
 use crate::ckpt;
 use anyhow::{Context, Result};
@@ -21,8 +21,10 @@ pub enum Sub {
     },
     /// Convert a ResNet50 checkpoint to torchvision-named float32 safetensors (without fc).
     Convert {
-        /// Origin recipe (torchvision, moco, pcl, swav, barlowtwins, pycontrast, zenodo-module) or auto.
-        #[arg(long)]
+        /// Origin recipe (torchvision, moco, pcl, swav, barlowtwins, pycontrast, zenodo-module, simclr-v1,
+        /// simclr-v2, byol) or auto. For simclr-v1/v2 INPUT is a TensorFlow .index, a folder holding one
+        /// checkpoint, or a zip of one.
+        #[arg(long, visible_alias = "recipe")]
         origin: String,
         input: PathBuf,
         output: PathBuf,

@@ -36,11 +36,47 @@ pub fn resolve_init(init: &str, home: &Home) -> Result<Init> {
     Ok(Init::File(path))
 }
 
-/// The network for a task: ResNet50 with `classes` outputs, or a one-class U-Net.
-pub fn build(vs: &VarStore, task: Task, classes: usize) -> Net {
+/// What converted weights expect, from the metadata `ckpt::convert_file` wrote into them:
+/// SAME padding (BYOL) and inputs without mean/std normalisation (SimCLR).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Conventions {
+    pub padding: Padding,
+    pub no_normalization: bool,
+}
+
+/// Largest safetensors header read for its metadata.
+const MAX_HEADER: u64 = 100 << 20;
+
+/// The init's conventions (defaults for a random init or weights without medxfer metadata).
+pub fn conventions(init: &Init) -> Result<Conventions> {
+    let Init::File(path) = init else { return Ok(Conventions::default()) };
+    let read = || -> Result<serde_json::Value> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n)?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER {
+            bail!("its header claims {n} bytes");
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header)?;
+        Ok(serde_json::from_slice(&header)?)
+    };
+    let header = read().with_context(|| format!("cannot read the safetensors header of {}", path.display()))?;
+    let meta = |k: &str| header.get("__metadata__").and_then(|m| m.get(k)).and_then(|v| v.as_str());
+    Ok(Conventions {
+        padding: if meta(crate::ckpt::META_PADDING) == Some("same") { Padding::Same } else { Padding::Torch },
+        no_normalization: meta(crate::ckpt::META_INPUT_NORMALIZATION) == Some("none"),
+    })
+}
+
+/// The network for a task: ResNet50 with `classes` outputs, or a one-class U-Net, with `padding`
+/// (SAME for weights trained with it, e.g. BYOL's).
+pub fn build(vs: &VarStore, task: Task, classes: usize, padding: Padding) -> Net {
     match task {
-        Task::Classification => Net::ResNet50(model::resnet50(vs.root(), Some(classes as i64), Padding::Torch)),
-        Task::Segmentation => Net::Unet(model::unet(vs.root(), 1, Padding::Torch)),
+        Task::Classification => Net::ResNet50(model::resnet50(vs.root(), Some(classes as i64), padding)),
+        Task::Segmentation => Net::Unet(model::unet(vs.root(), 1, padding)),
     }
 }
 

@@ -9,7 +9,7 @@ use super::schedule::{EarlyStop, Schedule};
 use super::setup;
 use crate::data::{self, Mode, Splits};
 use crate::home::Home;
-use crate::model::Net;
+use crate::model::{Net, Padding};
 use crate::perf;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, Task};
 use anyhow::{Context, Result, bail};
@@ -46,13 +46,33 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     let precision = perf::Precision::parse(&spec.device.precision)?;
     let nhwc = perf::MemoryFormat::parse(&spec.device.memory_format)? == perf::MemoryFormat::Nhwc;
     perf::configure(precision, device)?;
-    let splits = data::resolve(&spec.dataset, &spec.data, home, spec.seed)?;
+    // The init decides padding and (unless the spec sets one) normalisation; on resume it is only
+    // needed for these, so a vanished init there means the defaults.
+    let resuming = files.dir.join(LAST_FILE).exists();
+    let init = match setup::resolve_init(&spec.init, home) {
+        Ok(init) => Some(init),
+        Err(e) if resuming => {
+            files.log(&format!("init {} not found on resume ({e:#}); torchvision conventions assumed", spec.init));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let conv = init.as_ref().map(setup::conventions).transpose()?.unwrap_or_default();
+    let mut data_spec = spec.data.clone();
+    if conv.no_normalization && data_spec.normalization.is_none() {
+        data_spec.normalization = Some("none".into());
+        files.log(&format!("init {} expects inputs without mean/std normalisation: normalization = none", spec.init));
+    }
+    if conv.padding == Padding::Same {
+        files.log(&format!("init {} was trained with SAME padding: using the SAME-padding ResNet50", spec.init));
+    }
+    let splits = data::resolve(&spec.dataset, &data_spec, home, spec.seed)?;
     if splits.task != spec.task {
         bail!("spec.toml says task {:?} but dataset {} is {:?}", spec.task, spec.dataset, splits.task);
     }
     tch::manual_seed(spec.seed as i64);
     let mut vs = VarStore::new(device);
-    let net = setup::build(&vs, spec.task, splits.labels.len());
+    let net = setup::build(&vs, spec.task, splits.labels.len(), conv.padding);
     let loss = match spec.task {
         Task::Classification => LossKind::Bce,
         Task::Segmentation if spec.dataset == "drive" => LossKind::Bce,
@@ -78,7 +98,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         st.elapsed_before = ck.meta_field(&last, "elapsed_s")?;
         files.log(&format!("resuming after epoch {} (step {}) from {}", st.epoch, st.step, last.display()));
     } else {
-        let init = setup::resolve_init(&spec.init, home)?;
+        let init = init.ok_or_else(|| anyhow::anyhow!("init {} is not resolved", spec.init))?;
         let note = setup::apply_init(&mut vs, &net, &init)?;
         files.log(&format!("init {}: {note}", spec.init));
     }
