@@ -28,11 +28,11 @@ pub enum Outcome {
     },
 }
 
-/// The conversion hook run after every successful download or import. The lead wires the checkpoint
-/// converter here as `crate::ckpt::convert_file(&entry.recipe, input, output)`; until then nothing is
-/// converted. Returns whether `output` exists afterwards.
+/// The conversion hook run after every successful download or import: the checkpoint converter with the
+/// entry's recipe (`resnet50.safetensors` + provenance next to the download). Returns whether `output` exists.
 pub fn convert_after_download(entry: &Entry, input: &Path, output: &Path) -> Result<bool> {
     tracing::debug!(id = %entry.id, recipe = %entry.recipe, input = %input.display(), "conversion hook");
+    crate::ckpt::convert_file(&entry.recipe, input, output)?;
     Ok(output.is_file())
 }
 
