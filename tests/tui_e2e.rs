@@ -1,6 +1,8 @@
 //! End to end: the real binary in tmux against a temporary home holding hand-made run folders;
 //! keys go in with send-keys, the screen comes back with capture-pane.
 
+mod zoo_server;
+
 use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,27 +79,48 @@ impl Tmux {
 
     /// Starts the TUI in session `name`; the pane stays after the process ends so its screen can be read.
     fn start(&self, name: &str, home: &Path, pid_file: &Path) {
+        self.start_with(name, home, pid_file, &[]);
+    }
+
+    /// `start` with more environment variables (`NAME=value`).
+    fn start_with(&self, name: &str, home: &Path, pid_file: &Path, env: &[String]) {
         let bin = env!("CARGO_BIN_EXE_medxfer");
         let script = format!("echo before-tui; echo $$ > '{}'; exec '{bin}'", pid_file.display());
         let home = format!("MEDXFER_HOME={}", home.display());
-        self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "-e",
-            &home,
-            "-e",
-            "NO_COLOR=1",
-            "sh",
-            "-c",
-            &script,
-        ]);
+        let mut args = vec!["new-session", "-d", "-s", name, "-x", "100", "-y", "30", "-e", &home, "-e", "NO_COLOR=1"];
+        for e in env {
+            args.extend(["-e", e.as_str()]);
+        }
+        args.extend(["sh", "-c", &script]);
+        self.cmd(&args);
         self.cmd(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    }
+
+    fn keys(&self, name: &str, keys: &str) {
+        self.cmd(&["send-keys", "-t", name, keys]);
+    }
+
+    /// Polls the screen until `done` holds, for up to `secs`; `bad` names a screen that can only get worse.
+    fn wait_until(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+        bad: impl Fn(&str) -> Option<String>,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(name);
+            if done(&screen) {
+                return screen;
+            }
+            if let Some(why) = bad(&screen) {
+                panic!("while waiting for {what}: {why}; screen:\n{screen}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(secs), "waited {secs} s for {what}; screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn screen(&self, name: &str) -> String {
@@ -186,4 +209,137 @@ fn tui_shows_runs_and_leaderboard_follows_new_runs_and_quits_cleanly() {
     let status = tmux.wait_exit("term");
     assert!(status == "0" || status.is_empty(), "exit status {status:?}");
     assert_restored(&tmux, "term");
+}
+
+/// Stops the home's agent and any run it left, whatever the test's outcome.
+struct AgentGuard<'a>(&'a Path);
+
+impl Drop for AgentGuard<'_> {
+    fn drop(&mut self) {
+        let _ =
+            Command::new(env!("CARGO_BIN_EXE_medxfer")).args(["agent", "stop"]).env("MEDXFER_HOME", self.0).output();
+        for run in std::fs::read_dir(self.0.join("runs")).into_iter().flatten().flatten() {
+            if let Some(rec) = medxfer::sched::control::AgentRecord::load(&run.path())
+                && medxfer::sched::proc::is_same_live_process(rec.pid, rec.start_time)
+            {
+                let _ = medxfer::sched::proc::signal_group(rec.pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A real torch.save checkpoint in Barlow Twins' layout (a full random ResNet50, ~94 MB), written by
+/// tests/fixtures/make_ckpt_fixtures.py with the reference Python.
+fn barlowtwins_fixture(dir: &Path) -> Vec<u8> {
+    let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_ckpt_fixtures.py");
+    let out = Command::new(py).arg(script).arg(dir).args(["--resnet", "--only", "barlowtwins.pth"]).output().unwrap();
+    assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join("barlowtwins.pth")).unwrap()
+}
+
+/// The Runs table's row of `init` (the state column comes first).
+fn run_row<'a>(screen: &'a str, init: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.split_whitespace().nth(1) == Some(init) || l.split_whitespace().nth(2) == Some(init))
+}
+
+fn zoo_row<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.starts_with(&format!(" {id} ")))
+}
+
+#[test]
+fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboard() {
+    let home = tempfile::tempdir().unwrap();
+    let _agent = AgentGuard(home.path());
+    let fixtures = tempfile::tempdir().unwrap();
+    let server = zoo_server::Server::start();
+    server.put("/barlowtwins/resnet50.pth", barlowtwins_fixture(fixtures.path()));
+    let tmux = Tmux { socket: format!("medxfer-tui-zoo-{}", std::process::id()) };
+    let pid_file = home.path().join("tui.pid");
+    let mirror = [format!("MEDXFER_ZOO_MIRROR={}", server.base)];
+
+    tmux.start_with("z", home.path(), &pid_file, &mirror);
+    tmux.wait_for("z", &["4 Runs", "no runs yet"]);
+    tmux.keys("z", "1");
+    let zoo = tmux.wait_until(
+        "z",
+        30,
+        "the zoo's states",
+        |s| {
+            s.contains("Zoo: 22 models, 0 converted")
+                && zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("missing"))
+        },
+        |_| None,
+    );
+    assert!(zoo_row(&zoo, "random").is_none_or(|r| r.contains("builtin")), "{zoo}");
+    tmux.keys("z", "j");
+    tmux.wait_for("z", &["Barlow Twins (barlowtwins)", "sha256     none in the catalog"]);
+    tmux.keys("z", "p");
+    let converted = tmux.wait_until(
+        "z",
+        180,
+        "barlowtwins to be pulled and converted",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted")),
+        |s| zoo_row(s, "barlowtwins").filter(|r| r.contains("failed")).map(str::to_string),
+    );
+    assert!(converted.contains("Zoo: 22 models, 1 converted"), "{converted}");
+    assert!(converted.contains("pinned     "), "the trust-on-first-use pin is shown:\n{converted}");
+    let cache = home.path().join("cache/zoo/barlowtwins");
+    assert!(cache.join("resnet50.safetensors").is_file() && cache.join("resnet50.pth").is_file());
+    let pin = std::fs::read_to_string(home.path().join("zoo.lock")).unwrap();
+    assert!(pin.contains("[models.barlowtwins]"), "{pin}");
+
+    tmux.keys("z", "d");
+    tmux.wait_until(
+        "z",
+        60,
+        "the demo sweep to be queued",
+        |s| s.contains("sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32"),
+        |s| s.lines().last().filter(|l| l.contains("failed")).map(str::to_string),
+    );
+    tmux.keys("z", "4");
+    let both_finished =
+        |s: &str| ["random", "barlowtwins"].iter().all(|m| run_row(s, m).is_some_and(|r| r.contains("finished")));
+    let runs = tmux.wait_until("z", 900, "both demo runs to finish on the CPU", both_finished, |s| {
+        ["random", "barlowtwins"]
+            .iter()
+            .find_map(|m| run_row(s, m).filter(|r| r.contains("failed") || r.contains("stopped")))
+            .map(|r| format!("a run ended badly: {r}"))
+    });
+    assert!(runs.contains("Runs 2"), "{runs}");
+    tmux.keys("z", "6");
+    let board = tmux.wait_until(
+        "z",
+        30,
+        "both models on the leaderboard",
+        |s| {
+            s.contains("demo-cls")
+                && s.matches("auc ").count() >= 2
+                && s.contains("barlowtwins")
+                && s.contains("random")
+        },
+        |_| None,
+    );
+    for init in ["random", "barlowtwins"] {
+        let row = board.lines().find(|l| l.contains(init)).unwrap();
+        assert!(row.contains("1") && row.contains("auc 0.") && row.contains("± 0.0000"), "{row}\n{board}");
+    }
+    tmux.keys("z", "q");
+    assert_eq!(tmux.wait_exit("z"), "0");
+    assert_restored(&tmux, "z");
+
+    tmux.start_with("again", home.path(), &pid_file, &mirror);
+    tmux.wait_until("again", 30, "the same runs after a restart", both_finished, |_| None);
+    tmux.keys("again", "1");
+    tmux.wait_until(
+        "again",
+        30,
+        "the converted model after a restart",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted") && r.contains(" 1 ")),
+        |_| None,
+    );
+    tmux.keys("again", "6");
+    tmux.wait_for("again", &["barlowtwins", "random", "auc 0."]);
+    tmux.keys("again", "q");
+    assert_eq!(tmux.wait_exit("again"), "0");
 }
