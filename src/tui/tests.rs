@@ -430,7 +430,7 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
         trials: 1,
         sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into()],
     };
-    assert_eq!(effects, [sweep.clone()]);
+    assert_eq!(effects, std::slice::from_ref(&sweep));
     assert_eq!(
         s.message.as_deref(),
         Some(

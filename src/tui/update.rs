@@ -95,7 +95,7 @@ impl Effect {
             Effect::ZooPull { id } | Effect::ZooVerify { id } => {
                 // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
                 let message = if ok {
-                    lines().last().map_or_else(|| format!("{command}: done"), str::to_string)
+                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
                 } else {
                     failed()
                 };
