@@ -359,6 +359,22 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
     );
     tmux.keys("again", "6");
     tmux.wait_for("again", &["barlowtwins", "random", "auc 0."]);
+    // The demo dataset the runs used passes `medxfer data check` (demo-seg is the last spec, demo-cls before it).
+    tmux.keys("again", "2");
+    tmux.keys("again", "G");
+    tmux.keys("again", "k");
+    tmux.wait_for("again", &[" demo-cls ", "press c to run `medxfer data check demo-cls`"]);
+    tmux.keys("again", "c");
+    tmux.wait_until(
+        "again",
+        60,
+        "the data check of demo-cls",
+        |s| {
+            s.contains("images: 500 of 500 listed found (train 300, val 100, test 100)")
+                && s.contains("no problems found")
+        },
+        |s| s.contains("check failed").then(|| "data check failed".to_string()),
+    );
     tmux.keys("again", "q");
     assert_eq!(tmux.wait_exit("again"), "0");
 }

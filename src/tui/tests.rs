@@ -146,7 +146,7 @@ fn effects_come_from_demo_sweep_and_stop() {
     assert_eq!(effects.len(), 1);
     assert_eq!(
         effects[0].cli_args().join(" "),
-        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16",
+        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1",
         "nothing converted yet: random alone"
     );
     assert!(update(&mut s, Action::StopRun).is_empty(), "the finished run cannot be stopped");
@@ -428,19 +428,21 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
         dataset: "demo-cls".into(),
         models: vec!["random".into(), "barlowtwins".into()],
         trials: 1,
-        sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into()],
+        sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into(), "threads=1".into()],
     };
     assert_eq!(effects, std::slice::from_ref(&sweep));
     assert_eq!(
         s.message.as_deref(),
         Some(
-            "launching demo sweep: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16)"
+            "launching demo sweep: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
         )
     );
     update(&mut s, sweep.finished(true, "sweep: 2 runs, 2 queued", ""));
     assert_eq!(
         s.message.as_deref(),
-        Some("sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16)")
+        Some(
+            "sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+        )
     );
     update(&mut s, sweep.finished(false, "", "\nmedxfer: cannot reach the agent\n"));
     assert!(s.message.as_deref().unwrap().ends_with("failed: medxfer: cannot reach the agent"), "{:?}", s.message);
@@ -454,7 +456,7 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     update(&mut s, Action::Show(View::Launch));
     let text = screen(&s, 80, 24);
     assert!(text.contains("models   random, imagenet, swav, moco-v2"), "{text}");
-    assert!(text.contains("epochs=3 image_size=32 batch_size=16"), "{text}");
+    assert!(text.contains("epochs=3 image_size=32 batch_size=16 threads=1"), "{text}");
 }
 
 #[test]

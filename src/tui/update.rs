@@ -11,7 +11,9 @@ use crate::zoo::ModelState;
 pub const DEMO_DATASET: &str = "demo-cls";
 pub const DEMO_MAX_PULLED: usize = 3;
 pub const DEMO_TRIALS: u32 = 1;
-pub const DEMO_SETS: [&str; 3] = ["epochs=3", "image_size=32", "batch_size=16"];
+/// threads=1 as in tests/sched.rs: one intra-op thread per run, so that a run does not oversubscribe a busy
+/// or shared CPU.
+pub const DEMO_SETS: [&str; 4] = ["epochs=3", "image_size=32", "batch_size=16", "threads=1"];
 
 /// The models the demo sweep would use now: `random` and the first converted zoo models (Zoo view order).
 pub fn demo_models(s: &State) -> Vec<String> {
