@@ -1,6 +1,8 @@
 //! End to end: the real binary in tmux against a temporary home holding hand-made run folders;
 //! keys go in with send-keys, the screen comes back with capture-pane.
 
+mod zoo_server;
+
 use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,27 +79,48 @@ impl Tmux {
 
     /// Starts the TUI in session `name`; the pane stays after the process ends so its screen can be read.
     fn start(&self, name: &str, home: &Path, pid_file: &Path) {
+        self.start_with(name, home, pid_file, &[]);
+    }
+
+    /// `start` with more environment variables (`NAME=value`).
+    fn start_with(&self, name: &str, home: &Path, pid_file: &Path, env: &[String]) {
         let bin = env!("CARGO_BIN_EXE_medxfer");
         let script = format!("echo before-tui; echo $$ > '{}'; exec '{bin}'", pid_file.display());
         let home = format!("MEDXFER_HOME={}", home.display());
-        self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "-e",
-            &home,
-            "-e",
-            "NO_COLOR=1",
-            "sh",
-            "-c",
-            &script,
-        ]);
+        let mut args = vec!["new-session", "-d", "-s", name, "-x", "100", "-y", "30", "-e", &home, "-e", "NO_COLOR=1"];
+        for e in env {
+            args.extend(["-e", e.as_str()]);
+        }
+        args.extend(["sh", "-c", &script]);
+        self.cmd(&args);
         self.cmd(&["set-option", "-t", name, "remain-on-exit", "on"]);
+    }
+
+    fn keys(&self, name: &str, keys: &str) {
+        self.cmd(&["send-keys", "-t", name, keys]);
+    }
+
+    /// Polls the screen until `done` holds, for up to `secs`; `bad` names a screen that can only get worse.
+    fn wait_until(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+        bad: impl Fn(&str) -> Option<String>,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(name);
+            if done(&screen) {
+                return screen;
+            }
+            if let Some(why) = bad(&screen) {
+                panic!("while waiting for {what}: {why}; screen:\n{screen}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(secs), "waited {secs} s for {what}; screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn screen(&self, name: &str) -> String {
@@ -117,13 +140,36 @@ impl Tmux {
         }
     }
 
-    /// Polls until the pane's process has ended; returns its exit status.
+    /// Polls until the pane's process has ended; returns its exit status ("signal N" when a signal killed it).
+    ///
+    /// tmux marks a pane dead when its pty closes and records the exit status when SIGCHLD arrives. This
+    /// tmux is linked with libutempter, whose utempter_remove_record (run as the pty closes) briefly puts
+    /// in its own SIGCHLD handler: a child that exits inside that window stays an unreaped zombie and the
+    /// pane shows no status (tmux/tmux#311; about one exit in four here, since medxfer's exit takes a while
+    /// between closing its files and its last breath). A SIGCHLD sent to the server makes it reap the
+    /// zombie and record the real status.
     fn wait_exit(&self, name: &str) -> String {
         let start = Instant::now();
+        let mut nudged_at: Option<Instant> = None;
         loop {
-            let dead = self.cmd(&["display-message", "-p", "-t", name, "#{pane_dead} #{pane_dead_status}"]);
-            if let Some(status) = dead.trim_end_matches('\n').strip_prefix("1 ") {
-                return status.to_string();
+            let dead = self.cmd(&[
+                "display-message",
+                "-p",
+                "-t",
+                name,
+                "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}",
+            ]);
+            let fields: Vec<&str> = dead.trim_end_matches('\n').split('|').collect();
+            match fields[..] {
+                ["1", status, _] if !status.is_empty() => return status.to_string(),
+                ["1", "", signal] if !signal.is_empty() => return format!("signal {signal}"),
+                ["1", "", ""] if nudged_at.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) => {
+                    let server = self.cmd(&["display-message", "-p", "#{pid}"]);
+                    eprintln!("pane {name} dead without a status: SIGCHLD to the tmux server {}", server.trim());
+                    Command::new("kill").args(["-CHLD", server.trim()]).status().unwrap();
+                    nudged_at = Some(Instant::now());
+                }
+                _ => {}
             }
             assert!(
                 start.elapsed() < DEADLINE,
@@ -173,17 +219,162 @@ fn tui_shows_runs_and_leaderboard_follows_new_runs_and_quits_cleanly() {
     tmux.wait_for("q", &["keys: Leaderboard", "quit (runs keep going)"]);
     tmux.cmd(&["send-keys", "-t", "q", "Escape"]);
     tmux.cmd(&["send-keys", "-t", "q", "q"]);
-    // Known open issue: about one exit in four, tmux reports the pane dead with no exit status (a death by
-    // signal after the terminal was restored); the restored terminal is still checked below.
-    let status = tmux.wait_exit("q");
-    assert!(status == "0" || status.is_empty(), "exit status {status:?}");
+    assert_eq!(tmux.wait_exit("q"), "0");
     assert_restored(&tmux, "q");
 
     tmux.start("term", home.path(), &pid_file);
     tmux.wait_for("term", &["4 Runs", "swav"]);
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap();
-    let status = tmux.wait_exit("term");
-    assert!(status == "0" || status.is_empty(), "exit status {status:?}");
+    assert_eq!(tmux.wait_exit("term"), "0", "SIGTERM restores the terminal and exits 0");
     assert_restored(&tmux, "term");
+}
+
+/// Stops the home's agent and any run it left, whatever the test's outcome.
+struct AgentGuard<'a>(&'a Path);
+
+impl Drop for AgentGuard<'_> {
+    fn drop(&mut self) {
+        let _ =
+            Command::new(env!("CARGO_BIN_EXE_medxfer")).args(["agent", "stop"]).env("MEDXFER_HOME", self.0).output();
+        for run in std::fs::read_dir(self.0.join("runs")).into_iter().flatten().flatten() {
+            if let Some(rec) = medxfer::sched::control::AgentRecord::load(&run.path())
+                && medxfer::sched::proc::is_same_live_process(rec.pid, rec.start_time)
+            {
+                let _ = medxfer::sched::proc::signal_group(rec.pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A real torch.save checkpoint in Barlow Twins' layout (a full random ResNet50, ~94 MB), written by
+/// tests/fixtures/make_ckpt_fixtures.py with the reference Python.
+fn barlowtwins_fixture(dir: &Path) -> Vec<u8> {
+    let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_ckpt_fixtures.py");
+    let out = Command::new(py).arg(script).arg(dir).args(["--resnet", "--only", "barlowtwins.pth"]).output().unwrap();
+    assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join("barlowtwins.pth")).unwrap()
+}
+
+/// The Runs table's row of `init` (the state column comes first).
+fn run_row<'a>(screen: &'a str, init: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.split_whitespace().nth(1) == Some(init) || l.split_whitespace().nth(2) == Some(init))
+}
+
+fn zoo_row<'a>(screen: &'a str, id: &str) -> Option<&'a str> {
+    screen.lines().find(|l| l.starts_with(&format!(" {id} ")))
+}
+
+#[test]
+fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboard() {
+    let home = tempfile::tempdir().unwrap();
+    let _agent = AgentGuard(home.path());
+    let fixtures = tempfile::tempdir().unwrap();
+    let server = zoo_server::Server::start();
+    server.put("/barlowtwins/resnet50.pth", barlowtwins_fixture(fixtures.path()));
+    let tmux = Tmux { socket: format!("medxfer-tui-zoo-{}", std::process::id()) };
+    let pid_file = home.path().join("tui.pid");
+    let mirror = [format!("MEDXFER_ZOO_MIRROR={}", server.base)];
+
+    tmux.start_with("z", home.path(), &pid_file, &mirror);
+    tmux.wait_for("z", &["4 Runs", "no runs yet"]);
+    tmux.keys("z", "1");
+    let zoo = tmux.wait_until(
+        "z",
+        30,
+        "the zoo's states",
+        |s| {
+            s.contains("Zoo: 22 models, 0 converted")
+                && zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("missing"))
+        },
+        |_| None,
+    );
+    assert!(zoo_row(&zoo, "random").is_none_or(|r| r.contains("builtin")), "{zoo}");
+    tmux.keys("z", "j");
+    tmux.wait_for("z", &["Barlow Twins (barlowtwins)", "sha256     none in the catalog"]);
+    tmux.keys("z", "p");
+    let converted = tmux.wait_until(
+        "z",
+        180,
+        "barlowtwins to be pulled and converted",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted")),
+        |s| zoo_row(s, "barlowtwins").filter(|r| r.contains("failed")).map(str::to_string),
+    );
+    assert!(converted.contains("Zoo: 22 models, 1 converted"), "{converted}");
+    assert!(converted.contains("pinned     "), "the trust-on-first-use pin is shown:\n{converted}");
+    let cache = home.path().join("cache/zoo/barlowtwins");
+    assert!(cache.join("resnet50.safetensors").is_file() && cache.join("resnet50.pth").is_file());
+    let pin = std::fs::read_to_string(home.path().join("zoo.lock")).unwrap();
+    assert!(pin.contains("[models.barlowtwins]"), "{pin}");
+
+    tmux.keys("z", "d");
+    tmux.wait_until(
+        "z",
+        60,
+        "the demo sweep to be queued",
+        |s| s.contains("sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32"),
+        |s| s.lines().last().filter(|l| l.contains("failed")).map(str::to_string),
+    );
+    tmux.keys("z", "4");
+    let both_finished =
+        |s: &str| ["random", "barlowtwins"].iter().all(|m| run_row(s, m).is_some_and(|r| r.contains("finished")));
+    let runs = tmux.wait_until("z", 900, "both demo runs to finish on the CPU", both_finished, |s| {
+        ["random", "barlowtwins"]
+            .iter()
+            .find_map(|m| run_row(s, m).filter(|r| r.contains("failed") || r.contains("stopped")))
+            .map(|r| format!("a run ended badly: {r}"))
+    });
+    assert!(runs.contains("Runs 2"), "{runs}");
+    tmux.keys("z", "6");
+    let board = tmux.wait_until(
+        "z",
+        30,
+        "both models on the leaderboard",
+        |s| {
+            s.contains("demo-cls")
+                && s.matches("auc ").count() >= 2
+                && s.contains("barlowtwins")
+                && s.contains("random")
+        },
+        |_| None,
+    );
+    for init in ["random", "barlowtwins"] {
+        let row = board.lines().find(|l| l.contains(init)).unwrap();
+        assert!(row.contains("1") && row.contains("auc 0.") && row.contains("± 0.0000"), "{row}\n{board}");
+    }
+    tmux.keys("z", "q");
+    assert_eq!(tmux.wait_exit("z"), "0");
+    assert_restored(&tmux, "z");
+
+    tmux.start_with("again", home.path(), &pid_file, &mirror);
+    tmux.wait_until("again", 30, "the same runs after a restart", both_finished, |_| None);
+    tmux.keys("again", "1");
+    tmux.wait_until(
+        "again",
+        30,
+        "the converted model after a restart",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted") && r.contains(" 1 ")),
+        |_| None,
+    );
+    tmux.keys("again", "6");
+    tmux.wait_for("again", &["barlowtwins", "random", "auc 0."]);
+    // The demo dataset the runs used passes `medxfer data check` (demo-seg is the last spec, demo-cls before it).
+    tmux.keys("again", "2");
+    tmux.keys("again", "G");
+    tmux.keys("again", "k");
+    tmux.wait_for("again", &[" demo-cls ", "press c to run `medxfer data check demo-cls`"]);
+    tmux.keys("again", "c");
+    tmux.wait_until(
+        "again",
+        60,
+        "the data check of demo-cls",
+        |s| {
+            s.contains("images: 500 of 500 listed found (train 300, val 100, test 100)")
+                && s.contains("no problems found")
+        },
+        |s| s.contains("check failed").then(|| "data check failed".to_string()),
+    );
+    tmux.keys("again", "q");
+    assert_eq!(tmux.wait_exit("again"), "0");
 }

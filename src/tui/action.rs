@@ -2,6 +2,30 @@
 
 use super::state::View;
 use super::store::RunDelta;
+use crate::zoo::ModelState;
+use std::path::PathBuf;
+
+/// One zoo model as the zoo module reports it (`zoo::state_of`, the state `zoo list --json` shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooStatus {
+    pub id: String,
+    pub state: ModelState,
+    /// The downloaded checkpoint's path in the cache (None for `random`).
+    pub file: Option<PathBuf>,
+    /// The sha256 pinned in zoo.lock on first download, for entries without a catalog digest.
+    pub pinned: Option<String>,
+}
+
+/// What `medxfer data check` found for one dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataCheck {
+    /// The command is running.
+    Running,
+    /// The check ran: images listed per split, how many of them exist, and the problems it named.
+    Done { splits: Vec<(String, usize)>, listed: usize, found: usize, problems: Vec<String> },
+    /// The check could not run (e.g. a dataset that needs `--root`): the command's sentence.
+    Failed(String),
+}
 
 /// A GPU as the GPUs view shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,11 +60,30 @@ pub enum Action {
     CycleSort,
     DemoSweep,
     StopRun,
+    /// `p` in Zoo: download, verify and convert the model under the cursor.
+    ZooPull,
+    /// `v` in Zoo: re-hash the model under the cursor.
+    ZooVerify,
+    /// `c` in Datasets: `medxfer data check` for the dataset under the cursor.
+    DataCheck,
     /// The terminal was resized: redraw.
     Redraw,
     RunData(Box<RunDelta>),
     RunRemoved(String),
     Gpus(Vec<GpuInfo>),
+    /// The zoo watcher's reading of every catalog model.
+    ZooStates(Vec<ZooStatus>),
+    /// A `zoo pull` or `zoo verify` of `id` ended.
+    ZooDone {
+        id: String,
+        ok: bool,
+        message: String,
+    },
+    /// A `data check` ended.
+    DataChecked {
+        dataset: String,
+        check: DataCheck,
+    },
     /// A spawned command ended; `message` is what the status line shows.
     CommandFinished {
         ok: bool,

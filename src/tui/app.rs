@@ -1,17 +1,21 @@
 //! The event loop: terminal events, a run-folder watcher, NVML and finished commands feed one channel;
 //! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
 
-use super::action::{Action, GpuInfo};
+use super::action::{Action, GpuInfo, ZooStatus};
 use super::keymap::{self, Key, Keymap};
 use super::state::State;
 use super::store::{self, RunStore};
 use super::update::{Effect, update};
 use crate::cli::Ctx;
+use crate::home::Home;
+use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, KeyEventKind};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 
@@ -19,6 +23,8 @@ use tokio::time::Instant;
 const FRAME: Duration = Duration::from_millis(66);
 /// How often run folders are checked for changes.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How often the zoo cache is looked at (also right after each command ends).
+const ZOO_EVERY: Duration = Duration::from_secs(1);
 /// How often NVML is asked again.
 const GPUS_EVERY: Duration = Duration::from_secs(5);
 
@@ -38,19 +44,21 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the TUI's runtime")?;
-    let status = runtime.block_on(event_loop(ctx.home.runs.clone(), State::new(keymap, color)));
+    let status = runtime.block_on(event_loop(ctx.home.clone(), State::new(keymap, color)));
     // A watcher's blocking read may still be running; quitting must not wait for it.
     runtime.shutdown_background();
     status
 }
 
-async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
+async fn event_loop(home: Home, mut state: State) -> Result<i32> {
     let (tx, mut rx) = unbounded_channel();
+    let zoo_poke = Arc::new(Notify::new());
     spawn_input(tx.clone());
-    spawn_watcher(runs_dir.clone(), tx.clone());
+    spawn_watcher(home.runs.clone(), tx.clone());
+    spawn_zoo_watcher(home.clone(), tx.clone(), zoo_poke.clone());
     spawn_gpu_probe(tx.clone());
     spawn_signal_handlers(tx.clone())?;
-    let mut store = RunStore::new(runs_dir);
+    let mut store = RunStore::new(home.runs.clone());
     let mut terminal = ratatui::init();
     let mut last_frame: Option<Instant> = None;
     let mut more_to_read = false;
@@ -75,7 +83,7 @@ async fn event_loop(runs_dir: PathBuf, mut state: State) -> Result<i32> {
                 if matches!(msg, Msg::Signal) {
                     return Ok(());
                 }
-                more_to_read |= handle(msg, &mut state, &mut store, &tx);
+                more_to_read |= handle(msg, &mut state, &mut store, &tx, &zoo_poke);
                 match rx.try_recv() {
                     Ok(next) => msg = next,
                     Err(_) => break,
@@ -99,10 +107,10 @@ fn restore_terminal() {
 }
 
 /// Applies one message; true when run folders have more to read (the loop reads on after a frame).
-fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>) -> bool {
+fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>, poke: &Arc<Notify>) -> bool {
     let apply = |action: Action, state: &mut State| {
         for effect in update(state, action) {
-            spawn_effect(effect, tx.clone());
+            spawn_effect(effect, tx.clone(), poke.clone());
         }
     };
     let actions = match msg {
@@ -162,6 +170,47 @@ fn spawn_watcher(dir: PathBuf, tx: UnboundedSender<Msg>) {
     });
 }
 
+/// Every catalog model's state as `medxfer zoo list --json` reports it (`zoo::state_of`), its cache path and
+/// its zoo.lock pin. Reads a few small files; never blocks on another process.
+pub fn zoo_statuses(home: &Home, catalog: &Catalog) -> Vec<ZooStatus> {
+    let pins = crate::zoo::pins::Pins::new(&home.root.join("zoo.lock"));
+    catalog
+        .entries
+        .iter()
+        .map(|entry| {
+            let state = crate::zoo::state_of(home, entry);
+            let file = entry.has_file().then(|| ModelPaths::new(home, entry).file);
+            let pinned = match (&entry.sha256, &file) {
+                (None, Some(f)) if f.is_file() => pins.get(&entry.id).ok().flatten().map(|p| p.sha256),
+                _ => None,
+            };
+            ZooStatus { id: entry.id.clone(), state, file, pinned }
+        })
+        .collect()
+}
+
+/// Reports the zoo cache's states every ZOO_EVERY, or at once when poked (a command ended), when they changed.
+fn spawn_zoo_watcher(home: Home, tx: UnboundedSender<Msg>, poke: Arc<Notify>) {
+    tokio::spawn(async move {
+        let Ok(catalog) = Catalog::embedded() else { return };
+        let mut seen = None;
+        loop {
+            let (h, c) = (home.clone(), catalog.clone());
+            let Ok(now) = tokio::task::spawn_blocking(move || zoo_statuses(&h, &c)).await else { return };
+            if seen.as_ref() != Some(&now) {
+                seen = Some(now.clone());
+                if tx.send(Msg::Do(Action::ZooStates(now))).is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ZOO_EVERY) => {}
+                _ = poke.notified() => {}
+            }
+        }
+    });
+}
+
 fn spawn_gpu_probe(tx: UnboundedSender<Msg>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(GPUS_EVERY);
@@ -198,10 +247,10 @@ fn spawn_signal_handlers(tx: UnboundedSender<Msg>) -> Result<()> {
     Ok(())
 }
 
-/// Runs the effect's medxfer command; its outcome comes back as the status line.
-fn spawn_effect(effect: Effect, tx: UnboundedSender<Msg>) {
+/// Runs the effect's medxfer command; `Effect::finished` turns its outcome into the action sent back, and
+/// the zoo watcher looks again (a pull or verify changed the cache).
+fn spawn_effect(effect: Effect, tx: UnboundedSender<Msg>, poke: Arc<Notify>) {
     tokio::spawn(async move {
-        let command = effect.describe();
         let output = match std::env::current_exe() {
             Ok(exe) => {
                 tokio::process::Command::new(exe)
@@ -212,15 +261,15 @@ fn spawn_effect(effect: Effect, tx: UnboundedSender<Msg>) {
             }
             Err(e) => Err(e),
         };
-        let (ok, message) = match output {
-            Ok(out) if out.status.success() => (true, format!("{command}: done")),
-            Ok(out) => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let first = stderr.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no message");
-                (false, format!("{command} failed: {first}"))
-            }
-            Err(e) => (false, format!("{command} could not start: {e}")),
+        let action = match output {
+            Ok(out) => effect.finished(
+                out.status.success(),
+                &String::from_utf8_lossy(&out.stdout),
+                &String::from_utf8_lossy(&out.stderr),
+            ),
+            Err(e) => effect.finished(false, "", &format!("could not start: {e}")),
         };
-        let _ = tx.send(Msg::Do(Action::CommandFinished { ok, message }));
+        poke.notify_one();
+        let _ = tx.send(Msg::Do(action));
     });
 }

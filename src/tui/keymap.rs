@@ -163,11 +163,32 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         name: "demo_sweep",
         about: "enqueue the demo sweep",
-        scope: Scope::Only(&[View::Launch, View::Runs]),
+        scope: Scope::Only(&[View::Zoo, View::Launch, View::Runs]),
         action: || Action::DemoSweep,
         defaults: &["d"],
     },
     Binding { name: "stop_run", about: "stop the run", scope: RUNS, action: || Action::StopRun, defaults: &["x"] },
+    Binding {
+        name: "zoo_pull",
+        about: "pull and convert model",
+        scope: Scope::Only(&[View::Zoo]),
+        action: || Action::ZooPull,
+        defaults: &["p"],
+    },
+    Binding {
+        name: "zoo_verify",
+        about: "verify the download",
+        scope: Scope::Only(&[View::Zoo]),
+        action: || Action::ZooVerify,
+        defaults: &["v"],
+    },
+    Binding {
+        name: "data_check",
+        about: "check the dataset",
+        scope: Scope::Only(&[View::Datasets]),
+        action: || Action::DataCheck,
+        defaults: &["c"],
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +329,12 @@ mod tests {
         assert_eq!(map.action_for(key("j"), View::Runs), Some(Action::Down));
         assert_eq!(map.action_for(key("enter"), View::Runs), Some(Action::Open));
         assert_eq!(map.action_for(key("x"), View::Gpus), None, "stop works only in Runs");
+        assert_eq!(map.action_for(key("p"), View::Zoo), Some(Action::ZooPull));
+        assert_eq!(map.action_for(key("v"), View::Zoo), Some(Action::ZooVerify));
+        assert_eq!(map.action_for(key("d"), View::Zoo), Some(Action::DemoSweep));
+        assert_eq!(map.action_for(key("c"), View::Datasets), Some(Action::DataCheck));
+        assert_eq!(map.action_for(key("p"), View::Runs), None, "pull works only in Zoo");
+        assert_eq!(map.action_for(key("c"), View::Zoo), None, "check works only in Datasets");
     }
 
     #[test]
@@ -334,5 +361,24 @@ mod tests {
         let runs = map.help(View::Runs);
         assert!(runs.iter().any(|(k, _)| k == "x"));
         assert!(!map.help(View::Gpus).iter().any(|(k, _)| k == "x"));
+        let zoo = map.help(View::Zoo);
+        for k in ["p", "v", "d"] {
+            assert!(zoo.iter().any(|(keys, _)| keys == k), "{k} in Zoo help: {zoo:?}");
+        }
+        assert!(map.help(View::Datasets).iter().any(|(k, _)| k == "c"));
+    }
+
+    #[test]
+    fn every_binding_is_in_the_help_of_each_view_it_works_in() {
+        let map = Keymap::default();
+        for view in View::ALL {
+            let help = map.help(view);
+            for b in BINDINGS.iter().filter(|b| in_scope(b.scope, view)) {
+                assert!(help.iter().any(|(_, about)| *about == b.about), "{} missing from {view:?} help", b.name);
+            }
+        }
+        let overridden = Keymap::with_overrides(&BTreeMap::from([("zoo_pull".into(), "P".into())])).unwrap();
+        assert_eq!(overridden.action_for(key("P"), View::Zoo), Some(Action::ZooPull));
+        assert!(overridden.help(View::Zoo).iter().any(|(k, _)| k == "P"));
     }
 }

@@ -1,9 +1,11 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
-use super::action::GpuInfo;
+use super::action::{DataCheck, GpuInfo, ZooStatus};
 use super::curve::Series;
 use super::keymap::Keymap;
-use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status};
+use crate::data::DatasetSpec;
+use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
+use crate::zoo::{Catalog, Entry, ModelState};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -166,6 +168,76 @@ impl RunView {
     }
 }
 
+/// One catalog model in the Zoo view: the catalog entry and what the zoo watcher last reported.
+#[derive(Debug, Clone)]
+pub struct ZooModel {
+    pub entry: Entry,
+    /// None until the watcher has looked at the cache.
+    pub status: Option<ZooStatus>,
+    /// "pulling" / "verifying" while a command for this model runs.
+    pub pending: Option<&'static str>,
+}
+
+impl ZooModel {
+    pub fn state(&self) -> Option<&ModelState> {
+        self.status.as_ref().map(|s| &s.state)
+    }
+
+    pub fn is_converted(&self) -> bool {
+        matches!(self.state(), Some(ModelState::Converted))
+    }
+
+    /// The state as the table shows it.
+    pub fn label(&self) -> String {
+        match (self.state(), self.pending) {
+            (Some(state @ ModelState::Downloading { .. }), _) => state.label(),
+            (_, Some(verb)) => format!("{verb}..."),
+            (Some(state), None) => state.label(),
+            (None, None) => "checking...".into(),
+        }
+    }
+}
+
+/// The catalog models in the Zoo view's order: grouped by category (catalog::CATEGORIES order), catalog order
+/// within a group.
+pub fn zoo_models(catalog: &Catalog) -> Vec<ZooModel> {
+    let rank = |e: &Entry| crate::zoo::catalog::CATEGORIES.iter().position(|c| *c == e.category).unwrap_or(usize::MAX);
+    let mut entries: Vec<Entry> = catalog.entries.clone();
+    entries.sort_by_key(rank);
+    entries.into_iter().map(|entry| ZooModel { entry, status: None, pending: None }).collect()
+}
+
+/// One dataset spec in the Datasets view.
+#[derive(Debug, Clone)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub description: String,
+    pub task: Task,
+    pub metric: &'static str,
+    /// Generated in every home (demo-cls, demo-seg); the others need `--root`.
+    pub demo: bool,
+    pub check: Option<DataCheck>,
+}
+
+/// The built-in dataset specs (`dataset/*.toml`, embedded), demos included.
+pub fn dataset_infos() -> Vec<DatasetInfo> {
+    crate::data::spec::BUILTIN
+        .iter()
+        .filter_map(|(name, _)| DatasetSpec::load(name).ok())
+        .map(|spec| DatasetInfo {
+            demo: spec.is_demo(),
+            metric: match spec.metric {
+                crate::data::Metric::Auc => "auc",
+                crate::data::Metric::Dice => "dice",
+            },
+            name: spec.name,
+            description: spec.description,
+            task: spec.task,
+            check: None,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct State {
     pub view: View,
@@ -184,6 +256,10 @@ pub struct State {
     pub message: Option<String>,
     /// None until NVML has been asked.
     pub gpus: Option<Vec<GpuInfo>>,
+    /// The whole zoo catalog, in the Zoo view's order.
+    pub zoo: Vec<ZooModel>,
+    /// The dataset specs known to the data module.
+    pub datasets: Vec<DatasetInfo>,
     pub color: bool,
     pub keymap: Keymap,
     pub quit: bool,
@@ -205,6 +281,8 @@ impl State {
             help: false,
             message: None,
             gpus: None,
+            zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
+            datasets: dataset_infos(),
             color,
             keymap,
             quit: false,
@@ -246,12 +324,22 @@ impl State {
         self.visible_runs().get(self.cursor[View::Runs.index()]).copied()
     }
 
+    /// The zoo model under the Zoo view's cursor.
+    pub fn current_model(&self) -> Option<&ZooModel> {
+        self.zoo.get(self.cursor[View::Zoo.index()])
+    }
+
+    /// The dataset under the Datasets view's cursor.
+    pub fn current_dataset(&self) -> Option<&DatasetInfo> {
+        self.datasets.get(self.cursor[View::Datasets.index()])
+    }
+
     /// Rows the cursor moves over in the current view.
     pub fn rows_in_view(&self) -> usize {
         match self.view {
             View::Runs => self.visible_runs().len(),
-            View::Zoo => super::views::zoo::models(self).len(),
-            View::Datasets => super::views::datasets::datasets(self).len(),
+            View::Zoo => self.zoo.len(),
+            View::Datasets => self.datasets.len(),
             View::Leaderboard => super::views::leaderboard::rows(self).len(),
             View::Gpus => self.gpus.as_ref().map_or(0, Vec::len),
             View::Launch | View::Compare => 0,

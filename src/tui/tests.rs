@@ -144,7 +144,11 @@ fn effects_come_from_demo_sweep_and_stop() {
     let mut s = two_runs();
     let effects = update(&mut s, Action::DemoSweep);
     assert_eq!(effects.len(), 1);
-    assert_eq!(effects[0].cli_args().join(" "), "sweep --dataset demo-cls --models random,imagenet --trials 1");
+    assert_eq!(
+        effects[0].cli_args().join(" "),
+        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1",
+        "nothing converted yet: random alone"
+    );
     assert!(update(&mut s, Action::StopRun).is_empty(), "the finished run cannot be stopped");
     assert!(s.message.as_deref().unwrap_or_default().contains("nothing to stop"));
     update(&mut s, Action::Down);
@@ -252,4 +256,271 @@ fn an_unchanged_gpu_probe_asks_for_no_frame() {
     update(&mut s, Action::Down);
     update(&mut s, Action::Gpus(Vec::new()));
     assert!(s.dirty, "an earlier change in the same batch still draws");
+}
+
+use super::action::{DataCheck, ZooStatus};
+use crate::zoo::ModelState;
+
+/// The zoo watcher's report: every catalog model missing (random builtin) except the given ones.
+fn zoo_report(s: &State, states: &[(&str, ModelState)]) -> Action {
+    let statuses = s
+        .zoo
+        .iter()
+        .map(|m| {
+            let id = m.entry.id.clone();
+            let state = states
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, st)| st.clone())
+                .unwrap_or(if m.entry.has_file() { ModelState::Missing } else { ModelState::Builtin });
+            let file = m.entry.has_file().then(|| format!("/h/cache/zoo/{id}/{}", m.entry.file).into());
+            let pinned = (id == "barlowtwins").then(|| "ab".repeat(32));
+            ZooStatus { id, state, file, pinned }
+        })
+        .collect();
+    Action::ZooStates(statuses)
+}
+
+fn zoo_cursor_to(s: &mut State, id: &str) {
+    update(s, Action::Show(View::Zoo));
+    update(s, Action::Top);
+    while s.current_model().unwrap().entry.id != id {
+        let before = s.cursor();
+        update(s, Action::Down);
+        assert_ne!(before, s.cursor(), "{id} not in the zoo");
+    }
+}
+
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
+}
+
+/// The Zoo list's row of a model (rows start with " id ").
+fn row_of<'a>(text: &'a str, id: &str) -> &'a str {
+    let start = format!(" {id} ");
+    text.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no row for {id}:\n{text}"))
+}
+
+fn typical_zoo() -> State {
+    let mut s = two_runs();
+    let report = zoo_report(
+        &s,
+        &[
+            ("barlowtwins", ModelState::Converted),
+            ("moco-v1", ModelState::Downloading { bytes: 42, total: Some(100), percent: Some(42.0), active: true }),
+            ("swav", ModelState::Failed { reason: "sha256 mismatch".into() }),
+            ("chexpert", ModelState::Verified),
+        ],
+    );
+    update(&mut s, report);
+    s
+}
+
+#[test]
+fn zoo_holds_the_whole_catalog_grouped_by_category() {
+    let s = State::new(Keymap::default(), false);
+    assert_eq!(s.zoo.len(), 22, "21 models and random");
+    let ids: Vec<&str> = s.zoo.iter().map(|m| m.entry.id.as_str()).collect();
+    assert_eq!(ids[..3], ["imagenet", "barlowtwins", "swav"]);
+    assert_eq!(ids[21], "random");
+    let categories: Vec<&str> = s.zoo.iter().map(|m| m.entry.category.as_str()).collect();
+    let mut grouped = categories.clone();
+    grouped.dedup();
+    assert_eq!(grouped, crate::zoo::catalog::CATEGORIES, "each category once, in the catalog's order");
+    assert_eq!(s.zoo[0].label(), "checking...", "no state before the watcher reports");
+}
+
+#[test]
+fn zoo_view_at_80x24_shows_states_runs_and_details() {
+    let mut s = typical_zoo();
+    zoo_cursor_to(&mut s, "barlowtwins");
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("Zoo: 22 models, 1 converted"), "{text}");
+    assert!(text.contains("supervised-imagenet:") && text.contains("self-supervised-imagenet:"), "{text}");
+    let imagenet = row_of(&text, "imagenet");
+    assert!(imagenet.contains("missing") && imagenet.contains(" 1 ") && imagenet.contains("0.9100"), "{imagenet}");
+    assert!(row_of(&text, "barlowtwins").contains("converted"), "{text}");
+    assert!(row_of(&text, "swav").contains("failed: sha256 mismatch"), "{text}");
+    assert!(row_of(&text, "moco-v1").contains("downloading 42%"), "{text}");
+    assert!(text.contains(" Barlow Twins (barlowtwins) "), "details title:\n{text}");
+    assert!(text.contains("objective  Barlow Twins (redundancy reduction) on ImageNet-1k"), "{text}");
+    assert!(text.contains("paper      Barlow Twins: Self-Supervised Learning via Redundancy Reduction"), "{text}");
+    assert!(text.contains("source     https://dl.fbaipublicfiles.com/barlowtwins/"), "{text}");
+    assert!(text.contains(&format!("pinned     {}", "ab".repeat(32))), "the zoo.lock pin:\n{text}");
+    assert!(text.contains("file       /h/cache/zoo/barlowtwins/resnet50.pth"), "{text}");
+    assert!(text.lines().last().unwrap().contains("? help"), "{text}");
+
+    zoo_cursor_to(&mut s, "chexpert");
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("in-domain:"), "the cursor's heading scrolls into view:\n{text}");
+    assert!(row_of(&text, "chexpert").contains("verified"), "{text}");
+    assert!(!text.contains(" barlowtwins "), "scrolled past:\n{text}");
+    assert!(text.contains("file       /h/cache/zoo/chexpert/chexpert.pth.tar"), "{text}");
+
+    zoo_cursor_to(&mut s, "imagenet");
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("sha256     none in the catalog: pinned in zoo.lock on first download"), "{text}");
+
+    zoo_cursor_to(&mut s, "random");
+    let text = screen(&s, 80, 24);
+    assert!(row_of(&text, "random").contains("builtin"), "{text}");
+    assert!(row_of(&text, "random").contains(" 1 "), "one run used random:\n{text}");
+    assert!(text.contains("no checkpoint: the network starts from random weights"), "{text}");
+}
+
+#[test]
+fn zoo_view_wide_puts_names_and_details_side_by_side() {
+    let mut s = typical_zoo();
+    zoo_cursor_to(&mut s, "simclr-v1");
+    let text = screen(&s, 160, 48);
+    let row = row_of(&text, "simclr-v1");
+    assert!(row.contains("SimCLR") && row.contains("missing (manual)"), "{row}");
+    assert!(line_with(&text, "SimCLR-v1 (simclr-v1)").contains("runs"), "details beside the list:\n{text}");
+    let barlow = row_of(&text, "barlowtwins");
+    assert!(barlow.contains("Barlow Twins") && barlow.contains("converted"), "{barlow}");
+    assert!(text.contains("https://arxiv.org/abs/"), "paper URL when wide:\n{text}");
+    assert!(text.contains("medxfer zoo import simclr-v1 FILE"), "manual steps:\n{text}");
+    assert!(text.contains("imagenet-chexpert"), "all 22 rows fit at 48 lines:\n{text}");
+}
+
+#[test]
+fn zoo_pull_and_verify_make_effects_for_the_model_under_the_cursor() {
+    let mut s = typical_zoo();
+    zoo_cursor_to(&mut s, "imagenet");
+    assert!(update(&mut s, Action::ZooVerify).is_empty(), "nothing downloaded to verify");
+    assert_eq!(s.message.as_deref(), Some("imagenet is not downloaded: press p to pull it first"));
+    assert_eq!(update(&mut s, Action::ZooPull), [Effect::ZooPull { id: "imagenet".into() }]);
+    assert_eq!(s.message.as_deref(), Some("running: medxfer zoo pull imagenet"));
+    assert_eq!(s.current_model().unwrap().label(), "pulling...");
+    assert!(update(&mut s, Action::ZooPull).is_empty(), "one pull at a time per model");
+    let done = Effect::ZooPull { id: "imagenet".into() }.finished(
+        true,
+        "",
+        "imagenet: sha256 19c8e357 (verified, converted)\n",
+    );
+    update(&mut s, done);
+    assert_eq!(s.current_model().unwrap().label(), "missing", "the watcher's report stands until it looks again");
+    assert_eq!(s.message.as_deref(), Some("imagenet: sha256 19c8e357 (verified, converted)"));
+
+    zoo_cursor_to(&mut s, "chexpert");
+    assert_eq!(update(&mut s, Action::ZooVerify), [Effect::ZooVerify { id: "chexpert".into() }]);
+    assert_eq!(s.current_model().unwrap().label(), "verifying...");
+    let failed = Effect::ZooVerify { id: "chexpert".into() }.finished(
+        false,
+        "",
+        "medxfer: chexpert: sha256 mismatch\nmedxfer: verification failed for chexpert\n",
+    );
+    update(&mut s, failed);
+    assert_eq!(s.message.as_deref(), Some("medxfer zoo verify chexpert failed: medxfer: chexpert: sha256 mismatch"));
+    assert_eq!(s.current_model().unwrap().pending, None);
+
+    zoo_cursor_to(&mut s, "random");
+    assert!(update(&mut s, Action::ZooPull).is_empty());
+    assert_eq!(s.message.as_deref(), Some("random has no checkpoint: nothing to pull"));
+    assert_eq!(Effect::ZooVerify { id: "x".into() }.cli_args(), ["zoo", "verify", "x"]);
+}
+
+#[test]
+fn demo_sweep_uses_random_and_at_most_three_converted_models() {
+    let mut s = typical_zoo();
+    let effects = update(&mut s, Action::DemoSweep);
+    let sweep = Effect::EnqueueSweep {
+        dataset: "demo-cls".into(),
+        models: vec!["random".into(), "barlowtwins".into()],
+        trials: 1,
+        sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into(), "threads=1".into()],
+    };
+    assert_eq!(effects, std::slice::from_ref(&sweep));
+    assert_eq!(
+        s.message.as_deref(),
+        Some(
+            "launching demo sweep: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+        )
+    );
+    update(&mut s, sweep.finished(true, "sweep: 2 runs, 2 queued", ""));
+    assert_eq!(
+        s.message.as_deref(),
+        Some(
+            "sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+        )
+    );
+    update(&mut s, sweep.finished(false, "", "\nmedxfer: cannot reach the agent\n"));
+    assert!(s.message.as_deref().unwrap().ends_with("failed: medxfer: cannot reach the agent"), "{:?}", s.message);
+
+    let converted = ["imagenet", "swav", "moco-v2", "chexpert"].map(|id| (id, ModelState::Converted));
+    let report = zoo_report(&s, &converted);
+    update(&mut s, report);
+    let effects = update(&mut s, Action::DemoSweep);
+    let Effect::EnqueueSweep { models, .. } = &effects[0] else { panic!("{effects:?}") };
+    assert_eq!(models, &["random", "imagenet", "swav", "moco-v2"], "at most three, in the Zoo view's order");
+    update(&mut s, Action::Show(View::Launch));
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("models   random, imagenet, swav, moco-v2"), "{text}");
+    assert!(text.contains("epochs=3 image_size=32 batch_size=16 threads=1"), "{text}");
+}
+
+#[test]
+fn an_unchanged_zoo_report_asks_for_no_frame() {
+    let mut s = typical_zoo();
+    s.dirty = false;
+    let same = zoo_report(&s, &[("barlowtwins", ModelState::Converted)]);
+    update(&mut s, same.clone());
+    assert!(s.dirty, "moco-v1, swav and chexpert changed");
+    s.dirty = false;
+    update(&mut s, same);
+    assert!(!s.dirty);
+}
+
+#[test]
+fn data_check_runs_for_the_dataset_under_the_cursor_and_shows_its_report() {
+    let mut s = two_runs();
+    update(&mut s, Action::Show(View::Datasets));
+    let names: Vec<&str> = s.datasets.iter().map(|d| d.name.as_str()).collect();
+    assert!(names.contains(&"chestxray14") && names.contains(&"demo-cls") && names.contains(&"demo-seg"), "{names:?}");
+    while s.current_dataset().unwrap().name != "demo-cls" {
+        update(&mut s, Action::Down);
+    }
+    let effects = update(&mut s, Action::DataCheck);
+    assert_eq!(effects, [Effect::DataCheck { dataset: "demo-cls".into() }]);
+    assert_eq!(effects[0].cli_args(), ["data", "check", "demo-cls", "--json"]);
+    assert_eq!(s.current_dataset().unwrap().check, Some(DataCheck::Running));
+    assert!(update(&mut s, Action::DataCheck).is_empty(), "already running");
+    let report = serde_json::json!({
+        "dataset": "demo-cls", "root": "/h/datasets/demo-cls",
+        "splits": [{"split": "train", "items": 300}, {"split": "val", "items": 100}, {"split": "test", "items": 100}],
+        "errors": ["image /h/datasets/demo-cls/images/00007_000.png is missing (listed at train.txt:8)"]
+    });
+    update(&mut s, effects[0].finished(false, &report.to_string(), "demo-cls: 1 problem(s) found"));
+    assert_eq!(s.message.as_deref(), Some("demo-cls: 499 of 500 listed images found, 1 problem(s)"));
+    let text = screen(&s, 80, 24);
+    assert!(line_with(&text, "demo-cls").contains("1 problem(s)"), "{text}");
+    assert!(text.contains("images: 499 of 500 listed found (train 300, val 100, test 100)"), "{text}");
+    assert!(text.contains("00007_000.png is missing"), "{text}");
+    assert!(line_with(&text, "demo-cls").contains(" 2 "), "two runs used demo-cls:\n{text}");
+
+    update(&mut s, Action::Top);
+    let chest = update(&mut s, Action::DataCheck);
+    let reason = "medxfer: dataset chestxray14 needs a root folder: pass --root DIR (or set data.root)";
+    update(&mut s, chest[0].finished(false, "", reason));
+    assert_eq!(s.current_dataset().unwrap().check, Some(DataCheck::Failed(reason.into())));
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("check failed: medxfer: dataset chestxray14 needs a root folder"), "{text}");
+    assert!(line_with(&text, "chestxray14").contains("needs --root"), "{text}");
+}
+
+#[test]
+fn help_lists_the_keys_of_zoo_and_datasets() {
+    let mut s = typical_zoo();
+    for (view, keys) in [(View::Zoo, &["p", "v", "d", "q"][..]), (View::Datasets, &["c", "q"][..])] {
+        update(&mut s, Action::Show(view));
+        update(&mut s, Action::ToggleHelp);
+        let text = screen(&s, 80, 24);
+        for (k, about) in s.keymap.help(view) {
+            assert!(text.contains(&format!("{k} {about}")), "{view:?}: {k} {about}:\n{text}");
+        }
+        for k in keys {
+            assert!(s.keymap.help(view).iter().any(|(h, _)| h == k), "{view:?} {k}");
+        }
+        update(&mut s, Action::ToggleHelp);
+    }
 }

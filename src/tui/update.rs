@@ -1,42 +1,132 @@
 //! `update(&mut State, Action) -> Vec<Effect>`: every change to the TUI's state, with no I/O.
-//! Effects are performed by the app, which reports back with actions.
+//! Effects are performed by the app, which reports back with actions (`Effect::finished`).
 
-use super::action::Action;
+use super::action::{Action, DataCheck};
 use super::state::{RunView, State, View};
 use crate::runs::record::State as RunState;
+use crate::zoo::ModelState;
 
-/// The demo sweep that the demo_sweep key enqueues.
+/// The demo sweep that the demo_sweep key enqueues: `random` plus up to DEMO_MAX_PULLED zoo models whose
+/// checkpoints are already converted, one trial each, with settings small enough for a CPU (minutes).
 pub const DEMO_DATASET: &str = "demo-cls";
-pub const DEMO_MODELS: [&str; 2] = ["random", "imagenet"];
+pub const DEMO_MAX_PULLED: usize = 3;
 pub const DEMO_TRIALS: u32 = 1;
+/// threads=1 as in tests/sched.rs: one intra-op thread per run, so that a run does not oversubscribe a busy
+/// or shared CPU.
+pub const DEMO_SETS: [&str; 4] = ["epochs=3", "image_size=32", "batch_size=16", "threads=1"];
+
+/// The models the demo sweep would use now: `random` and the first converted zoo models (Zoo view order).
+pub fn demo_models(s: &State) -> Vec<String> {
+    let pulled = s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).take(DEMO_MAX_PULLED);
+    std::iter::once("random".to_string()).chain(pulled).collect()
+}
 
 /// Work for the agent, performed by running medxfer's own command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    EnqueueSweep { dataset: String, models: Vec<String>, trials: u32 },
-    StopRun { id: String },
+    /// `sets` are `--set KEY=VALUE` overrides.
+    EnqueueSweep {
+        dataset: String,
+        models: Vec<String>,
+        trials: u32,
+        sets: Vec<String>,
+    },
+    StopRun {
+        id: String,
+    },
+    ZooPull {
+        id: String,
+    },
+    ZooVerify {
+        id: String,
+    },
+    DataCheck {
+        dataset: String,
+    },
 }
 
 impl Effect {
     /// The medxfer arguments that perform the effect.
     pub fn cli_args(&self) -> Vec<String> {
         match self {
-            Effect::EnqueueSweep { dataset, models, trials } => vec![
-                "sweep".into(),
-                "--dataset".into(),
-                dataset.clone(),
-                "--models".into(),
-                models.join(","),
-                "--trials".into(),
-                trials.to_string(),
-            ],
+            Effect::EnqueueSweep { dataset, models, trials, sets } => {
+                let mut args = vec![
+                    "sweep".into(),
+                    "--dataset".into(),
+                    dataset.clone(),
+                    "--models".into(),
+                    models.join(","),
+                    "--trials".into(),
+                    trials.to_string(),
+                ];
+                for set in sets {
+                    args.extend(["--set".to_string(), set.clone()]);
+                }
+                args
+            }
             Effect::StopRun { id } => vec!["runs".into(), "stop".into(), id.clone()],
+            Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
+            Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
+            Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
         }
     }
 
     pub fn describe(&self) -> String {
         format!("medxfer {}", self.cli_args().join(" "))
     }
+
+    /// The action that reports the command's end (exit success, stdout, stderr) back to `update`.
+    pub fn finished(&self, ok: bool, stdout: &str, stderr: &str) -> Action {
+        let command = self.describe();
+        let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = || lines().next().unwrap_or("no message").to_string();
+        let failed = || format!("{command} failed: {}", first());
+        match self {
+            Effect::EnqueueSweep { dataset, models, trials, sets } => {
+                let message = if ok {
+                    let each = if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
+                    format!("sweep queued: {} on {dataset}, {each} ({})", models.join(", "), sets.join(" "))
+                } else {
+                    failed()
+                };
+                Action::CommandFinished { ok, message }
+            }
+            Effect::StopRun { .. } => {
+                Action::CommandFinished { ok, message: if ok { format!("{command}: done") } else { failed() } }
+            }
+            Effect::ZooPull { id } | Effect::ZooVerify { id } => {
+                // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
+                let message = if ok {
+                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
+                } else {
+                    failed()
+                };
+                Action::ZooDone { id: id.clone(), ok, message }
+            }
+            Effect::DataCheck { dataset } => {
+                let check = match serde_json::from_str::<serde_json::Value>(stdout) {
+                    Ok(report) => check_summary(&report),
+                    Err(_) => DataCheck::Failed(first()),
+                };
+                Action::DataChecked { dataset: dataset.clone(), check }
+            }
+        }
+    }
+}
+
+/// Reads `data check --json`'s report: items per split, how many images exist, the problems.
+fn check_summary(report: &serde_json::Value) -> DataCheck {
+    let splits: Vec<(String, usize)> = report["splits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["split"].as_str().unwrap_or("?").to_string(), s["items"].as_u64().unwrap_or(0) as usize))
+        .collect();
+    let problems: Vec<String> =
+        report["errors"].as_array().into_iter().flatten().filter_map(|e| e.as_str().map(str::to_string)).collect();
+    let listed = splits.iter().map(|s| s.1).sum();
+    let missing = problems.iter().filter(|p| p.starts_with("image ") && p.contains(" is missing")).count();
+    DataCheck::Done { splits, listed, found: listed.saturating_sub(missing), problems }
 }
 
 pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
@@ -94,11 +184,61 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
         Action::FilterDone => s.filter_editing = false,
         Action::CycleSort => s.sort = s.sort.next(),
         Action::DemoSweep => {
-            let effect = Effect::EnqueueSweep {
-                dataset: DEMO_DATASET.into(),
-                models: DEMO_MODELS.iter().map(|m| m.to_string()).collect(),
-                trials: DEMO_TRIALS,
+            let models = demo_models(s);
+            s.message = Some(format!(
+                "launching demo sweep: {} on {DEMO_DATASET}, {DEMO_TRIALS} trial each ({})",
+                models.join(", "),
+                DEMO_SETS.join(" ")
+            ));
+            let sets = DEMO_SETS.iter().map(|s| s.to_string()).collect();
+            return vec![Effect::EnqueueSweep { dataset: DEMO_DATASET.into(), models, trials: DEMO_TRIALS, sets }];
+        }
+        Action::ZooPull | Action::ZooVerify => {
+            let pull = action == Action::ZooPull;
+            let Some(model) = s.current_model() else {
+                s.message = Some("no model under the cursor".into());
+                return Vec::new();
             };
+            let id = model.entry.id.clone();
+            if !model.entry.has_file() {
+                s.message =
+                    Some(format!("{id} has no checkpoint: nothing to {}", if pull { "pull" } else { "verify" }));
+                return Vec::new();
+            }
+            if let Some(verb) = model.pending {
+                s.message = Some(format!("{id} is already {verb}"));
+                return Vec::new();
+            }
+            let downloaded = matches!(
+                model.state(),
+                Some(ModelState::Downloaded | ModelState::Verified | ModelState::Converted | ModelState::Failed { .. })
+            );
+            if !pull && !downloaded {
+                let key = s.keymap.key_of("zoo_pull");
+                s.message = Some(format!("{id} is not downloaded: press {key} to pull it first"));
+                return Vec::new();
+            }
+            let effect = if pull { Effect::ZooPull { id: id.clone() } } else { Effect::ZooVerify { id: id.clone() } };
+            if let Some(m) = s.zoo.iter_mut().find(|m| m.entry.id == id) {
+                m.pending = Some(if pull { "pulling" } else { "verifying" });
+            }
+            s.message = Some(format!("running: {}", effect.describe()));
+            return vec![effect];
+        }
+        Action::DataCheck => {
+            let Some(dataset) = s.current_dataset() else {
+                s.message = Some("no dataset under the cursor".into());
+                return Vec::new();
+            };
+            let name = dataset.name.clone();
+            if dataset.check == Some(DataCheck::Running) {
+                s.message = Some(format!("{name} is already being checked"));
+                return Vec::new();
+            }
+            let effect = Effect::DataCheck { dataset: name.clone() };
+            if let Some(d) = s.datasets.iter_mut().find(|d| d.name == name) {
+                d.check = Some(DataCheck::Running);
+            }
             s.message = Some(format!("running: {}", effect.describe()));
             return vec![effect];
         }
@@ -154,12 +294,52 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             s.gpus = Some(gpus);
         }
         Action::CommandFinished { message, .. } => s.message = Some(message),
+        Action::ZooStates(statuses) => {
+            let mut changed = false;
+            for status in statuses {
+                if let Some(m) = s.zoo.iter_mut().find(|m| m.entry.id == status.id)
+                    && m.status.as_ref() != Some(&status)
+                {
+                    m.status = Some(status);
+                    changed = true;
+                }
+            }
+            s.dirty = was_dirty || changed;
+        }
+        Action::ZooDone { id, message, .. } => {
+            if let Some(m) = s.zoo.iter_mut().find(|m| m.entry.id == id) {
+                m.pending = None;
+            }
+            s.message = Some(message);
+        }
+        Action::DataChecked { dataset, check } => {
+            let summary = match &check {
+                DataCheck::Done { listed, found, problems, .. } => {
+                    format!("{dataset}: {found} of {listed} listed images found, {} problem(s)", problems.len())
+                }
+                DataCheck::Failed(reason) => format!("{dataset}: check failed: {reason}"),
+                DataCheck::Running => format!("{dataset}: checking..."),
+            };
+            if let Some(d) = s.datasets.iter_mut().find(|d| d.name == dataset) {
+                d.check = Some(check);
+            }
+            s.message = Some(summary);
+        }
     }
     Vec::new()
 }
 
 fn is_key(action: &Action) -> bool {
-    !matches!(action, Action::RunData(_) | Action::RunRemoved(_) | Action::Gpus(_) | Action::CommandFinished { .. })
+    !matches!(
+        action,
+        Action::RunData(_)
+            | Action::RunRemoved(_)
+            | Action::Gpus(_)
+            | Action::CommandFinished { .. }
+            | Action::ZooStates(_)
+            | Action::ZooDone { .. }
+            | Action::DataChecked { .. }
+    )
 }
 
 fn show(s: &mut State, view: View) {

@@ -1,57 +1,100 @@
-//! The Datasets view: the datasets the runs use, with their task and run counts.
+//! The Datasets view: every dataset spec the data module knows (dataset/*.toml, the demos included), the
+//! runs that used each, and the outcome of `medxfer data check` for the one under the cursor.
 
-use super::super::state::{State, View};
+use super::super::action::DataCheck;
+use super::super::state::{DatasetInfo, State, View};
 use super::{cursor_style, fg, scroll_offset};
 use crate::runs::record::Task;
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget, Wrap};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatasetRow {
-    pub name: String,
-    pub task: Task,
-    pub runs: usize,
-    pub finished: usize,
+/// (runs, finished) per dataset name.
+pub fn usage(s: &State) -> BTreeMap<&str, (usize, usize)> {
+    let mut by_name: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for (run, spec) in s.runs.values().filter_map(|r| Some((r, r.spec.as_ref()?))) {
+        let u = by_name.entry(spec.dataset.as_str()).or_default();
+        u.0 += 1;
+        u.1 += usize::from(run.result.is_some());
+    }
+    by_name
 }
 
-pub fn datasets(s: &State) -> Vec<DatasetRow> {
-    let mut by_name: BTreeMap<&str, DatasetRow> = BTreeMap::new();
-    for (run, spec) in s.runs.values().filter_map(|r| Some((r, r.spec.as_ref()?))) {
-        let row = by_name.entry(spec.dataset.as_str()).or_insert_with(|| DatasetRow {
-            name: spec.dataset.clone(),
-            task: spec.task,
-            runs: 0,
-            finished: 0,
-        });
-        row.runs += 1;
-        row.finished += usize::from(run.result.is_some());
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Classification => "classification",
+        Task::Segmentation => "segmentation",
     }
-    by_name.into_values().collect()
+}
+
+/// The check column: a short word for the table.
+fn check_label(check: &Option<DataCheck>) -> String {
+    match check {
+        None => "-".into(),
+        Some(DataCheck::Running) => "checking...".into(),
+        Some(DataCheck::Done { problems, .. }) if problems.is_empty() => "ok".into(),
+        Some(DataCheck::Done { problems, .. }) => format!("{} problem(s)", problems.len()),
+        Some(DataCheck::Failed(_)) => "failed".into(),
+    }
 }
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
-    let rows = datasets(s);
-    let block = Block::default().borders(Borders::TOP).title(" Datasets used by runs ");
+    let block = Block::default().borders(Borders::TOP).title(format!(" Datasets: {} specs ", s.datasets.len()));
     let inner = block.inner(area);
     block.render(area, buf);
-    if rows.is_empty() {
-        Paragraph::new("no runs yet; the demo datasets demo-cls and demo-seg are always available").render(inner, buf);
-        return;
-    }
+    let details_height = (inner.height / 2).clamp(3, 10);
+    let [list, details] = Layout::vertical([Constraint::Min(3), Constraint::Length(details_height)]).areas(inner);
+    let usage = usage(s);
     let cursor = s.cursor[View::Datasets.index()];
-    let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
-    let table_rows = rows.iter().enumerate().skip(offset).take(inner.height as usize).map(|(i, d)| {
-        let task = match d.task {
-            Task::Classification => "classification",
-            Task::Segmentation => "segmentation",
-        };
-        let row = Row::new([d.name.clone(), task.into(), d.runs.to_string(), d.finished.to_string()]);
+    let offset = scroll_offset(cursor, list.height.saturating_sub(1) as usize);
+    let rows = s.datasets.iter().enumerate().skip(offset).take(list.height as usize).map(|(i, d)| {
+        let (runs, finished) = usage.get(d.name.as_str()).copied().unwrap_or_default();
+        let kind = if d.demo { "demo" } else { "needs --root" };
+        let row = Row::new([
+            d.name.clone(),
+            task_name(d.task).into(),
+            d.metric.into(),
+            kind.into(),
+            runs.to_string(),
+            finished.to_string(),
+            check_label(&d.check),
+        ]);
         if i == cursor { row.style(cursor_style()) } else { row }
     });
-    Table::new(table_rows, [20, 16, 6, 9].map(Constraint::Length))
-        .header(Row::new(["dataset", "task", "runs", "finished"]).style(fg(s, Color::Cyan)))
-        .render(inner, buf);
+    let widths = [12, 14, 6, 12, 4, 8].map(Constraint::Length).into_iter().chain([Constraint::Min(6)]);
+    Table::new(rows, widths)
+        .header(
+            Row::new(["dataset", "task", "metric", "source", "runs", "finished", "check"]).style(fg(s, Color::Cyan)),
+        )
+        .render(list, buf);
+    if let Some(d) = s.current_dataset() {
+        render_details(s, d, details, buf);
+    }
+}
+
+fn render_details(s: &State, d: &DatasetInfo, area: Rect, buf: &mut Buffer) {
+    let key = s.keymap.key_of("data_check");
+    let mut lines = vec![Line::from(d.description.clone())];
+    match &d.check {
+        None => lines.push(Line::from(format!("press {key} to run `medxfer data check {}`", d.name))),
+        Some(DataCheck::Running) => lines.push(Line::from(format!("medxfer data check {} is running...", d.name))),
+        Some(DataCheck::Failed(reason)) => {
+            lines.push(Line::from(format!("check failed: {reason}")).style(fg(s, Color::Red)))
+        }
+        Some(DataCheck::Done { splits, listed, found, problems }) => {
+            let per_split: Vec<String> = splits.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            lines.push(Line::from(format!("images: {found} of {listed} listed found ({})", per_split.join(", "))));
+            if problems.is_empty() {
+                lines.push(Line::from("no problems found").style(fg(s, Color::Green)));
+            } else {
+                lines.push(Line::from(format!("{} problem(s):", problems.len())).style(fg(s, Color::Red)));
+                lines.extend(problems.iter().map(|p| Line::from(format!("  {p}"))));
+            }
+        }
+    }
+    let block = Block::default().borders(Borders::TOP).title(format!(" {} ", d.name));
+    Paragraph::new(lines).wrap(Wrap { trim: false }).block(block).render(area, buf);
 }
