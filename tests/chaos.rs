@@ -276,7 +276,7 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
     let started = Instant::now();
     let mut rng = Rng::from_env("chaos_sweep");
     let trials: u32 = if long_form() { 12 } else { 6 };
-    let chaos_window = Duration::from_secs(if long_form() { 600 } else { 150 });
+    let chaos_window = Duration::from_secs(if long_form() { 600 } else { 100 });
     let home = TestHome::new(2);
     let mut tally = Tally::default();
 
@@ -309,7 +309,8 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
         let killable: Vec<&(String, AgentRecord)> = running.iter().filter(|(_, r)| r.attempts < MAX_ATTEMPTS).collect();
         match rng.below(10) {
             0..=2 if !killable.is_empty() => {
-                let (id, rec) = killable[rng.below(killable.len() as u64) as usize];
+                // Runs past their first checkpoint are preferred, so that kills test resuming.
+                let (id, rec) = pick(&mut rng, &killable, |id| home.run(id).join("last.ckpt").exists());
                 if proc::signal_group(rec.pid, libc::SIGKILL).is_ok() {
                     eprintln!("chaos: SIGKILL run {id} (pid {}, attempt {})", rec.pid, rec.attempts);
                     tally.add("SIGKILL run process");
@@ -332,15 +333,9 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                 // A crash mid-write: the agent and the run die together; the queue is held (paused file)
                 // while the metrics file is torn, so that no new trainer starts on it meanwhile. Runs that
                 // have written metrics lines are preferred.
-                let written: Vec<&&(String, AgentRecord)> = killable
-                    .iter()
-                    .filter(|(id, _)| std::fs::metadata(home.run(id).join("metrics.jsonl")).is_ok_and(|m| m.len() > 0))
-                    .collect();
-                let (id, rec) = if written.is_empty() {
-                    killable[rng.below(killable.len() as u64) as usize]
-                } else {
-                    *written[rng.below(written.len() as u64) as usize]
-                };
+                let (id, rec) = pick(&mut rng, &killable, |id| {
+                    std::fs::metadata(home.run(id).join("metrics.jsonl")).is_ok_and(|m| m.len() > 0)
+                });
                 let paused = home.path("agent/paused");
                 std::fs::write(&paused, b"paused\n").unwrap();
                 if let Some(pid) = home.agent_pid() {
@@ -481,6 +476,17 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
         ids.len()
     ));
     assert_eq!(lost, 0, "results differ from the undisturbed runs with the same seeds (see MISMATCH above)");
+}
+
+/// One of `runs`, from those that satisfy `prefer` when there are any.
+fn pick<'a>(
+    rng: &mut Rng,
+    runs: &[&'a (String, AgentRecord)],
+    prefer: impl Fn(&str) -> bool,
+) -> &'a (String, AgentRecord) {
+    let preferred: Vec<&(String, AgentRecord)> = runs.iter().copied().filter(|(id, _)| prefer(id)).collect();
+    let from = if preferred.is_empty() { runs } else { &preferred[..] };
+    from[rng.below(from.len() as u64) as usize]
 }
 
 fn states(home: &TestHome, ids: &[String]) -> Vec<(String, String)> {
@@ -865,4 +871,109 @@ fn agent_socket_is_private_no_tcp_listener_and_plain_http_needs_a_mirror() {
         assert!(err.contains("plain http is allowed only for an explicitly configured mirror"), "{err}");
         assert_eq!(server.connections(), 0, "no connection was opened");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 5. Disk full (root only: a small tmpfs mounted by the test)
+// ---------------------------------------------------------------------------------------------------------
+
+/// A tmpfs mounted on a temporary folder, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not running as root".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "medxfer-chaos"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", stderr(&out).trim()));
+        }
+        Ok(Tmpfs { dir })
+    }
+
+    fn resize(&self, size: &str) {
+        let out =
+            Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(self.dir.path()).output().unwrap();
+        assert!(out.status.success(), "remount: {}", stderr(&out));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).output();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_run_clearly_without_a_corrupt_file_and_it_resumes_once_space_is_freed() {
+    let started = Instant::now();
+    // Room for the demo data and best.safetensors (94 MB) but not for last.ckpt (282 MB).
+    let fs = match Tmpfs::mount("200m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED disk-full test: {why} (it needs root to mount a small tmpfs)");
+            return;
+        }
+    };
+    let root = fs.dir.path().join("home");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("config.toml"), "[scheduler]\ncpu_slots = 1\n").unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medxfer"));
+        c.args(args).env("MEDXFER_HOME", &root).env_remove("MEDXFER_TRAIN_PROGRAM");
+        c
+    };
+    let out = cmd(&["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "1", "--wait"])
+        .args(SWEEP_SETTINGS.iter().flat_map(|s| ["--set", s]))
+        .args(["--set", "epochs=1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the sweep reports the failed run: {}", stderr(&out));
+    let id = std::fs::read_dir(root.join("runs")).unwrap().next().unwrap().unwrap().file_name();
+    let id = id.to_str().unwrap().to_string();
+    let dir = root.join("runs").join(&id);
+    let status: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    let reason = status["reason"].as_str().unwrap().to_lowercase();
+    assert!(reason.contains("no space left"), "the reason says the disk is full: {reason}");
+    assert!(reason.contains("last.ckpt"), "the reason names the file: {reason}");
+    eprintln!("disk full: run {id} failed with: {}", status["reason"].as_str().unwrap());
+    assert!(!dir.join("result.json").exists(), "no result from a failed run");
+    assert!(!dir.join("last.ckpt").exists(), "no partial checkpoint");
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left on the full disk: {leftovers:?}");
+    if dir.join("best.safetensors").exists() {
+        let bytes = std::fs::read(dir.join("best.safetensors")).unwrap();
+        safetensors::SafeTensors::deserialize(&bytes).expect("best.safetensors is whole");
+    }
+
+    // Space is freed: the run resumes and finishes with one line per epoch.
+    fs.resize("700m");
+    let out = cmd(&["runs", "resume", &id]).output().unwrap();
+    assert!(out.status.success(), "runs resume: {}", stderr(&out));
+    let state = || {
+        let text = std::fs::read_to_string(dir.join("status.json")).unwrap_or_default();
+        serde_json::from_str::<Value>(&text).map(|v| v["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+    };
+    wait_until("the resumed run to end", 240, || matches!(state().as_str(), "finished" | "failed"));
+    assert_eq!(state(), "finished", "{}", std::fs::read_to_string(dir.join("train.log")).unwrap_or_default());
+    let result = RunResult::load(&dir).unwrap();
+    assert!(result.mean.is_finite() && result.epochs_run == 1, "{result:?}");
+    let epochs: Vec<u32> = medxfer::train::files::read_epoch_lines(&dir).unwrap().iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, [1], "the epoch redone after the failure appears once");
+    let _ = cmd(&["agent", "stop"]).output();
+    eprintln!("disk full: failed clearly, resumed and finished in {:.0} s", started.elapsed().as_secs_f64());
 }
