@@ -309,9 +309,28 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
         let killable: Vec<&(String, AgentRecord)> = running.iter().filter(|(_, r)| r.attempts < MAX_ATTEMPTS).collect();
         match rng.below(10) {
             0..=2 if !killable.is_empty() => {
-                // Runs past their first checkpoint are preferred, so that kills test resuming.
-                let (id, rec) = pick(&mut rng, &killable, |id| home.run(id).join("last.ckpt").exists());
-                if proc::signal_group(rec.pid, libc::SIGKILL).is_ok() {
+                // Mostly runs past their first checkpoint, so that kills test resuming; now and then a
+                // run that is still starting.
+                // Waits (polling, at most 20 s) for a live run that has written last.ckpt.
+                let mut from: Vec<(String, AgentRecord)> = Vec::new();
+                let wait_until = Instant::now() + Duration::from_secs(if rng.below(4) == 0 { 0 } else { 20 });
+                loop {
+                    from = ids
+                        .iter()
+                        .filter_map(|id| home.live_run(id).map(|r| (id.clone(), r)))
+                        .filter(|(id, r)| r.attempts < MAX_ATTEMPTS && home.run(id).join("last.ckpt").exists())
+                        .collect();
+                    if !from.is_empty() || Instant::now() >= wait_until || all_ended(&home) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if from.is_empty() {
+                    from = killable.iter().map(|r| (*r).clone()).collect();
+                }
+                if let Some((id, rec)) = from.get(rng.below(from.len().max(1) as u64) as usize)
+                    && proc::signal_group(rec.pid, libc::SIGKILL).is_ok()
+                {
                     eprintln!("chaos: SIGKILL run {id} (pid {}, attempt {})", rec.pid, rec.attempts);
                     tally.add("SIGKILL run process");
                 }
@@ -329,13 +348,11 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                     tally.add("agent restarted");
                 }
             }
-            5..=8 if !killable.is_empty() => {
+            5..=8 if killable.iter().any(|(id, _)| has_metrics(&home.run(id))) => {
                 // A crash mid-write: the agent and the run die together; the queue is held (paused file)
                 // while the metrics file is torn, so that no new trainer starts on it meanwhile. Runs that
                 // have written metrics lines are preferred.
-                let (id, rec) = pick(&mut rng, &killable, |id| {
-                    std::fs::metadata(home.run(id).join("metrics.jsonl")).is_ok_and(|m| m.len() > 0)
-                });
+                let (id, rec) = pick(&mut rng, &killable, |id| has_metrics(&home.run(id)));
                 let paused = home.path("agent/paused");
                 std::fs::write(&paused, b"paused\n").unwrap();
                 if let Some(pid) = home.agent_pid() {
@@ -476,6 +493,10 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
         ids.len()
     ));
     assert_eq!(lost, 0, "results differ from the undisturbed runs with the same seeds (see MISMATCH above)");
+}
+
+fn has_metrics(dir: &Path) -> bool {
+    std::fs::metadata(dir.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0)
 }
 
 /// One of `runs`, from those that satisfy `prefer` when there are any.
