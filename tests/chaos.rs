@@ -312,19 +312,18 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                 // Mostly runs past their first checkpoint, so that kills test resuming; now and then a
                 // run that is still starting.
                 // Waits (polling, at most 20 s) for a live run that has written last.ckpt.
-                let mut from: Vec<(String, AgentRecord)> = Vec::new();
                 let wait_until = Instant::now() + Duration::from_secs(if rng.below(4) == 0 { 0 } else { 20 });
-                loop {
-                    from = ids
+                let mut from = loop {
+                    let found: Vec<(String, AgentRecord)> = ids
                         .iter()
                         .filter_map(|id| home.live_run(id).map(|r| (id.clone(), r)))
                         .filter(|(id, r)| r.attempts < MAX_ATTEMPTS && home.run(id).join("last.ckpt").exists())
                         .collect();
-                    if !from.is_empty() || Instant::now() >= wait_until || all_ended(&home) {
-                        break;
+                    if !found.is_empty() || Instant::now() >= wait_until || all_ended(&home) {
+                        break found;
                     }
                     std::thread::sleep(Duration::from_millis(50));
-                }
+                };
                 if from.is_empty() {
                     from = killable.iter().map(|r| (*r).clone()).collect();
                 }
