@@ -30,8 +30,10 @@ lint:
 bench: build
 	$(TORCH) scripts/bench
 
+# The short form of tests/chaos runs in `make test`; MEDXFER_CHAOS_LONG=1 selects the long form
+# (12 runs, a longer fault window). MEDXFER_CHAOS_SEED=N replays a printed fault schedule.
 chaos: build
-	$(TORCH) cargo test --locked --test chaos -- --include-ignored
+	$(TORCH) MEDXFER_CHAOS_LONG=1 cargo test --locked --test chaos -- --nocapture
 
 clean:
 	cargo clean

@@ -151,11 +151,12 @@ impl DatasetSpec {
             return DatasetSpec::parse(&text, &path.display().to_string());
         }
         let known: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        bail!("dataset `{name}` is not a built-in spec ({}) nor a .toml spec file", known.join(", "))
+        bail!("dataset {name:?} is not a built-in spec ({}) nor a .toml spec file", known.join(", "))
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<DatasetSpec> {
-        let spec: DatasetSpec = toml::from_str(text).with_context(|| format!("dataset spec {origin} is invalid"))?;
+        // Errors read "FILE:LINE: message".
+        let spec: DatasetSpec = crate::config::parse_toml(Path::new(origin), text)?;
         if spec.list_format == ListFormat::ImageMask && spec.masks.is_none() {
             bail!("dataset spec {origin}: list_format image-mask needs a [masks] table");
         }

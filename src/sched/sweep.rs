@@ -68,7 +68,9 @@ pub fn task_of(dataset: &str) -> Task {
 
 /// Expands a sweep into specs (ids carry `stamp`, e.g. "20261126-081200") and matches them to `runs`.
 pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> Result<Vec<PlannedRun>> {
-    validate_run_id(&req.dataset).with_context(|| format!("--dataset {:?}", req.dataset))?;
+    if validate_run_id(&req.dataset).is_err() {
+        bail!("--dataset {:?} is not a plain dataset name (lowercase letters, digits, '.', '_', '-')", req.dataset);
+    }
     if req.trials == 0 {
         bail!("--trials 0: at least one trial is needed");
     }

@@ -19,6 +19,8 @@ pub enum Fault {
     Stall(u64),
     /// Send the file with every byte inverted.
     Wrong,
+    /// Answer with this HTTP status (a 5xx: the server is failing) and no body.
+    Status(u16),
 }
 
 /// One answered file request.
@@ -137,6 +139,11 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
         return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     };
     let fault = state.faults.lock().unwrap().pop_front();
+    if let Some(Fault::Status(code)) = fault {
+        state.served.lock().unwrap().push(Served { path, range, status: code, body_bytes: 0 });
+        let head = format!("HTTP/1.1 {code} Failing\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return out.write_all(head.as_bytes());
+    }
     let start = range
         .as_deref()
         .filter(|_| !state.ignore_range.load(Ordering::SeqCst))
