@@ -7,7 +7,7 @@
 
 mod zoo_server;
 
-use medxfer::runs::record::{MetricLine, RunResult};
+use medxfer::runs::record::{MetricLine, RunResult, Status};
 use medxfer::sched::control::{AgentRecord, MAX_ATTEMPTS};
 use medxfer::sched::proc;
 use serde_json::Value;
@@ -509,8 +509,21 @@ fn pick<'a>(
     from[rng.below(from.len() as u64) as usize]
 }
 
+/// Each run's state, with the reason and the end of train.log for runs that did not finish.
 fn states(home: &TestHome, ids: &[String]) -> Vec<(String, String)> {
-    ids.iter().map(|id| (id.clone(), home.state(id))).collect()
+    ids.iter()
+        .map(|id| {
+            let state = home.state(id);
+            if state == "finished" {
+                return (id.clone(), state);
+            }
+            let dir = home.run(id);
+            let reason = Status::load(&dir).ok().and_then(|s| s.reason).unwrap_or_default();
+            let log = std::fs::read_to_string(dir.join("train.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(6).collect();
+            (id.clone(), format!("{state}: {reason}; log tail (newest first): {tail:?}"))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
     }
     let mut files = RunFiles::open(dir)?;
     files.save_status()?;
+    for name in crate::atomic::remove_stale_temporaries(dir) {
+        files.log(&format!("removed {name}, left by a writer killed mid-write"));
+    }
     let spec = match RunSpec::load(dir) {
         Ok(spec) => spec,
         Err(e) => return Err(fail(&mut files, e)),
