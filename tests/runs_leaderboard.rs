@@ -272,3 +272,35 @@ fn the_binary_ranks_groups_and_skips_what_is_broken() {
     let (results, _) = store::load_results(&runs);
     assert_eq!(results.len(), sample_results().len());
 }
+
+#[test]
+fn runs_logs_prints_the_log_and_follows_it_until_the_run_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    let home = tempfile::tempdir().unwrap();
+    let runs = home.path().join("runs");
+    let r = sample_results().remove(0);
+    write_run(&runs, &r);
+    let dir = runs.join(&r.run_id);
+    Status::new(State::Running).save(&dir).unwrap();
+    std::fs::write(dir.join("train.log"), "line 1\n").unwrap();
+    let medxfer = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_medxfer"));
+        c.env("MEDXFER_HOME", home.path()).args(["runs", "logs", &r.run_id]);
+        c
+    };
+    let once = medxfer().output().unwrap();
+    assert!(once.status.success());
+    assert_eq!(String::from_utf8_lossy(&once.stdout), "line 1\n");
+
+    let mut follow = medxfer().arg("-f").stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "line 1");
+    let mut log = std::fs::OpenOptions::new().append(true).open(dir.join("train.log")).unwrap();
+    log.write_all(b"line 2\n").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "line 2", "a following reader sees lines as they are added");
+    log.write_all(b"finished\n").unwrap();
+    Status::new(State::Finished).save(&dir).unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert_eq!(rest, ["finished"], "-f prints the last lines and ends with the run");
+    assert!(follow.wait().unwrap().success());
+}

@@ -17,6 +17,8 @@ pub enum RunsCommand {
     Ls(LsArgs),
     /// Show one run: its spec, status, last epoch metrics and result.
     Show(ShowArgs),
+    /// Print a run's train.log; with -f, keep printing what is added until the run ends.
+    Logs(LogsArgs),
     #[command(flatten)]
     Control(super::queue::RunControl),
 }
@@ -37,11 +39,21 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    /// The run id (or a unique prefix of it).
+    pub id: String,
+    /// Follow the log until the run is finished, failed or stopped.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let ctx = super::Ctx::load()?;
     match args.command {
         RunsCommand::Ls(a) => ls(&ctx, a),
         RunsCommand::Show(a) => show(&ctx, a),
+        RunsCommand::Logs(a) => logs(&ctx, a),
         RunsCommand::Control(cmd) => super::queue::run_control(&ctx, cmd),
     }
 }
@@ -170,4 +182,36 @@ fn show(ctx: &super::Ctx, args: ShowArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn logs(ctx: &super::Ctx, args: LogsArgs) -> Result<i32> {
+    use crate::runs::record::{LOG_FILE, State, Status};
+    let run = store::find_run(&ctx.home.runs, &args.id)?;
+    let path = run.dir.join(LOG_FILE);
+    let mut offset = 0;
+    loop {
+        // Read the state before the log, so that lines written just before the end are still printed.
+        let ended =
+            matches!(Status::load(&run.dir).map(|s| s.state), Ok(State::Finished | State::Failed | State::Stopped));
+        offset += print_from(&path, offset)?;
+        if !args.follow || ended {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Copies `path` from byte `offset` to stdout; a log not written yet counts as empty.
+fn print_from(path: &std::path::Path, offset: u64) -> Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    };
+    file.seek(SeekFrom::Start(offset))?;
+    let mut out = std::io::stdout().lock();
+    let copied = std::io::copy(&mut file, &mut out)?;
+    out.flush()?;
+    Ok(copied)
 }
