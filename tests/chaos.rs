@@ -906,6 +906,60 @@ fn agent_socket_is_private_no_tcp_listener_and_plain_http_needs_a_mirror() {
     }
 }
 
+/// A throwaway local user, deleted on drop.
+struct OtherUser {
+    name: String,
+}
+
+impl OtherUser {
+    fn create() -> Option<OtherUser> {
+        let name = format!("mxprobe{}", std::process::id());
+        let made = Command::new("useradd").args(["--no-create-home", "--shell", "/bin/sh", &name]).status();
+        made.is_ok_and(|s| s.success()).then_some(OtherUser { name })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("runuser").args(["-u", &self.name, "--"]).args(args).current_dir("/").output().unwrap()
+    }
+}
+
+impl Drop for OtherUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+#[test]
+fn a_second_local_user_can_neither_use_the_agent_nor_read_run_folders() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    let other = if unsafe { libc::geteuid() } == 0 { OtherUser::create() } else { None };
+    let Some(other) = other else {
+        eprintln!("SKIPPED a_second_local_user_...: needs root and useradd to create a second user");
+        return;
+    };
+    let home = TestHome::new(1);
+    home.ok(&["agent", "start"]);
+    // Open the test's own folder, so that only the modes medxfer chose stand between the two users.
+    std::fs::set_permissions(home.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = home.root().to_str().unwrap();
+    assert!(other.run(&["ls", root]).status.success(), "the probe user must reach the home itself");
+    for name in ["runs", "agent", "cache"] {
+        let listing = other.run(&["ls", home.path(name).to_str().unwrap()]);
+        assert!(!listing.status.success(), "another user can list {name}/");
+    }
+    let sock = home.path("agent/agent.sock");
+    let connect = other.run(&[
+        "python3",
+        "-c",
+        "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
+        sock.to_str().unwrap(),
+    ]);
+    assert!(!connect.status.success(), "another user connected to the agent");
+    assert!(String::from_utf8_lossy(&connect.stderr).contains("Permission denied"), "{}", stderr(&connect));
+    home.ok(&["agent", "stop"]);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // 5. Disk full (root only: a small tmpfs mounted by the test)
 // ---------------------------------------------------------------------------------------------------------

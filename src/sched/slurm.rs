@@ -247,6 +247,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_job_script_passes_a_hostile_run_path_as_one_argument_and_runs_nothing_from_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let hostile = tmp.path().join("runs $(touch pwned); `touch pwned2` 'x\" && touch pwned3");
+        std::fs::create_dir_all(&hostile).unwrap();
+        let list = tmp.path().join("list");
+        std::fs::write(&list, format!("{}\n", hostile.display())).unwrap();
+        let script = tmp.path().join("job.sh");
+        std::fs::write(&script, JOB_SCRIPT).unwrap();
+        let program = tmp.path().join("program");
+        std::fs::write(&program, "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$@\" > \"$(dirname \"$0\")/argv\"\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let status = Command::new("sh")
+            .arg(&script)
+            .arg(&list)
+            .arg(&program)
+            .current_dir(tmp.path())
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let argv = std::fs::read_to_string(tmp.path().join("argv")).unwrap();
+        assert_eq!(argv, format!("3\ntrain\n--run\n{}\n", hostile.display()));
+        for name in ["pwned", "pwned2", "pwned3"] {
+            assert!(!tmp.path().join(name).exists() && !hostile.join(name).exists(), "{name} was created");
+        }
+        assert!(hostile.join("train.log").exists(), "the log goes into the run folder");
+    }
+
+    #[test]
     fn sbatch_argv_carries_config_and_array_size() {
         let cfg = Slurm {
             partition: "gpu".into(),
