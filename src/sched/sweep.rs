@@ -8,31 +8,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The benchmark's 21 zoo ids, in the study's order.
-pub const ZOO_IDS: [&str; 21] = [
-    "imagenet",
-    "barlowtwins",
-    "swav",
-    "deepcluster-v2",
-    "sela-v2",
-    "insdis",
-    "moco-v1",
-    "moco-v2",
-    "pcl-v1",
-    "pcl-v2",
-    "simclr-v1",
-    "simclr-v2",
-    "infomin",
-    "pirl",
-    "byol",
-    "inat2021",
-    "inat2021-mini",
-    "chestxray14",
-    "chexpert",
-    "imagenet-chestxray14",
-    "imagenet-chexpert",
-];
-
 const SEGMENTATION_DATASETS: [&str; 4] = ["demo-seg", "drive", "siim-acr", "montgomery"];
 
 /// What the user asked for.
@@ -143,11 +118,14 @@ fn init_label(init: &str) -> String {
 }
 
 fn expand_models(models: &[String]) -> Result<Vec<String>> {
+    // The catalog lists the benchmark's models in the study's order; "all" means every one but `random`.
+    let catalog = crate::zoo::Catalog::embedded()?;
+    let zoo_ids: Vec<&str> = catalog.entries.iter().map(|e| e.id.as_str()).filter(|id| *id != "random").collect();
     let mut out: Vec<String> = Vec::new();
     for m in models.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
         if m == "all" {
-            out.extend(ZOO_IDS.iter().map(|s| s.to_string()));
-        } else if m == "random" || ZOO_IDS.contains(&m) {
+            out.extend(zoo_ids.iter().map(|s| s.to_string()));
+        } else if m == "random" || zoo_ids.contains(&m) {
             out.push(m.to_string());
         } else if m.ends_with(".safetensors") {
             let path = std::path::absolute(m)?;
