@@ -2,7 +2,7 @@
 //! distributed as zips (SimCLR): nothing is written to disk, names are plain relative paths,
 //! sizes are bounded and each member's CRC-32 is checked.
 
-use super::zip::{central_directory, check_name, le16, le32, le64, to_usize};
+use super::zip::{apply_zip64, central_directory, check_name, le16, le32, to_usize};
 use anyhow::{Result, anyhow, bail};
 
 /// Members an archive may list.
@@ -48,20 +48,7 @@ pub fn list(data: &[u8]) -> Result<Vec<Member>> {
         let name = std::str::from_utf8(name_bytes).map_err(|_| anyhow!("zip entry {i} name is not UTF-8"))?;
         let extra =
             data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
-        let mut x = 0;
-        while x + 4 <= extra.len() {
-            let (id, len) = (le16(extra, x)?, le16(extra, x + 2)? as usize);
-            if id == 1 {
-                let mut f = x + 4;
-                for field in [&mut size, &mut compressed, &mut local] {
-                    if *field == 0xFFFF_FFFF {
-                        *field = le64(extra, f)?;
-                        f += 8;
-                    }
-                }
-            }
-            x += 4 + len;
-        }
+        apply_zip64(extra, [&mut size, &mut compressed, &mut local])?;
         at += 46 + n + e + c;
         if name.ends_with('/') {
             check_name(name.trim_end_matches('/'))?;

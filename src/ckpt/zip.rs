@@ -63,6 +63,26 @@ pub(super) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the 32-bit sizes and offset saturated at 0xFFFFFFFF with their values from the zip64 extra
+/// field (id 1), which lists only the saturated ones, in the order size, compressed size, local offset.
+pub(super) fn apply_zip64(extra: &[u8], mut fields: [&mut u64; 3]) -> Result<()> {
+    let mut x = 0;
+    while x + 4 <= extra.len() {
+        let (id, len) = (le16(extra, x)?, le16(extra, x + 2)? as usize);
+        if id == 1 {
+            let mut f = x + 4;
+            for field in fields.iter_mut() {
+                if **field == 0xFFFF_FFFF {
+                    **field = le64(extra, f)?;
+                    f += 8;
+                }
+            }
+        }
+        x += 4 + len;
+    }
+    Ok(())
+}
+
 /// Reads the archive's directory and checks every entry.
 pub fn read(data: &[u8]) -> Result<Archive<'_>> {
     let (count, cd_offset, cd_size) = central_directory(data)?;
@@ -93,20 +113,7 @@ pub fn read(data: &[u8]) -> Result<Archive<'_>> {
         }
         let extra =
             data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
-        let mut x = 0;
-        while x + 4 <= extra.len() {
-            let (id, len) = (le16(extra, x)?, le16(extra, x + 2)? as usize);
-            if id == 1 {
-                let mut f = x + 4;
-                for field in [&mut size, &mut comp, &mut local] {
-                    if *field == 0xFFFF_FFFF {
-                        *field = le64(extra, f)?;
-                        f += 8;
-                    }
-                }
-            }
-            x += 4 + len;
-        }
+        apply_zip64(extra, [&mut size, &mut comp, &mut local])?;
         if comp != size {
             bail!("zip entry {name:?} has compressed size {comp} but size {size}");
         }
