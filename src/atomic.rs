@@ -21,16 +21,27 @@ pub fn remove_stale_temporaries(dir: &Path) -> Vec<String> {
         let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp.")).map(|(_, pid)| pid) else {
             continue;
         };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let gone = pid > 0
-            && unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone && std::fs::remove_file(entry.path()).is_ok() {
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let written = entry.metadata().and_then(|m| m.modified()).ok();
+        if pid != std::process::id() && writer_is_gone(pid, written) && std::fs::remove_file(entry.path()).is_ok() {
             removed.push(name);
         }
     }
     removed
+}
+
+/// True when the process that wrote a temporary at `written` no longer runs: no such pid, a zombie
+/// nobody has reaped yet, or a pid since reused by a process that started after the write.
+fn writer_is_gone(pid: u32, written: Option<std::time::SystemTime>) -> bool {
+    let Some(started) = crate::sched::proc::start_time(pid) else { return true };
+    match (written, crate::sched::proc::boot_time(), crate::sched::proc::clock_ticks_per_second()) {
+        (Some(written), Some(boot), Some(ticks)) => {
+            let started = boot + std::time::Duration::from_secs_f64(started as f64 / ticks as f64);
+            // /proc/stat's btime has one-second resolution.
+            started > written + std::time::Duration::from_secs(2)
+        }
+        _ => false,
+    }
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -85,6 +96,38 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, vec![format!(".status.json.tmp.{mine}"), "last.ckpt".to_string()]);
+    }
+
+    #[test]
+    fn a_zombie_writer_counts_as_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let zombie = child.id();
+        // Not reaped yet: the child stays a zombie until wait() below.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(format!("/proc/{zombie}/stat")).is_ok_and(|s| s.contains(") Z ")) {
+            assert!(std::time::Instant::now() < deadline, "`true` did not exit");
+            std::thread::yield_now();
+        }
+        fs::write(dir.path().join(format!(".last.ckpt.tmp.{zombie}")), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()), vec![format!(".last.ckpt.tmp.{zombie}")]);
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_pid_reused_after_the_write_counts_as_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let name = format!(".metrics.jsonl.tmp.{}", live.id());
+        let path = dir.path().join(&name);
+        fs::write(&path, b"x").unwrap();
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options().write(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()), vec![name]);
+        fs::write(&path, b"x").unwrap();
+        assert!(remove_stale_temporaries(dir.path()).is_empty(), "a live writer's temporary was removed");
+        live.kill().unwrap();
+        live.wait().unwrap();
     }
 
     #[test]

@@ -23,6 +23,20 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     fields.get(22 - 3)?.parse().ok()
 }
 
+/// When the machine booted (/proc/stat btime), the origin of start times.
+pub fn boot_time() -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// The unit of start times (sysconf(_SC_CLK_TCK)).
+pub fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0)
+}
+
 /// True when `pid` is still the process that started at `start`.
 pub fn is_same_live_process(pid: u32, start: u64) -> bool {
     start_time(pid) == Some(start)

@@ -29,6 +29,8 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
     if !dir.is_dir() {
         return Err(anyhow!("run folder {} does not exist", dir.display()));
     }
+    install_stop_handlers();
+    let _lock = super::lock::acquire(dir, &STOP, |msg| eprintln!("medxfer: {msg}"))?;
     if let Ok(status) = Status::load(dir)
         && status.state == State::Finished
         && dir.join(RESULT_FILE).exists()
@@ -45,7 +47,6 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
         Ok(spec) => spec,
         Err(e) => return Err(fail(&mut files, e)),
     };
-    install_stop_handlers();
     files.log(&format!("start pid {} run {} on {}", std::process::id(), spec.id, spec.device.device));
     let outcome =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trainer::train(&spec, home, &mut files, &STOP)));
