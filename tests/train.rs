@@ -71,12 +71,15 @@ fn assert_finished(out: &Output, dir: &Path) -> RunResult {
 #[test]
 fn classification_from_random_init_learns_the_findings() {
     let home = tempfile::tempdir().unwrap();
-    let dir = run_dir(home.path(), &spec("demo-cls", Task::Classification, 4, 16, 100));
+    let mut spec = spec("demo-cls", Task::Classification, 4, 8, 100);
+    spec.hyper.lr = 1e-3;
+    let dir = run_dir(home.path(), &spec);
     let out = train(home.path(), &dir);
     let result = assert_finished(&out, &dir);
-    // An untrained network scores a mean AUC of about 0.5 ± 0.03 over four findings on 100 test images; at
-    // 32 px after four epochs on 300 images the trainer reaches about 0.78, so 0.7 separates learning from luck.
-    assert!(result.mean >= 0.7, "mean test AUC {} < 0.7: {:?}", result.mean, result.per_class);
+    // An untrained network scores a mean AUC of about 0.5 ± 0.03 over four findings on 100 test images;
+    // the issue asks a few epochs to reach 0.9.
+    eprintln!("mean test AUC {:.4} {:?}", result.mean, result.per_class);
+    assert!(result.mean >= 0.9, "mean test AUC {} < 0.9: {:?}", result.mean, result.per_class);
     assert_eq!(result.per_class.len(), 4);
     assert_eq!(result.conventions["tta"], "tencrop");
     let epochs: Vec<u32> = epoch_lines(&dir).iter().map(|m| m.epoch).collect();

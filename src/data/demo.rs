@@ -59,26 +59,30 @@ fn chest(rng: &mut Rng, findings: [bool; 4]) -> (Img, Img) {
         canvas.ellipse(cx, cy, rx, ry, 70.0);
         mask.ellipse(cx, cy, rx, ry, 255.0);
     }
-    let heart = if findings[0] { rng.uniform(11.0, 13.0) } else { rng.uniform(6.0, 8.0) } as f32;
+    // Each finding is drawn large or repeated, so that the study's RandomResizedCrop (down to 8% of the
+    // area) still shows it in most crops and a few epochs at 32 px learn it.
+    let heart = if findings[0] { rng.uniform(14.0, 16.0) } else { rng.uniform(4.0, 6.0) } as f32;
     canvas.ellipse(30.0, 42.0, heart, heart * 0.8, 175.0);
-    let (lx, ly, lrx, lry) = lung_fields[1];
     if findings[1] {
-        for y in (ly + lry * 0.3) as usize..SIZE {
-            for x in (lx - lrx) as usize..((lx + lrx) as usize).min(SIZE) {
-                let p = &mut canvas.pixels[y * SIZE + x];
-                if *p < 100.0 {
-                    *p = 160.0;
+        for &(lx, ly, lrx, lry) in &lung_fields {
+            for y in (ly - lry * 0.1) as usize..SIZE {
+                for x in (lx - lrx).max(0.0) as usize..((lx + lrx) as usize).min(SIZE) {
+                    let p = &mut canvas.pixels[y * SIZE + x];
+                    if *p < 100.0 {
+                        *p = 205.0;
+                    }
                 }
             }
         }
     }
     if findings[2] {
         let (cx, cy, ..) = lung_fields[0];
-        canvas.ellipse(cx + rng.uniform(-3.0, 3.0) as f32, cy - rng.uniform(4.0, 10.0) as f32, 5.0, 5.0, 220.0);
+        canvas.ellipse(cx + rng.uniform(-3.0, 3.0) as f32, cy - rng.uniform(4.0, 10.0) as f32, 6.0, 6.0, 235.0);
     }
     if findings[3] {
-        for _ in 0..2 {
-            canvas.ellipse(lx + rng.uniform(-5.0, 5.0) as f32, ly - rng.uniform(0.0, 12.0) as f32, 2.5, 2.5, 245.0);
+        for &(lx, ly, lrx, lry) in lung_fields.iter().cycle().take(6) {
+            let (dx, dy) = (rng.uniform(-0.6, 0.6) as f32, rng.uniform(-0.7, 0.7) as f32);
+            canvas.ellipse(lx + dx * lrx, ly + dy * lry, 3.0, 3.0, 250.0);
         }
     }
     let noise_mask =
