@@ -1,7 +1,9 @@
 //! 8-bit images (gray or RGB, interleaved) and the pixel operations the transforms need: decoding with the
-//! `image` crate, PIL's antialiased bilinear resize (same fixed-point arithmetic), crops, flips, rotation.
+//! `image` crate (DICOM with `data::dicom`), PIL's antialiased bilinear resize (same fixed-point arithmetic), crops, flips, rotation.
 
 use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,10 +20,20 @@ impl Img {
         Img { width, height, channels, data: vec![0; width * height * channels] }
     }
 
-    /// Decodes PNG (8/16-bit), JPEG, TIFF or GIF; images without colour stay gray, 16-bit is scaled to 8.
+    /// Decodes PNG (8/16-bit), JPEG, TIFF, GIF or DICOM (`.dcm`, or `DICM` at offset 128; see `data::dicom`);
+    /// images without colour stay gray, 16-bit is scaled to 8.
     pub fn open(path: &Path) -> Result<Img> {
-        let decoded = image::ImageReader::open(path)
-            .with_context(|| format!("cannot open image {}", path.display()))?
+        let mut file = File::open(path).with_context(|| format!("cannot open image {}", path.display()))?;
+        let mut head = Vec::with_capacity(132);
+        (&mut file)
+            .take(132)
+            .read_to_end(&mut head)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .with_context(|| format!("cannot read image {}", path.display()))?;
+        if super::dicom::is_dicom(path, &head) {
+            return super::dicom::decode(path);
+        }
+        let decoded = image::ImageReader::new(BufReader::new(file))
             .with_guessed_format()
             .with_context(|| format!("cannot read image {}", path.display()))?
             .decode()

@@ -23,6 +23,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod dicom;
 pub mod image;
 pub mod lists;
 pub mod loader;
