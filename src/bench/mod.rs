@@ -102,6 +102,8 @@ pub fn loader_epochs(
     cache_dir: Option<&Path>,
 ) -> Result<Rate> {
     let count = items.len();
+    // per core: libtorch's intra-op threads (batch tensors) must not spin on the other cores
+    tch::set_num_threads(1);
     let mut config = LoaderConfig::for_split(Task::Classification, mode, batch, size, Normalization::Imagenet);
     (config.workers, config.shuffle, config.drop_last) = (workers, false, false);
     let mut loader = Loader::new(items, config);

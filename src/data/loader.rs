@@ -224,7 +224,9 @@ fn build_batch(
     config: &LoaderConfig,
     epoch: u64,
 ) -> Result<RawBatch> {
-    let mut raw = RawBatch { images: Vec::new(), targets: Vec::new(), indices: indices.to_vec() };
+    let views = if (config.task, config.mode) == (Task::Classification, Mode::Test) { 10 } else { 1 };
+    let images = Vec::with_capacity(indices.len() * views * 3 * config.image_size * config.image_size);
+    let mut raw = RawBatch { images, targets: Vec::new(), indices: indices.to_vec() };
     for &i in indices {
         let mut rng = Rng::new(mix(config.seed, epoch, i as u64 + 1));
         let cached = match config.task {
