@@ -2,6 +2,7 @@
 //! and data loader, timed in-process so that process start and libtorch loading are not counted.
 //! scripts/bench runs each next to its Python reference and reports the ratios.
 
+use crate::data::cache::{self, CacheView, ImageCache, Resize};
 use crate::data::{Item, Loader, LoaderConfig, Mode, Normalization};
 use crate::perf::{self, MemoryFormat, Precision};
 use crate::runs::record::Task;
@@ -10,6 +11,8 @@ use crate::train::optim::{OptimConfig, OptimKind, Optimizer};
 use crate::train::setup;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -89,18 +92,39 @@ fn device_index(device: Device) -> i64 {
     }
 }
 
-/// Every image of `items` once through the classification loader (`mode` transforms, `workers` threads).
-pub fn loader_epoch(items: Vec<Item>, mode: Mode, size: usize, batch: usize, workers: usize) -> Result<Rate> {
+/// Every image of `items` `epochs` times through the classification loader (`mode` transforms, `workers`
+/// threads). With `cache_dir`, the decoded-image cache for `mode` is built there first (not timed) and the
+/// loader reads it.
+pub fn loader_epochs(
+    items: Vec<Item>,
+    mode: Mode,
+    (size, batch, workers, epochs): (usize, usize, usize, usize),
+    cache_dir: Option<&Path>,
+) -> Result<Rate> {
     let count = items.len();
+    // per core: libtorch's intra-op threads (batch tensors) must not spin on the other cores
+    tch::set_num_threads(1);
     let mut config = LoaderConfig::for_split(Task::Classification, mode, batch, size, Normalization::Imagenet);
     (config.workers, config.shuffle, config.drop_last) = (workers, false, false);
-    let loader = Loader::new(items, config);
+    let mut loader = Loader::new(items, config);
+    if let Some(dir) = cache_dir {
+        let sources: Vec<_> = loader.items().iter().map(|i| i.image.clone()).collect();
+        let resize = Resize::for_mode(mode, size);
+        let report = cache::build(dir, "bench", &sources, resize, workers, &|_, _| {})?;
+        let opened = ImageCache::open(&report.file)?.context("the cache just built is missing")?;
+        let view = CacheView::new(Arc::new(opened), loader.items());
+        anyhow::ensure!(view.hits() == count, "the cache holds {} of {count} images", view.hits());
+        loader = loader.with_cache(view);
+    }
     let started = Instant::now();
     let mut seen = 0;
-    for b in loader.epoch(1) {
-        seen += b.context("the loader failed")?.indices.len();
+    for epoch in 1..=epochs as u64 {
+        for b in loader.epoch(epoch) {
+            seen += b.context("the loader failed")?.indices.len();
+        }
     }
-    anyhow::ensure!(seen == count, "the loader gave {seen} of {count} images");
-    let what = format!("loader {mode:?}, {size}px, {workers} workers");
+    anyhow::ensure!(seen == count * epochs, "the loader gave {seen} of {} images", count * epochs);
+    let cached = if cache_dir.is_some() { "cached" } else { "uncached" };
+    let what = format!("loader {mode:?}, {size}px, {workers} workers, {epochs} epoch(s), {cached}");
     Ok(Rate::new(what, seen, started.elapsed().as_secs_f64()))
 }

@@ -54,6 +54,12 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Passes over the list (timed together).
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Build the decoded-image cache in this folder first (not timed) and read through it.
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
 }
 
@@ -67,14 +73,14 @@ pub fn run(args: Args) -> Result<i32> {
             };
             bench::train_steps(device, batch, size, warmup, steps, how)?
         }
-        BenchCommand::Loader { list, images, mode, size, batch, workers } => {
+        BenchCommand::Loader { list, images, mode, size, batch, workers, epochs, cache } => {
             let mode = match mode.as_str() {
                 "train" => Mode::Train,
                 "val" => Mode::Val,
                 other => anyhow::bail!("--mode {other:?} is not train or val"),
             };
             let items = lists::read_chestxray14(&list, &images, 14)?;
-            bench::loader_epoch(items, mode, size, batch, workers)?
+            bench::loader_epochs(items, mode, (size, batch, workers, epochs.max(1)), cache.as_deref())?
         }
     };
     println!("{}", serde_json::to_string(&rate)?);

@@ -1,4 +1,5 @@
-//! `medxfer data`: demo (write the synthetic datasets), check (validate a dataset's root and split lists).
+//! `medxfer data`: demo (write the synthetic datasets), check (validate a dataset's root and split lists),
+//! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache).
 
 use crate::cli::Ctx;
 use crate::data::{self, DatasetSpec, check};
@@ -20,6 +21,34 @@ pub enum DataCommand {
     Check(CheckArgs),
     /// Build the study-format split lists of a dataset from its publisher's files (chestxray14).
     Split(SplitArgs),
+    /// Decode and resize every image of a dataset once into the home's image cache (val/test: N×N; train:
+    /// shorter side 2N), re-decoding only sources changed since the last build. Loaders use it automatically.
+    Cache(CacheArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct CacheArgs {
+    /// A built-in dataset name or a spec .toml.
+    pub dataset: String,
+    /// Folder the dataset lives in (default for demo-cls / demo-seg: the home's generated copy).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub train_list: Option<PathBuf>,
+    #[arg(long)]
+    pub val_list: Option<PathBuf>,
+    #[arg(long)]
+    pub test_list: Option<PathBuf>,
+    /// The val/test working size N (the Resize before the center crop: 256 for image_size 224); the train cache
+    /// gets a shorter side of 2N.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Decoding threads (default: every core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Print the build reports as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -67,6 +96,7 @@ pub fn run(args: Args) -> Result<i32> {
         }
         DataCommand::Check(args) => run_check(args),
         DataCommand::Split(args) => run_split(args),
+        DataCommand::Cache(args) => run_cache(args),
     }
 }
 
@@ -129,6 +159,57 @@ fn run_split(args: SplitArgs) -> Result<i32> {
         crate::atomic::write(&path, text.as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {} ({} images)", path.display(), text.lines().count());
+    }
+    Ok(0)
+}
+
+fn run_cache(args: CacheArgs) -> Result<i32> {
+    use crate::data::cache::{self, Resize};
+    if !(16..=8192).contains(&args.size) {
+        anyhow::bail!("--size {} is not in 16..=8192", args.size);
+    }
+    let home = Ctx::load()?.home;
+    let spec = crate::runs::record::DataSpec {
+        root: args.root,
+        train_list: args.train_list,
+        val_list: args.val_list,
+        test_list: args.test_list,
+        ..Default::default()
+    };
+    let splits = data::resolve(&args.dataset, &spec, &home, 0)?;
+    if splits.task != crate::runs::record::Task::Classification {
+        anyhow::bail!(
+            "{} is a segmentation dataset: the image cache serves classification loaders only",
+            splits.spec.name
+        );
+    }
+    let sources = splits.all_images();
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let mut reports = Vec::new();
+    for resize in [Resize::Square(args.size), Resize::Short(2 * args.size)] {
+        let bar = indicatif::ProgressBar::new(sources.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(resize.file_name());
+        let report = cache::build(&splits.cache_dir, &splits.spec.name, &sources, resize, workers, &|done, _| {
+            bar.set_position(done as u64)
+        })?;
+        bar.finish_and_clear();
+        eprintln!(
+            "wrote {} ({} images: {} reused, {} decoded; {:.1} MiB in {:.1} s)",
+            report.file.display(),
+            report.images,
+            report.reused,
+            report.decoded,
+            report.bytes as f64 / (1 << 20) as f64,
+            report.seconds
+        );
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(0)
 }

@@ -1,7 +1,9 @@
 //! 8-bit images (gray or RGB, interleaved) and the pixel operations the transforms need: decoding with the
-//! `image` crate, PIL's antialiased bilinear resize (same fixed-point arithmetic), crops, flips, rotation.
+//! `image` crate (DICOM with `data::dicom`), PIL's antialiased bilinear resize (same fixed-point arithmetic), crops, flips, rotation.
 
 use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,10 +20,20 @@ impl Img {
         Img { width, height, channels, data: vec![0; width * height * channels] }
     }
 
-    /// Decodes PNG (8/16-bit), JPEG, TIFF or GIF; images without colour stay gray, 16-bit is scaled to 8.
+    /// Decodes PNG (8/16-bit), JPEG, TIFF, GIF or DICOM (`.dcm`, or `DICM` at offset 128; see `data::dicom`);
+    /// images without colour stay gray, 16-bit is scaled to 8.
     pub fn open(path: &Path) -> Result<Img> {
-        let decoded = image::ImageReader::open(path)
-            .with_context(|| format!("cannot open image {}", path.display()))?
+        let mut file = File::open(path).with_context(|| format!("cannot open image {}", path.display()))?;
+        let mut head = Vec::with_capacity(132);
+        (&mut file)
+            .take(132)
+            .read_to_end(&mut head)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .with_context(|| format!("cannot read image {}", path.display()))?;
+        if super::dicom::is_dicom(path, &head) {
+            return super::dicom::decode(path);
+        }
+        let decoded = image::ImageReader::new(BufReader::new(file))
             .with_guessed_format()
             .with_context(|| format!("cannot read image {}", path.display()))?
             .decode()
@@ -89,8 +101,9 @@ impl Img {
         for y in 0..self.height {
             for x in 0..self.width {
                 let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
-                let sx = (cos * dx - sin * dy + cx).floor();
-                let sy = (sin * dx + cos * dy + cy).floor();
+                // floor(v) for v >= 0 is the truncation `as usize` does; negative v is outside anyway
+                let sx = cos * dx - sin * dy + cx;
+                let sy = sin * dx + cos * dy + cy;
                 if sx >= 0.0 && sy >= 0.0 && (sx as usize) < self.width && (sy as usize) < self.height {
                     let s = (sy as usize * self.width + sx as usize) * c;
                     let d = (y * self.width + x) * c;
@@ -166,17 +179,34 @@ fn resample_pass(img: &Img, out_size: usize, horizontal: bool) -> Img {
     let (out_w, out_h) = if horizontal { (out_size, img.height) } else { (img.width, out_size) };
     let coeffs = coefficients(if horizontal { img.width } else { img.height }, out_size);
     let mut out = Img::new(out_w, out_h, c);
-    let half = 1i64 << (PRECISION_BITS - 1);
-    for y in 0..out_h {
-        for x in 0..out_w {
-            let (start, weights) = if horizontal { &coeffs[x] } else { &coeffs[y] };
-            for ch in 0..c {
-                let mut sum = half;
-                for (k, w) in weights.iter().enumerate() {
-                    let (sx, sy) = if horizontal { (start + k, y) } else { (x, start + k) };
-                    sum += img.data[(sy * img.width + sx) * c + ch] as i64 * *w as i64;
+    // i32 as PIL: the weights sum to 2^22, so 255 * 2^22 + half stays below 2^31.
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let clip = |sum: i32| (sum >> PRECISION_BITS).clamp(0, 255) as u8;
+    if horizontal {
+        let (in_row, out_row) = (img.width * c, out_w * c);
+        for (row, orow) in img.data.chunks_exact(in_row).zip(out.data.chunks_exact_mut(out_row)) {
+            for (x, (start, weights)) in coeffs.iter().enumerate() {
+                for ch in 0..c {
+                    let taps = row[start * c + ch..].iter().step_by(c);
+                    let sum = weights.iter().zip(taps).fold(half, |sum, (w, &v)| sum + v as i32 * w);
+                    orow[x * c + ch] = clip(sum);
                 }
-                out.data[(y * out_w + x) * c + ch] = (sum >> PRECISION_BITS).clamp(0, 255) as u8;
+            }
+        }
+    } else {
+        // row by row: every output row is a weighted sum of whole input rows
+        let row_len = img.width * c;
+        let mut acc = vec![0i32; row_len];
+        for ((start, weights), orow) in coeffs.iter().zip(out.data.chunks_exact_mut(row_len)) {
+            acc.fill(half);
+            for (k, w) in weights.iter().enumerate() {
+                let row = &img.data[(start + k) * row_len..(start + k + 1) * row_len];
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v as i32 * w;
+                }
+            }
+            for (o, &a) in orow.iter_mut().zip(&acc) {
+                *o = clip(a);
             }
         }
     }

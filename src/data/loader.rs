@@ -1,7 +1,10 @@
 //! Batches for training and evaluation: worker threads decode and transform samples, a bounded number of
 //! batches is in flight, and batches come out in order. Shuffling and augmentation depend only on
-//! (seed, epoch, item), so a seed gives the same batches whatever the worker count.
+//! (seed, epoch, item), so a seed gives the same batches whatever the worker count. With a `CacheView`
+//! (`data::cache`), classification samples start from the cached, already resized image when their source is
+//! unchanged, and from the decoded source otherwise.
 
+use super::cache::CacheView;
 use super::image::Img;
 use super::lists::Item;
 use super::spec::Normalization;
@@ -65,6 +68,7 @@ type Job = (usize, Vec<usize>);
 pub struct Loader {
     items: Arc<Vec<Item>>,
     config: LoaderConfig,
+    cache: Option<Arc<CacheView>>,
 }
 
 struct RawBatch {
@@ -80,7 +84,20 @@ fn mix(a: u64, b: u64, c: u64) -> u64 {
 
 impl Loader {
     pub fn new(items: Vec<Item>, config: LoaderConfig) -> Loader {
-        Loader { items: Arc::new(items), config }
+        Loader { items: Arc::new(items), config, cache: None }
+    }
+
+    /// Reads classification samples from a decoded-image cache built for this loader's mode and size
+    /// (`cache::Resize::for_mode`); the view must have been made for the same items.
+    pub fn with_cache(mut self, cache: CacheView) -> Loader {
+        assert_eq!(cache.len(), self.items.len(), "a cache view made for other items");
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The cache in use, if any.
+    pub fn cache(&self) -> Option<&CacheView> {
+        self.cache.as_deref()
     }
 
     pub fn items(&self) -> &[Item] {
@@ -115,8 +132,8 @@ impl Loader {
         let workers = (0..self.config.workers.max(1))
             .map(|_| {
                 let (jobs, results) = (Arc::clone(&job_rx), result_tx.clone());
-                let (items, config) = (Arc::clone(&self.items), self.config.clone());
-                std::thread::spawn(move || worker(jobs, results, items, config, epoch))
+                let (items, config, cache) = (Arc::clone(&self.items), self.config.clone(), self.cache.clone());
+                std::thread::spawn(move || worker(jobs, results, items, cache, config, epoch))
             })
             .collect();
         let mut iter = EpochIter {
@@ -141,6 +158,7 @@ fn worker(
     jobs: Arc<Mutex<Receiver<Job>>>,
     results: Sender<(usize, Result<RawBatch>)>,
     items: Arc<Vec<Item>>,
+    cache: Option<Arc<CacheView>>,
     config: LoaderConfig,
     epoch: u64,
 ) {
@@ -150,23 +168,27 @@ fn worker(
             Err(_) => return,
         };
         let Ok((k, indices)) = job else { return };
-        let batch = build_batch(&items, &indices, &config, epoch);
+        let batch = build_batch(&items, cache.as_deref(), &indices, &config, epoch);
         if results.send((k, batch)).is_err() {
             return;
         }
     }
 }
 
-/// Decodes and transforms one sample, appending its image views and targets.
+/// Decodes (or takes from the cache: `cached`) and transforms one sample, appending its image views and targets.
 pub fn load_sample(
     item: &Item,
+    cached: Option<Img>,
     config: &LoaderConfig,
     rng: &mut Rng,
     images: &mut Vec<f32>,
     targets: &mut Vec<f32>,
 ) -> Result<()> {
-    let img =
-        Img::open(&item.image).map_err(|e| anyhow!("{} (listed at {}): {e:#}", item.image.display(), item.origin))?;
+    let img = match cached {
+        Some(img) => img,
+        None => Img::open(&item.image)
+            .map_err(|e| anyhow!("{} (listed at {}): {e:#}", item.image.display(), item.origin))?,
+    };
     match config.task {
         Task::Classification => {
             for view in classification_views(&img, config.mode, config.image_size, rng) {
@@ -195,11 +217,23 @@ pub fn load_sample(
     Ok(())
 }
 
-fn build_batch(items: &[Item], indices: &[usize], config: &LoaderConfig, epoch: u64) -> Result<RawBatch> {
-    let mut raw = RawBatch { images: Vec::new(), targets: Vec::new(), indices: indices.to_vec() };
+fn build_batch(
+    items: &[Item],
+    cache: Option<&CacheView>,
+    indices: &[usize],
+    config: &LoaderConfig,
+    epoch: u64,
+) -> Result<RawBatch> {
+    let views = if (config.task, config.mode) == (Task::Classification, Mode::Test) { 10 } else { 1 };
+    let images = Vec::with_capacity(indices.len() * views * 3 * config.image_size * config.image_size);
+    let mut raw = RawBatch { images, targets: Vec::new(), indices: indices.to_vec() };
     for &i in indices {
         let mut rng = Rng::new(mix(config.seed, epoch, i as u64 + 1));
-        load_sample(&items[i], config, &mut rng, &mut raw.images, &mut raw.targets)?;
+        let cached = match config.task {
+            Task::Classification => cache.and_then(|c| c.image(i)),
+            Task::Segmentation => None,
+        };
+        load_sample(&items[i], cached, config, &mut rng, &mut raw.images, &mut raw.targets)?;
     }
     Ok(raw)
 }

@@ -20,9 +20,16 @@
 //! Train shuffles per epoch and drops the last partial batch; val/test keep list order and every sample.
 //! The same seed gives the same batches for any worker count. `demo-cls` / `demo-seg` need no root: they are
 //! generated under `<home>/datasets/` on first use.
+//!
+//! Decoded-image cache (`cache`, built by `medxfer data cache`): a classification loader uses it automatically
+//! when `<home cache>/images/<dataset>-<root hash>/` holds the file for its mode and size; items whose source
+//! changed since the build (length or mtime) are decoded from the source. Val/test batches are bit-identical
+//! with and without it; train crops come from the cached short-side-512 image instead of the original.
 
+pub mod cache;
 pub mod check;
 pub mod demo;
+pub mod dicom;
 pub mod image;
 pub mod lists;
 pub mod loader;
@@ -59,6 +66,8 @@ pub struct Splits {
     pub train: Vec<Item>,
     pub val: Vec<Item>,
     pub test: Vec<Item>,
+    /// Where this dataset's decoded-image caches live (`cache::dir`).
+    pub cache_dir: PathBuf,
 }
 
 /// Where a home keeps generated datasets (the demos).
@@ -102,6 +111,7 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result
     if data.anno_percent == 0 || data.anno_percent > 100 {
         bail!("anno_percent {} is not in 1..=100", data.anno_percent);
     }
+    let cache_dir = cache::dir(&home.cache, &spec.name, &root);
     let train = pyrandom::anno_subset(train.len(), data.anno_percent).into_iter().map(|i| train[i].clone()).collect();
     Ok(Splits {
         task: spec.task,
@@ -116,6 +126,7 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result
         train,
         val,
         test,
+        cache_dir,
     })
 }
 
@@ -134,6 +145,36 @@ impl Splits {
             LoaderConfig::for_split(self.task, mode, batch_size, data.image_size as usize, self.normalization);
         config.workers = data.workers.max(1);
         config.seed = seed;
-        Loader::new(self.items(mode).to_vec(), config)
+        let loader = Loader::new(self.items(mode).to_vec(), config);
+        match self.cache_view(mode, data.image_size as usize) {
+            Some(view) => loader.with_cache(view),
+            None => loader,
+        }
+    }
+
+    /// The decoded-image cache for a classification loader of `mode`, when one exists with valid entries.
+    pub fn cache_view(&self, mode: Mode, image_size: usize) -> Option<cache::CacheView> {
+        if self.task != Task::Classification {
+            return None;
+        }
+        let file = self.cache_dir.join(cache::Resize::for_mode(mode, image_size).file_name());
+        let opened = cache::ImageCache::open(&file)
+            .inspect_err(|e| tracing::warn!("{e:#}; decoding the sources instead"))
+            .ok()
+            .flatten()?;
+        let view = cache::CacheView::new(std::sync::Arc::new(opened), self.items(mode));
+        tracing::info!("image cache {}: {} of {} {mode:?} images valid", file.display(), view.hits(), view.len());
+        (view.hits() > 0).then_some(view)
+    }
+
+    /// Every image of the three splits once, in list order.
+    pub fn all_images(&self) -> Vec<PathBuf> {
+        let mut seen = std::collections::HashSet::new();
+        [&self.train, &self.val, &self.test]
+            .into_iter()
+            .flatten()
+            .filter(|item| seen.insert(&item.image))
+            .map(|item| item.image.clone())
+            .collect()
     }
 }

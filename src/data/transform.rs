@@ -153,9 +153,16 @@ pub fn segmentation_pair(img: &Img, mask: &Img, mode: Mode, image_size: usize, r
 pub fn push_normalized(img: &Img, norm: Normalization, out: &mut Vec<f32>) {
     let (mean, std) = norm.mean_std();
     let plane = img.width * img.height;
+    out.reserve(3 * plane);
     for ch in 0..3 {
         let src_ch = if img.channels == 1 { 0 } else { ch };
-        out.extend((0..plane).map(|p| (img.data[p * img.channels + src_ch] as f32 / 255.0 - mean[ch]) / std[ch]));
+        // the same arithmetic per value, looked up instead of recomputed for every pixel
+        let table: [f32; 256] = std::array::from_fn(|v| (v as f32 / 255.0 - mean[ch]) / std[ch]);
+        if img.channels == 1 {
+            out.extend(img.data.iter().map(|&v| table[v as usize]));
+        } else {
+            out.extend(img.data.iter().skip(src_ch).step_by(img.channels).map(|&v| table[v as usize]));
+        }
     }
 }
 
