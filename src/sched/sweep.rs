@@ -99,11 +99,44 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
 
 /// `YYYYMMDD-HHMMSS-<dataset>-<init>-t<trial>`, plus `-a<P>` below 100 % of the labels.
 pub fn run_id(stamp: &str, spec: &RunSpec) -> String {
-    let mut id = format!("{stamp}-{}-{}-t{}", spec.dataset, init_label(&spec.init), spec.trial);
-    if spec.data.anno_percent != 100 {
-        id.push_str(&format!("-a{}", spec.data.anno_percent));
+    format!("{stamp}-{}", run_name(&spec.dataset, &spec.init, spec.trial, spec.data.anno_percent))
+}
+
+/// A run id without its time stamp: `<dataset>-<init>-t<trial>`, plus `-a<P>` below 100 % of the labels.
+pub fn run_name(dataset: &str, init: &str, trial: u32, anno_percent: u32) -> String {
+    let mut name = format!("{dataset}-{}-t{trial}", init_label(init));
+    if anno_percent != 100 {
+        name.push_str(&format!("-a{anno_percent}"));
     }
-    id
+    name
+}
+
+/// One `--set KEY=VALUE` as (key, value), trimmed.
+pub fn parse_override(kv: &str) -> Result<(String, String)> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => bail!("--set {kv:?}: expected KEY=VALUE"),
+    }
+}
+
+/// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
+pub fn check_overrides(dataset: &str, overrides: &[(String, String)]) -> Result<()> {
+    let task = task_of(dataset);
+    let mut spec = RunSpec {
+        id: String::new(),
+        dataset: dataset.to_string(),
+        task,
+        init: "random".into(),
+        trial: 1,
+        seed: 1,
+        sweep: None,
+        executor: String::new(),
+        data: DataSpec::default(),
+        hyper: Hyper::study_defaults(task),
+        device: DeviceSpec::default(),
+        snapshot: Snapshot::default(),
+    };
+    overrides.iter().try_for_each(|(k, v)| spec.set(k, v))
 }
 
 /// A file init is named by its stem, reduced to `[a-z0-9._-]`.
