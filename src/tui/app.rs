@@ -116,7 +116,9 @@ fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSende
     let actions = match msg {
         Msg::Term(Event::Key(ev)) if ev.kind == KeyEventKind::Press => {
             let key = Key::from_event(&ev);
-            let action = if state.filter_editing {
+            let action = if state.confirm.is_some() {
+                Some(keymap::confirm_action(key))
+            } else if state.typing() {
                 keymap::filter_action(key)
             } else {
                 state.keymap.action_for(key, state.view)
