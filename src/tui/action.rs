@@ -79,6 +79,10 @@ pub enum Action {
     Back,
     /// Space: add the run under the cursor to (or remove it from) the comparison.
     Select,
+    /// `T` in Runs: select every trial of the run's model (or unselect them all).
+    SelectTrials,
+    /// `m` in Compare: every run, or trials as mean and band.
+    ToggleBands,
     FilterStart,
     /// Typing: into the Runs filter, or into the Launch field being edited.
     FilterInput(char),

@@ -148,6 +148,20 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["space"],
     },
     Binding {
+        name: "select_trials",
+        about: "select model's trials",
+        scope: RUNS,
+        action: || Action::SelectTrials,
+        defaults: &["T"],
+    },
+    Binding {
+        name: "compare_bands",
+        about: "mean+band / every run",
+        scope: Scope::Only(&[View::Compare]),
+        action: || Action::ToggleBands,
+        defaults: &["m"],
+    },
+    Binding {
         name: "filter",
         about: "filter runs by text",
         scope: RUNS,

@@ -106,6 +106,11 @@ impl RunView {
         self.spec.as_ref().map_or("?", |s| s.init.as_str())
     }
 
+    /// The runs that are trials of one experiment: dataset, init and label percentage.
+    pub fn trial_group(&self) -> (&str, &str, u32) {
+        (self.dataset(), self.model(), self.spec.as_ref().map_or(100, |s| s.data.anno_percent))
+    }
+
     pub fn dataset(&self) -> &str {
         self.spec.as_ref().map_or("?", |s| s.dataset.as_str())
     }
@@ -269,6 +274,8 @@ pub struct State {
     pub sort: SortKey,
     /// Runs chosen for the Compare view.
     pub selected: BTreeSet<String>,
+    /// Compare draws every selected run instead of each model's trials as mean and band.
+    pub compare_each: bool,
     /// The run whose detail is open.
     pub detail: Option<String>,
     pub help: bool,
@@ -301,6 +308,7 @@ impl State {
             filter_editing: false,
             sort: SortKey::Id,
             selected: BTreeSet::new(),
+            compare_each: false,
             detail: None,
             help: false,
             confirm: None,

@@ -526,5 +526,6 @@ fn help_lists_the_keys_of_zoo_and_datasets() {
 }
 
 mod columns;
+mod compare;
 mod controls;
 mod launch;

@@ -205,6 +205,24 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 s.selected.insert(id);
             }
         }
+        Action::SelectTrials => {
+            let Some(run) = s.current_run() else {
+                s.message = Some("no run under the cursor".into());
+                return Vec::new();
+            };
+            let group = run.trial_group();
+            let ids: BTreeSet<String> =
+                s.runs.values().filter(|r| r.trial_group() == group).map(|r| r.id.clone()).collect();
+            let message = format!("{} trials of {} on {} ({}%)", ids.len(), group.1, group.0, group.2);
+            if ids.is_subset(&s.selected) {
+                s.selected.retain(|id| !ids.contains(id));
+                s.message = Some(format!("unselected the {message}"));
+            } else {
+                s.selected.extend(ids);
+                s.message = Some(format!("selected the {message} for Compare"));
+            }
+        }
+        Action::ToggleBands => s.compare_each = !s.compare_each,
         Action::FilterStart => {
             s.filter_editing = true;
             s.detail = None;

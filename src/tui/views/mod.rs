@@ -1,6 +1,7 @@
 //! Pure rendering: `Widget for &State` draws the tab bar, the current view, the status line and the help.
 
 pub mod chart;
+pub mod compare;
 pub mod datasets;
 pub mod gpus;
 pub mod launch;
@@ -26,7 +27,7 @@ impl Widget for &State {
             View::Datasets => datasets::render(self, body, buf),
             View::Launch => launch::render(self, body, buf),
             View::Runs => runs::render(self, body, buf),
-            View::Compare => runs::render_compare(self, body, buf),
+            View::Compare => compare::render(self, body, buf),
             View::Leaderboard => leaderboard::render(self, body, buf),
             View::Gpus => gpus::render(self, body, buf),
         }

@@ -1,4 +1,4 @@
-//! The Runs table, one run's detail (loss curves with LR-drop and best-epoch marks, log tail), and Compare.
+//! The Runs table and one run's detail (loss curves with LR-drop and best-epoch marks, log tail).
 
 use super::super::state::{RunView, State, View};
 use super::chart::{self, Curve};
@@ -148,27 +148,4 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
         .map(Line::from)
         .collect();
     Paragraph::new(tail).block(Block::default().borders(Borders::TOP).title(" log ")).render(log, buf);
-}
-
-/// Compare: the validation loss of every selected run on one chart, one letter per run.
-pub fn render_compare(s: &State, area: Rect, buf: &mut Buffer) {
-    let runs: Vec<&RunView> = s.selected.iter().filter_map(|id| s.runs.get(id)).collect();
-    if runs.is_empty() {
-        let hint = format!("select runs with {} in Runs to compare their validation loss", s.keymap.key_of("select"));
-        Paragraph::new(hint).render(area, buf);
-        return;
-    }
-    let legend_rows = runs.len().min(6) as u16;
-    let [legend, curves] = Layout::vertical([Constraint::Length(legend_rows), Constraint::Min(3)]).areas(area);
-    let symbols = "abcdefghijklmnopqrstuvwxyz";
-    let colors = [Color::Green, Color::Yellow, Color::Cyan, Color::Magenta, Color::Blue, Color::Red];
-    let mut lines = Vec::new();
-    let mut drawn = Vec::new();
-    for (i, (run, symbol)) in runs.iter().zip(symbols.chars().cycle()).enumerate() {
-        let style = fg(s, colors[i % colors.len()]);
-        lines.push(Line::from(format!("{symbol} {}  val {}", run.id, num(run.val.last(), 4))).style(style));
-        drawn.push(Curve { series: &run.val, symbol, style });
-    }
-    Paragraph::new(lines).render(legend, buf);
-    chart::render(&drawn, &[], curves, buf);
 }
