@@ -83,6 +83,12 @@ pub enum Action {
     SelectTrials,
     /// `m` in Compare: every run, or trials as mean and band.
     ToggleBands,
+    /// `c` in Leaderboard: the per-class heat map or the ranking.
+    ToggleHeatMap,
+    /// `r` in Leaderboard: show or hide the published reference rows.
+    TogglePublished,
+    /// `e` in Leaderboard: write the dataset's leaderboard as CSV and Markdown under the home.
+    Export,
     FilterStart,
     /// Typing: into the Runs filter, or into the Launch field being edited.
     FilterInput(char),

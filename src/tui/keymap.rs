@@ -25,6 +25,7 @@ pub struct Binding {
 
 const RUNS: Scope = Scope::Only(&[View::Runs]);
 const LAUNCH: Scope = Scope::Only(&[View::Launch]);
+const BOARD: Scope = Scope::Only(&[View::Leaderboard]);
 
 pub const BINDINGS: &[Binding] = &[
     Binding {
@@ -238,6 +239,27 @@ pub const BINDINGS: &[Binding] = &[
         scope: LAUNCH,
         action: || Action::Enqueue,
         defaults: &["enter"],
+    },
+    Binding {
+        name: "heat_map",
+        about: "per-class heat map",
+        scope: BOARD,
+        action: || Action::ToggleHeatMap,
+        defaults: &["c"],
+    },
+    Binding {
+        name: "published",
+        about: "published reference rows",
+        scope: BOARD,
+        action: || Action::TogglePublished,
+        defaults: &["r"],
+    },
+    Binding {
+        name: "export",
+        about: "export CSV and Markdown",
+        scope: BOARD,
+        action: || Action::Export,
+        defaults: &["e"],
     },
     Binding {
         name: "zoo_pull",

@@ -5,6 +5,7 @@ use super::curve::Series;
 use super::keymap::Keymap;
 use super::launch::{Field, LaunchForm};
 use crate::data::DatasetSpec;
+use crate::runs::leaderboard::PublishedRow;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
 use crate::sched::slots::Slot;
 use crate::zoo::{Catalog, Entry, ModelState};
@@ -292,6 +293,14 @@ pub struct State {
     /// The Launch view's sweep form.
     pub launch: LaunchForm,
     pub color: bool,
+    /// The terminal has 256 colours or more (else the 16 basic ones).
+    pub rich_color: bool,
+    /// Leaderboard: the per-class heat map instead of the ranking.
+    pub board_heat: bool,
+    /// Leaderboard: the study's published numbers as reference rows.
+    pub board_published: bool,
+    /// The study's published numbers (`runs::leaderboard::paper_results`, built in).
+    pub published: Vec<PublishedRow>,
     pub keymap: Keymap,
     pub quit: bool,
     /// Something visible changed since the last frame.
@@ -318,6 +327,10 @@ impl State {
             datasets: dataset_infos(),
             launch: LaunchForm::default(),
             color,
+            rich_color: false,
+            board_heat: false,
+            board_published: false,
+            published: crate::runs::leaderboard::paper_results().unwrap_or_default(),
             keymap,
             quit: false,
             dirty: true,

@@ -525,6 +525,7 @@ fn help_lists_the_keys_of_zoo_and_datasets() {
     }
 }
 
+mod board;
 mod columns;
 mod compare;
 mod controls;

@@ -4,7 +4,9 @@
 use super::action::{Action, Control, DataCheck};
 use super::launch::{self, Field, Row};
 use super::state::{RunView, State, View};
+use super::views::leaderboard as leaderboard_view;
 use crate::runs::record::State as RunState;
+use crate::runs::{export, leaderboard};
 use crate::zoo::ModelState;
 use std::collections::BTreeSet;
 
@@ -49,6 +51,10 @@ pub enum Effect {
     DataCheck {
         dataset: String,
     },
+    /// Files written (atomically) under `<home>/exports/`: (file name, contents). Runs no command.
+    Export {
+        files: Vec<(String, String)>,
+    },
 }
 
 impl Effect {
@@ -78,11 +84,28 @@ impl Effect {
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
+            Effect::Export { .. } => Vec::new(),
         }
     }
 
     pub fn describe(&self) -> String {
-        format!("medxfer {}", self.cli_args().join(" "))
+        match self {
+            Effect::Export { files } => {
+                format!("export {}", files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "))
+            }
+            _ => format!("medxfer {}", self.cli_args().join(" ")),
+        }
+    }
+
+    /// The action that reports an export's end: the paths written, or why not.
+    pub fn exported(written: Result<Vec<std::path::PathBuf>, String>) -> Action {
+        match written {
+            Ok(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                Action::CommandFinished { ok: true, message: format!("exported {}", names.join(" and ")) }
+            }
+            Err(why) => Action::CommandFinished { ok: false, message: format!("export failed: {why}") },
+        }
     }
 
     /// The action that reports the command's end (exit success, stdout, stderr) back to `update`.
@@ -131,6 +154,10 @@ impl Effect {
                     Err(_) => DataCheck::Failed(first()),
                 };
                 Action::DataChecked { dataset: dataset.clone(), check }
+            }
+            Effect::Export { files } => {
+                let why = || lines().next().unwrap_or("no message").to_string();
+                Effect::exported(if ok { Ok(files.iter().map(|f| f.0.clone().into()).collect()) } else { Err(why()) })
             }
         }
     }
@@ -223,6 +250,12 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::ToggleBands => s.compare_each = !s.compare_each,
+        Action::ToggleHeatMap => s.board_heat = !s.board_heat,
+        Action::TogglePublished => {
+            s.board_published = !s.board_published;
+            clamp_cursors(s);
+        }
+        Action::Export => return export(s),
         Action::FilterStart => {
             s.filter_editing = true;
             s.detail = None;
@@ -472,6 +505,35 @@ fn edit_launch_field(s: &mut State, action: Action) {
         }
         _ => {}
     }
+}
+
+/// The leaderboard of the dataset under the Leaderboard cursor, as CSV and Markdown (the `medxfer results`
+/// exports), with the published rows when they are shown.
+fn export(s: &mut State) -> Vec<Effect> {
+    let rows = leaderboard_view::rows(s);
+    let Some(dataset) = rows.get(s.cursor[View::Leaderboard.index()]).map(|r| r.dataset.clone()) else {
+        s.message = Some("nothing to export yet: no finished runs".into());
+        return Vec::new();
+    };
+    let options = leaderboard::Options { published: s.board_published, ..leaderboard::Options::default() };
+    let board = match leaderboard::build(&leaderboard_view::results(s), &dataset, &options) {
+        Ok(board) => board,
+        Err(e) => {
+            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            return Vec::new();
+        }
+    };
+    let stem: String = dataset
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let files = vec![
+        (format!("leaderboard-{stem}.csv"), export::csv(&board)),
+        (format!("leaderboard-{stem}.md"), export::markdown(&board)),
+    ];
+    let effect = Effect::Export { files };
+    s.message = Some(format!("running: {}", effect.describe()));
+    vec![effect]
 }
 
 fn run_control(s: &mut State, control: Control, id: String) -> Vec<Effect> {

@@ -4,6 +4,7 @@ pub mod chart;
 pub mod compare;
 pub mod datasets;
 pub mod gpus;
+pub mod heat;
 pub mod launch;
 pub mod leaderboard;
 pub mod runs;
