@@ -9,6 +9,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget, Wrap};
+use std::collections::BTreeMap;
 
 const SYMBOLS: &str = "abcdefghijklmnopqrstuvwxyz";
 const COLORS: [Color; 6] = [Color::Green, Color::Yellow, Color::Cyan, Color::Magenta, Color::Blue, Color::Red];
@@ -17,12 +18,17 @@ const COLORS: [Color; 6] = [Color::Green, Color::Yellow, Color::Cyan, Color::Mag
 /// `each` asks for every run.
 pub fn groups(s: &State) -> Vec<Vec<&RunView>> {
     let runs = s.selected.iter().filter_map(|id| s.runs.get(id));
+    if s.compare_each {
+        return runs.map(|run| vec![run]).collect();
+    }
     let mut out: Vec<Vec<&RunView>> = Vec::new();
+    let mut index: BTreeMap<(&str, &str, u32), usize> = BTreeMap::new();
     for run in runs {
-        match out.iter_mut().find(|g| !s.compare_each && g[0].trial_group() == run.trial_group()) {
-            Some(group) => group.push(run),
-            None => out.push(vec![run]),
-        }
+        let i = *index.entry(run.trial_group()).or_insert_with(|| {
+            out.push(Vec::new());
+            out.len() - 1
+        });
+        out[i].push(run);
     }
     out
 }
