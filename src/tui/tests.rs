@@ -248,6 +248,20 @@ fn help_lists_every_key_of_the_view() {
 }
 
 #[test]
+fn every_view_help_fits_80x24_untruncated() {
+    let mut s = two_runs();
+    for view in View::ALL {
+        update(&mut s, Action::Show(view));
+        update(&mut s, Action::ToggleHelp);
+        let text = screen(&s, 80, 24);
+        for (keys, about) in s.keymap.help(view) {
+            assert!(text.contains(&format!("{keys} {about}")), "{view:?}: {keys} {about}:\n{text}");
+        }
+        update(&mut s, Action::ToggleHelp);
+    }
+}
+
+#[test]
 fn an_unchanged_gpu_probe_asks_for_no_frame() {
     let mut s = two_runs();
     update(&mut s, Action::Gpus(Vec::new()));
