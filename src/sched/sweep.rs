@@ -346,4 +346,20 @@ mod tests {
         let err = plan(&r, t.path(), "x", t.path()).unwrap_err().to_string();
         assert!(err.contains("--val-list") && err.contains("nope.txt"), "{err}");
     }
+
+    #[test]
+    fn the_plan_ids_end_in_run_name_and_overrides_are_checked_as_plan_applies_them() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = req(&["random"], 2);
+        r.anno_percents = vec![10];
+        let plan = plan(&r, t.path(), "20261126-081200", t.path()).unwrap();
+        let ids: Vec<&str> = plan.iter().map(|p| p.spec.id.as_str()).collect();
+        assert_eq!(ids, ["20261126-081200-demo-cls-random-t1-a10", "20261126-081200-demo-cls-random-t2-a10"]);
+        assert_eq!(run_name("demo-cls", "random", 2, 10), ids[1]["20261126-081200-".len()..]);
+        assert_eq!(parse_override(" lr = 0.1").unwrap(), ("lr".to_string(), "0.1".to_string()));
+        assert!(parse_override("=1").unwrap_err().to_string().contains("expected KEY=VALUE"));
+        check_overrides("demo-seg", &[("epochs".into(), "3".into())]).unwrap();
+        let err = check_overrides("demo-cls", &[("precision".into(), "fp8".into())]).unwrap_err().to_string();
+        assert!(err.contains("expected one of fp32, tf32, bf16"), "{err}");
+    }
 }

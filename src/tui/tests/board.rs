@@ -143,3 +143,21 @@ fn leaderboard_keys_are_in_its_help() {
         assert!(text.contains(entry), "{entry}:\n{text}");
     }
 }
+
+#[test]
+fn heat_map_snapshot_80x24_no_color() {
+    let mut s = board(false, false);
+    update(&mut s, Action::ToggleHeatMap);
+    let text = screen(&s, 80, 24);
+    let mut expected = vec![
+        " 1 Zoo  2 Datasets  3 Launch  4 Runs  5 Compare  6 Leaderboard  7 GPUs",
+        " Leaderboard (mean ± std over trials)  c per-class  r published  e export ──────",
+        "demo-cls 100% auc: per-class auc (mean over trials, %)",
+        "               Atelectasis    Effusion        Mass",
+        "imagenet              91.0        81.0        71.0",
+        "random                60.0        55.0        50.0",
+    ];
+    expected.resize(23, "");
+    expected.push("? help  q quit");
+    assert_eq!(text, expected.join("\n"));
+}
