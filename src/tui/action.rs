@@ -103,6 +103,8 @@ pub enum Action {
     Edit,
     /// Enter in Launch: enqueue the sweep the form describes.
     Enqueue,
+    /// `p` in Launch: plan that sweep with `medxfer sweep --dry-run` (which runs exist already).
+    DryRun,
     /// `a` in Launch: choose every converted model (again: choose none).
     ChooseConverted,
     /// Stop, kill, resume or restart the run under the cursor (kill and restart ask first).

@@ -234,6 +234,13 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["a"],
     },
     Binding {
+        name: "dry_run",
+        about: "dry run: new vs existing",
+        scope: LAUNCH,
+        action: || Action::DryRun,
+        defaults: &["p"],
+    },
+    Binding {
         name: "enqueue",
         about: "enqueue the sweep",
         scope: LAUNCH,

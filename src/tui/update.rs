@@ -37,6 +37,8 @@ pub enum Effect {
         anno_percents: Vec<u32>,
         sets: Vec<String>,
     },
+    /// The `EnqueueSweep` inside, planned with `--dry-run --json`: writes nothing, says which runs exist.
+    DryRun(Box<Effect>),
     /// `medxfer runs <verb> ID`.
     Control {
         control: Control,
@@ -78,6 +80,11 @@ impl Effect {
                 for set in sets {
                     args.extend(["--set".to_string(), set.clone()]);
                 }
+                args
+            }
+            Effect::DryRun(sweep) => {
+                let mut args = sweep.cli_args();
+                args.extend(["--dry-run".to_string(), "--json".to_string()]);
                 args
             }
             Effect::Control { control, id } => vec!["runs".into(), control.verb().into(), id.clone()],
@@ -130,6 +137,19 @@ impl Effect {
                 };
                 Action::CommandFinished { ok, message }
             }
+            Effect::DryRun(_) => match serde_json::from_str::<serde_json::Value>(stdout) {
+                Ok(plan) if ok => {
+                    let count = |key: &str| plan[key].as_u64().unwrap_or(0);
+                    let message = format!(
+                        "dry run: {} runs, {} new, {} already exist",
+                        count("count"),
+                        count("new"),
+                        count("existing")
+                    );
+                    Action::CommandFinished { ok, message }
+                }
+                _ => Action::CommandFinished { ok: false, message: failed() },
+            },
             Effect::Control { .. } => {
                 // `runs <verb>` reports "ID: outcome" on success.
                 let message = if ok {
@@ -285,7 +305,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 sets,
             }];
         }
-        Action::More | Action::Less | Action::Edit | Action::Enqueue | Action::ChooseConverted => {
+        Action::More | Action::Less | Action::Edit | Action::Enqueue | Action::DryRun | Action::ChooseConverted => {
             return launch_action(s, action);
         }
         Action::ZooPull | Action::ZooVerify => {
@@ -476,10 +496,13 @@ fn launch_action(s: &mut State, action: Action) -> Vec<Effect> {
                 s.launch.models.extend(converted);
             }
         }
-        Action::Enqueue => match launch::plan(s) {
+        Action::Enqueue | Action::DryRun => match launch::plan(s) {
             Ok(plan) => {
-                let effect = plan.effect();
-                s.message = Some(format!("launching {} runs: {}", plan.runs(), effect.describe()));
+                let (effect, verb) = match action {
+                    Action::DryRun => (Effect::DryRun(Box::new(plan.effect())), "planning"),
+                    _ => (plan.effect(), "launching"),
+                };
+                s.message = Some(format!("{verb} {} runs: {}", plan.runs(), effect.describe()));
                 return vec![effect];
             }
             Err(problem) => s.message = Some(problem),

@@ -60,7 +60,18 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
     assert_eq!(names[..3], ["demo-cls-barlowtwins-t1-a10", "demo-cls-barlowtwins-t2-a10", "demo-cls-barlowtwins-t1"]);
     assert!(plan.not_converted.is_empty(), "barlowtwins is converted, random needs nothing");
 
+    let dry = update(&mut s, Action::DryRun);
+    let [Effect::DryRun(sweep)] = dry.as_slice() else { panic!("{dry:?}") };
+    assert!(dry[0].cli_args().join(" ").ends_with("--set image_size=32 --dry-run --json"), "{dry:?}");
+    let report = serde_json::json!({"count": 8, "new": 6, "existing": 2, "runs": []});
+    update(&mut s, dry[0].finished(true, &report.to_string(), ""));
+    assert_eq!(s.message.as_deref(), Some("dry run: 8 runs, 6 new, 2 already exist"));
+    let reason = "medxfer: dataset chestxray14 needs a root folder: pass --root DIR (or set data.root)";
+    update(&mut s, dry[0].finished(false, "", reason));
+    assert!(s.message.as_deref().unwrap().ends_with(&format!("--dry-run --json failed: {reason}")), "{:?}", s.message);
+
     let effects = update(&mut s, Action::Enqueue);
+    assert_eq!(effects, [(**sweep).clone()], "the dry run plans the very sweep Enter enqueues");
     assert_eq!(
         effects,
         [Effect::EnqueueSweep {
@@ -160,7 +171,7 @@ fn launch_view_at_80x24_and_wide_shows_form_models_and_plan() {
     assert!(text.contains("[x] imagenet") && text.contains("[x] barlowtwins") && text.contains("[ ] swav"), "{text}");
     assert!(text.contains("24 runs on demo-cls, enter to enqueue"), "{text}");
     assert!(text.contains("not converted: imagenet"), "{text}");
-    assert!(text.contains("demo-cls-imagenet-t1") && text.contains("... and 7 more"), "{text}");
+    assert!(text.contains("demo-cls-imagenet-t1") && text.contains("... and 8 more"), "{text}");
     assert_eq!(text.lines().count(), 24);
 
     to_model(&mut s, "random");

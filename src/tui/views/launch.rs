@@ -87,6 +87,7 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
     let mut lines = vec![
         Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key("enqueue")))
             .style(fg(s, Color::Green)),
+        Line::from(format!("{} checks which exist already", key("dry_run"))),
     ];
     if !plan.not_converted.is_empty() {
         let names = plan.not_converted.join(", ");
