@@ -215,6 +215,21 @@ fn tui_shows_runs_and_leaderboard_follows_new_runs_and_quits_cleanly() {
 
     write_run(&runs, "20261126-081202-demo-cls-swav-t1", "swav", 0.95);
     tmux.wait_for("q", &["auc 0.9500 ± 0.0000", "swav"]);
+    tmux.keys("q", "e");
+    let csv = home.path().join("exports/leaderboard-demo-cls.csv");
+    tmux.wait_for("q", &[format!("exported {}", csv.display()).as_str()]);
+    let exported = std::fs::read_to_string(&csv).unwrap();
+    assert!(exported.contains("medxfer,demo-cls,100,auc") && exported.contains("swav"), "{exported}");
+    assert!(home.path().join("exports/leaderboard-demo-cls.md").is_file());
+    tmux.keys("q", "r");
+    tmux.wait_for("q", &["chestxray14", "paper"]);
+    tmux.keys("q", "r");
+    tmux.keys("q", "4");
+    tmux.keys("q", "K");
+    tmux.wait_for("q", &["kill 20261126-081200-demo-cls-imagenet-t1? y to confirm"]);
+    tmux.keys("q", "n");
+    tmux.wait_for("q", &["kill 20261126-081200-demo-cls-imagenet-t1: cancelled"]);
+    tmux.keys("q", "6");
     tmux.cmd(&["send-keys", "-t", "q", "?"]);
     tmux.wait_for("q", &["keys: Leaderboard", "quit (runs keep going)"]);
     tmux.cmd(&["send-keys", "-t", "q", "Escape"]);

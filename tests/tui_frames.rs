@@ -1,5 +1,5 @@
 //! Frame time with 200 runs of 10,000 points each: the Runs table, a run's detail and Compare over all
-//! 200 runs, drawn into a 160×48 TestBackend. Prints p50/p99 and the resident memory of the state (make bench
+//! 200 runs (each on its own, then as the trials of one model: mean and band), drawn into a 160×48 TestBackend. Prints p50/p99 and the resident memory of the state (make bench
 //! reads them); it asserts only that the curves stay downsampled.
 
 use medxfer::runs::record::{
@@ -77,15 +77,25 @@ fn frames_with_200_runs_of_10000_points() {
     let state_kib = rss_kib().saturating_sub(before);
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
     let (mut report, mut figures) = (Vec::new(), Vec::new());
-    for (name, setup) in
-        [("runs table", vec![]), ("run detail", vec![Action::Open]), ("compare 200", vec![Action::Back])]
-    {
+    let views = [
+        ("runs table", vec![]),
+        ("run detail", vec![Action::Open]),
+        ("compare 200", vec![Action::Back]),
+        ("compare 200 trials as mean and band", vec![]),
+    ];
+    for (name, setup) in views {
         for action in setup {
             update(&mut state, action);
         }
         if name == "compare 200" {
             state.selected = state.runs.keys().cloned().collect();
             update(&mut state, Action::Show(View::Compare));
+        }
+        if name == "compare 200 trials as mean and band" {
+            for run in state.runs.values_mut() {
+                run.spec.as_mut().unwrap().init = "imagenet".into();
+            }
+            assert!(!state.compare_each);
         }
         let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..FRAMES)
             .map(|_| {

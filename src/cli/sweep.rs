@@ -55,14 +55,7 @@ pub fn run(args: Args) -> Result<i32> {
         "local" | "slurm" => {}
         other => bail!("--executor {other:?}: expected local or slurm"),
     }
-    let overrides = args
-        .set
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => bail!("--set {kv:?}: expected KEY=VALUE"),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let overrides = args.set.iter().map(|kv| sweep::parse_override(kv)).collect::<Result<Vec<_>>>()?;
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
     let has_gpu = match executor.as_str() {
         "slurm" => ctx.config.slurm.gpus_per_job > 0,

@@ -99,11 +99,44 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
 
 /// `YYYYMMDD-HHMMSS-<dataset>-<init>-t<trial>`, plus `-a<P>` below 100 % of the labels.
 pub fn run_id(stamp: &str, spec: &RunSpec) -> String {
-    let mut id = format!("{stamp}-{}-{}-t{}", spec.dataset, init_label(&spec.init), spec.trial);
-    if spec.data.anno_percent != 100 {
-        id.push_str(&format!("-a{}", spec.data.anno_percent));
+    format!("{stamp}-{}", run_name(&spec.dataset, &spec.init, spec.trial, spec.data.anno_percent))
+}
+
+/// A run id without its time stamp: `<dataset>-<init>-t<trial>`, plus `-a<P>` below 100 % of the labels.
+pub fn run_name(dataset: &str, init: &str, trial: u32, anno_percent: u32) -> String {
+    let mut name = format!("{dataset}-{}-t{trial}", init_label(init));
+    if anno_percent != 100 {
+        name.push_str(&format!("-a{anno_percent}"));
     }
-    id
+    name
+}
+
+/// One `--set KEY=VALUE` as (key, value), trimmed.
+pub fn parse_override(kv: &str) -> Result<(String, String)> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => bail!("--set {kv:?}: expected KEY=VALUE"),
+    }
+}
+
+/// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
+pub fn check_overrides(dataset: &str, overrides: &[(String, String)]) -> Result<()> {
+    let task = task_of(dataset);
+    let mut spec = RunSpec {
+        id: String::new(),
+        dataset: dataset.to_string(),
+        task,
+        init: "random".into(),
+        trial: 1,
+        seed: 1,
+        sweep: None,
+        executor: String::new(),
+        data: DataSpec::default(),
+        hyper: Hyper::study_defaults(task),
+        device: DeviceSpec::default(),
+        snapshot: Snapshot::default(),
+    };
+    overrides.iter().try_for_each(|(k, v)| spec.set(k, v))
 }
 
 /// A file init is named by its stem, reduced to `[a-z0-9._-]`.
@@ -312,5 +345,21 @@ mod tests {
         r.val_list = Some(t.path().join("nope.txt"));
         let err = plan(&r, t.path(), "x", t.path()).unwrap_err().to_string();
         assert!(err.contains("--val-list") && err.contains("nope.txt"), "{err}");
+    }
+
+    #[test]
+    fn the_plan_ids_end_in_run_name_and_overrides_are_checked_as_plan_applies_them() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = req(&["random"], 2);
+        r.anno_percents = vec![10];
+        let plan = plan(&r, t.path(), "20261126-081200", t.path()).unwrap();
+        let ids: Vec<&str> = plan.iter().map(|p| p.spec.id.as_str()).collect();
+        assert_eq!(ids, ["20261126-081200-demo-cls-random-t1-a10", "20261126-081200-demo-cls-random-t2-a10"]);
+        assert_eq!(run_name("demo-cls", "random", 2, 10), ids[1]["20261126-081200-".len()..]);
+        assert_eq!(parse_override(" lr = 0.1").unwrap(), ("lr".to_string(), "0.1".to_string()));
+        assert!(parse_override("=1").unwrap_err().to_string().contains("expected KEY=VALUE"));
+        check_overrides("demo-seg", &[("epochs".into(), "3".into())]).unwrap();
+        let err = check_overrides("demo-cls", &[("precision".into(), "fp8".into())]).unwrap_err().to_string();
+        assert!(err.contains("expected one of fp32, tf32, bf16"), "{err}");
     }
 }

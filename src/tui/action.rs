@@ -36,6 +36,32 @@ pub struct GpuInfo {
     pub memory_free_mib: u64,
 }
 
+/// A control of one run, performed by `medxfer runs stop|kill|resume|restart ID` (the agent makes the change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Stop,
+    Kill,
+    Resume,
+    Restart,
+}
+
+impl Control {
+    /// The `medxfer runs` subcommand.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Control::Stop => "stop",
+            Control::Kill => "kill",
+            Control::Resume => "resume",
+            Control::Restart => "restart",
+        }
+    }
+
+    /// Kill loses the current epoch and restart every epoch: both ask first.
+    pub fn asks_first(self) -> bool {
+        matches!(self, Control::Kill | Control::Restart)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Quit,
@@ -53,13 +79,38 @@ pub enum Action {
     Back,
     /// Space: add the run under the cursor to (or remove it from) the comparison.
     Select,
+    /// `T` in Runs: select every trial of the run's model (or unselect them all).
+    SelectTrials,
+    /// `m` in Compare: every run, or trials as mean and band.
+    ToggleBands,
+    /// `c` in Leaderboard: the per-class heat map or the ranking.
+    ToggleHeatMap,
+    /// `r` in Leaderboard: show or hide the published reference rows.
+    TogglePublished,
+    /// `e` in Leaderboard: write the dataset's leaderboard as CSV and Markdown under the home.
+    Export,
     FilterStart,
+    /// Typing: into the Runs filter, or into the Launch field being edited.
     FilterInput(char),
     FilterBackspace,
     FilterDone,
     CycleSort,
     DemoSweep,
-    StopRun,
+    /// `+`/`-` in Launch: the next/previous dataset, one trial more/less.
+    More,
+    Less,
+    /// `e` in Launch: type into the text field under the cursor.
+    Edit,
+    /// Enter in Launch: enqueue the sweep the form describes.
+    Enqueue,
+    /// `p` in Launch: plan that sweep with `medxfer sweep --dry-run` (which runs exist already).
+    DryRun,
+    /// `a` in Launch: choose every converted model (again: choose none).
+    ChooseConverted,
+    /// Stop, kill, resume or restart the run under the cursor (kill and restart ask first).
+    RunControl(Control),
+    /// The answer to a pending question (y: go ahead; any other key: cancel).
+    Confirm(bool),
     /// `p` in Zoo: download, verify and convert the model under the cursor.
     ZooPull,
     /// `v` in Zoo: re-hash the model under the cursor.

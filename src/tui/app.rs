@@ -6,19 +6,22 @@ use super::keymap::{self, Key, Keymap};
 use super::state::State;
 use super::store::{self, RunStore};
 use super::update::{Effect, update};
+use super::views::heat;
 use crate::cli::Ctx;
 use crate::home::Home;
 use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, KeyEventKind};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 
+/// Where the Leaderboard's exports go, under the home.
+pub const EXPORTS_DIR: &str = "exports";
 /// Shortest time between two frames (about 15 per second).
 const FRAME: Duration = Duration::from_millis(66);
 /// How often run folders are checked for changes.
@@ -44,7 +47,10 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the TUI's runtime")?;
-    let status = runtime.block_on(event_loop(ctx.home.clone(), State::new(keymap, color)));
+    let mut state = State::new(keymap, color);
+    let env = |name| std::env::var(name).ok();
+    state.rich_color = heat::rich_color(env("COLORTERM").as_deref(), env("TERM").as_deref());
+    let status = runtime.block_on(event_loop(ctx.home.clone(), state));
     // A watcher's blocking read may still be running; quitting must not wait for it.
     runtime.shutdown_background();
     status
@@ -59,6 +65,7 @@ async fn event_loop(home: Home, mut state: State) -> Result<i32> {
     spawn_gpu_probe(tx.clone());
     spawn_signal_handlers(tx.clone())?;
     let mut store = RunStore::new(home.runs.clone());
+    let exports = home.root.join(EXPORTS_DIR);
     let mut terminal = ratatui::init();
     let mut last_frame: Option<Instant> = None;
     let mut more_to_read = false;
@@ -83,7 +90,7 @@ async fn event_loop(home: Home, mut state: State) -> Result<i32> {
                 if matches!(msg, Msg::Signal) {
                     return Ok(());
                 }
-                more_to_read |= handle(msg, &mut state, &mut store, &tx, &zoo_poke);
+                more_to_read |= handle(msg, &mut state, &mut store, &tx, &zoo_poke, &exports);
                 match rx.try_recv() {
                     Ok(next) => msg = next,
                     Err(_) => break,
@@ -107,16 +114,28 @@ fn restore_terminal() {
 }
 
 /// Applies one message; true when run folders have more to read (the loop reads on after a frame).
-fn handle(msg: Msg, state: &mut State, store: &mut RunStore, tx: &UnboundedSender<Msg>, poke: &Arc<Notify>) -> bool {
+fn handle(
+    msg: Msg,
+    state: &mut State,
+    store: &mut RunStore,
+    tx: &UnboundedSender<Msg>,
+    poke: &Arc<Notify>,
+    exports: &Path,
+) -> bool {
     let apply = |action: Action, state: &mut State| {
         for effect in update(state, action) {
-            spawn_effect(effect, tx.clone(), poke.clone());
+            match effect {
+                Effect::Export { files } => spawn_export(files, exports.to_path_buf(), tx.clone()),
+                effect => spawn_effect(effect, tx.clone(), poke.clone()),
+            }
         }
     };
     let actions = match msg {
         Msg::Term(Event::Key(ev)) if ev.kind == KeyEventKind::Press => {
             let key = Key::from_event(&ev);
-            let action = if state.filter_editing {
+            let action = if state.confirm.is_some() {
+                Some(keymap::confirm_action(key))
+            } else if state.typing() {
                 keymap::filter_action(key)
             } else {
                 state.keymap.action_for(key, state.view)
@@ -245,6 +264,24 @@ fn spawn_signal_handlers(tx: UnboundedSender<Msg>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Writes exported files atomically under `dir` (created when missing), off the loop's thread.
+fn spawn_export(files: Vec<(String, String)>, dir: PathBuf, tx: UnboundedSender<Msg>) {
+    tokio::task::spawn_blocking(move || {
+        let write = || -> std::io::Result<Vec<PathBuf>> {
+            std::fs::create_dir_all(&dir)?;
+            let mut written = Vec::new();
+            for (name, contents) in &files {
+                let path = dir.join(name);
+                crate::atomic::write(&path, contents.as_bytes())?;
+                written.push(path);
+            }
+            Ok(written)
+        };
+        let outcome = write().map_err(|e| format!("cannot write under {}: {e}", dir.display()));
+        let _ = tx.send(Msg::Do(Effect::exported(outcome)));
+    });
 }
 
 /// Runs the effect's medxfer command; `Effect::finished` turns its outcome into the action sent back, and

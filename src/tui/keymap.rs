@@ -1,7 +1,7 @@
 //! Keys are data: default bindings per action name, patched by `[tui.keymap]` in config.toml
 //! (action name = key, e.g. `quit = "ctrl-q"`).
 
-use super::action::Action;
+use super::action::{Action, Control};
 use super::state::View;
 use anyhow::{Result, bail};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -24,6 +24,8 @@ pub struct Binding {
 }
 
 const RUNS: Scope = Scope::Only(&[View::Runs]);
+const LAUNCH: Scope = Scope::Only(&[View::Launch]);
+const BOARD: Scope = Scope::Only(&[View::Leaderboard]);
 
 pub const BINDINGS: &[Binding] = &[
     Binding {
@@ -141,10 +143,24 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         name: "select",
-        about: "select run for Compare",
-        scope: RUNS,
+        about: "select run/model",
+        scope: Scope::Only(&[View::Runs, View::Launch]),
         action: || Action::Select,
         defaults: &["space"],
+    },
+    Binding {
+        name: "select_trials",
+        about: "select model's trials",
+        scope: RUNS,
+        action: || Action::SelectTrials,
+        defaults: &["T"],
+    },
+    Binding {
+        name: "compare_bands",
+        about: "mean+band / every run",
+        scope: Scope::Only(&[View::Compare]),
+        action: || Action::ToggleBands,
+        defaults: &["m"],
     },
     Binding {
         name: "filter",
@@ -167,7 +183,91 @@ pub const BINDINGS: &[Binding] = &[
         action: || Action::DemoSweep,
         defaults: &["d"],
     },
-    Binding { name: "stop_run", about: "stop the run", scope: RUNS, action: || Action::StopRun, defaults: &["x"] },
+    Binding {
+        name: "stop_run",
+        about: "stop the run (SIGTERM)",
+        scope: RUNS,
+        action: || Action::RunControl(Control::Stop),
+        defaults: &["x"],
+    },
+    Binding {
+        name: "kill_run",
+        about: "kill the run (asks)",
+        scope: RUNS,
+        action: || Action::RunControl(Control::Kill),
+        defaults: &["K"],
+    },
+    Binding {
+        name: "resume_run",
+        about: "resume stopped/failed",
+        scope: RUNS,
+        action: || Action::RunControl(Control::Resume),
+        defaults: &["r"],
+    },
+    Binding {
+        name: "restart_run",
+        about: "restart anew (asks)",
+        scope: RUNS,
+        action: || Action::RunControl(Control::Restart),
+        defaults: &["R"],
+    },
+    Binding {
+        name: "more",
+        about: "next dataset, +1 trial",
+        scope: LAUNCH,
+        action: || Action::More,
+        defaults: &["+", "="],
+    },
+    Binding { name: "less", about: "prev dataset, -1 trial", scope: LAUNCH, action: || Action::Less, defaults: &["-"] },
+    Binding {
+        name: "edit",
+        about: "type anno % or overrides",
+        scope: LAUNCH,
+        action: || Action::Edit,
+        defaults: &["e"],
+    },
+    Binding {
+        name: "choose_converted",
+        about: "choose converted models",
+        scope: LAUNCH,
+        action: || Action::ChooseConverted,
+        defaults: &["a"],
+    },
+    Binding {
+        name: "dry_run",
+        about: "dry run: new vs existing",
+        scope: LAUNCH,
+        action: || Action::DryRun,
+        defaults: &["p"],
+    },
+    Binding {
+        name: "enqueue",
+        about: "enqueue the sweep",
+        scope: LAUNCH,
+        action: || Action::Enqueue,
+        defaults: &["enter"],
+    },
+    Binding {
+        name: "heat_map",
+        about: "per-class heat map",
+        scope: BOARD,
+        action: || Action::ToggleHeatMap,
+        defaults: &["c"],
+    },
+    Binding {
+        name: "published",
+        about: "published reference rows",
+        scope: BOARD,
+        action: || Action::TogglePublished,
+        defaults: &["r"],
+    },
+    Binding {
+        name: "export",
+        about: "export CSV and Markdown",
+        scope: BOARD,
+        action: || Action::Export,
+        defaults: &["e"],
+    },
     Binding {
         name: "zoo_pull",
         about: "pull and convert model",
@@ -311,6 +411,11 @@ pub fn filter_action(key: Key) -> Option<Action> {
         KeyCode::Char(c) if !key.ctrl => Some(Action::FilterInput(c)),
         _ => None,
     }
+}
+
+/// While a question is pending, y or enter answers yes and any other key no.
+pub fn confirm_action(key: Key) -> Action {
+    Action::Confirm(!key.ctrl && matches!(key.code, KeyCode::Char('y') | KeyCode::Enter))
 }
 
 #[cfg(test)]

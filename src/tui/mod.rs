@@ -5,6 +5,7 @@ pub mod action;
 pub mod app;
 pub mod curve;
 pub mod keymap;
+pub mod launch;
 pub mod state;
 pub mod store;
 pub mod update;

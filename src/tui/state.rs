@@ -1,10 +1,13 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
-use super::action::{DataCheck, GpuInfo, ZooStatus};
+use super::action::{Control, DataCheck, GpuInfo, ZooStatus};
 use super::curve::Series;
 use super::keymap::Keymap;
+use super::launch::{Field, LaunchForm};
 use crate::data::DatasetSpec;
+use crate::runs::leaderboard::PublishedRow;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
+use crate::sched::slots::Slot;
 use crate::zoo::{Catalog, Entry, ModelState};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +92,10 @@ pub struct RunView {
     pub val_metric: Option<(String, f64)>,
     pub log_tail: Vec<String>,
     pub problems: Vec<String>,
+    /// Where the agent placed the run (agent.json), if it launched it locally.
+    pub slot: Option<Slot>,
+    /// Elapsed seconds at the newest epoch line, and that epoch.
+    pub epoch_elapsed: Option<(u32, f64)>,
 }
 
 impl RunView {
@@ -98,6 +105,11 @@ impl RunView {
 
     pub fn model(&self) -> &str {
         self.spec.as_ref().map_or("?", |s| s.init.as_str())
+    }
+
+    /// The runs that are trials of one experiment: dataset, init and label percentage.
+    pub fn trial_group(&self) -> (&str, &str, u32) {
+        (self.dataset(), self.model(), self.spec.as_ref().map_or(100, |s| s.data.anno_percent))
     }
 
     pub fn dataset(&self) -> &str {
@@ -124,14 +136,26 @@ impl RunView {
         self.result.as_ref().map(|r| r.mean).or(self.val_metric.as_ref().map(|m| m.1))
     }
 
-    /// Seconds left, from the time per epoch so far and the planned epochs.
+    /// Seconds left while running: the mean epoch time so far (metrics' elapsed_s at the newest epoch line)
+    /// times the planned epochs, less the time already spent; None before the first epoch ends. Early
+    /// stopping (patience) can end a run sooner.
     pub fn eta_s(&self) -> Option<f64> {
-        let last = self.last.as_ref()?;
+        let (epoch, at) = self.epoch_elapsed?;
         let planned = self.spec.as_ref()?.hyper.epochs;
-        if self.state() != Some(RunState::Running) || last.epoch == 0 || planned <= last.epoch {
+        if self.state() != Some(RunState::Running) || epoch == 0 {
             return None;
         }
-        Some(last.elapsed_s / f64::from(last.epoch) * f64::from(planned - last.epoch))
+        let spent = self.last.as_ref().map_or(at, |l| l.elapsed_s.max(at));
+        Some((at / f64::from(epoch) * f64::from(planned.max(epoch)) - spent).max(0.0))
+    }
+
+    /// Where the run trains: the agent's GPU or CPU slot, else the device its spec asks for.
+    pub fn device(&self) -> String {
+        match self.slot {
+            Some(Slot::Gpu(i)) => format!("gpu{i}"),
+            Some(Slot::Cpu(_)) => "cpu".into(),
+            None => self.spec.as_ref().map_or("-".into(), |s| s.device.device.clone()),
+        }
     }
 
     /// Folds new metric lines into the curves.
@@ -146,6 +170,7 @@ impl RunView {
                     self.val.push(x, loss);
                 }
                 self.epoch_steps.insert(line.epoch, x);
+                self.epoch_elapsed = Some((line.epoch, line.elapsed_s));
                 self.val_metric = line.val.iter().next().map(|(k, v)| (k.clone(), *v));
             }
             if let Some(prev) = &self.last
@@ -165,6 +190,7 @@ impl RunView {
         self.epoch_steps.clear();
         self.last = None;
         self.val_metric = None;
+        self.epoch_elapsed = None;
     }
 }
 
@@ -249,9 +275,13 @@ pub struct State {
     pub sort: SortKey,
     /// Runs chosen for the Compare view.
     pub selected: BTreeSet<String>,
+    /// Compare draws every selected run instead of each model's trials as mean and band.
+    pub compare_each: bool,
     /// The run whose detail is open.
     pub detail: Option<String>,
     pub help: bool,
+    /// A control waiting for y (kill and restart ask first); the status line asks the question.
+    pub confirm: Option<(Control, String)>,
     /// The status line: the last command's outcome or a problem.
     pub message: Option<String>,
     /// None until NVML has been asked.
@@ -260,7 +290,17 @@ pub struct State {
     pub zoo: Vec<ZooModel>,
     /// The dataset specs known to the data module.
     pub datasets: Vec<DatasetInfo>,
+    /// The Launch view's sweep form.
+    pub launch: LaunchForm,
     pub color: bool,
+    /// The terminal has 256 colours or more (else the 16 basic ones).
+    pub rich_color: bool,
+    /// Leaderboard: the per-class heat map instead of the ranking.
+    pub board_heat: bool,
+    /// Leaderboard: the study's published numbers as reference rows.
+    pub board_published: bool,
+    /// The study's published numbers (`runs::leaderboard::paper_results`, built in).
+    pub published: Vec<PublishedRow>,
     pub keymap: Keymap,
     pub quit: bool,
     /// Something visible changed since the last frame.
@@ -277,17 +317,29 @@ impl State {
             filter_editing: false,
             sort: SortKey::Id,
             selected: BTreeSet::new(),
+            compare_each: false,
             detail: None,
             help: false,
+            confirm: None,
             message: None,
             gpus: None,
             zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
             datasets: dataset_infos(),
+            launch: LaunchForm::default(),
             color,
+            rich_color: false,
+            board_heat: false,
+            board_published: false,
+            published: crate::runs::leaderboard::paper_results().unwrap_or_default(),
             keymap,
             quit: false,
             dirty: true,
         }
+    }
+
+    /// Keys type text (the Runs filter or a Launch field) instead of acting.
+    pub fn typing(&self) -> bool {
+        self.filter_editing || self.launch.editing.is_some()
     }
 
     pub fn cursor(&self) -> usize {
@@ -342,7 +394,8 @@ impl State {
             View::Datasets => self.datasets.len(),
             View::Leaderboard => super::views::leaderboard::rows(self).len(),
             View::Gpus => self.gpus.as_ref().map_or(0, Vec::len),
-            View::Launch | View::Compare => 0,
+            View::Launch => Field::ALL.len() + self.zoo.len(),
+            View::Compare => 0,
         }
     }
 }

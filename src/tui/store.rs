@@ -2,6 +2,8 @@
 //! `refresh` returns only what changed since the last one. A stand-in for `runs::store`.
 
 use crate::runs::record::{self, MetricLine, RunResult, RunSpec, Status};
+use crate::sched::control::AgentRecord;
+use crate::sched::slots::Slot;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -25,6 +27,8 @@ pub struct RunDelta {
     /// metrics.jsonl shrank (a resumed run dropped lines): forget earlier lines before applying `lines`.
     pub reset: bool,
     pub log_tail: Option<Vec<String>>,
+    /// The agent's slot for the run (agent.json), read whenever status.json changes.
+    pub slot: Option<Slot>,
     /// Unreadable files and skipped lines, one sentence each.
     pub problems: Vec<String>,
 }
@@ -119,6 +123,7 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more:
             Ok(status) => delta.status = Some(status),
             Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
         }
+        delta.slot = AgentRecord::load(run).map(|r| r.slot);
     }
     if changed(&run.join(record::RESULT_FILE), &mut tail.result).is_some() {
         match RunResult::load(run) {

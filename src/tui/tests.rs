@@ -1,6 +1,6 @@
 //! Tests of `update` (actions → state and effects) and of the views rendered into a TestBackend.
 
-use super::action::Action;
+use super::action::{Action, Control};
 use super::keymap::Keymap;
 use super::state::{State, View};
 use super::store::RunDelta;
@@ -149,10 +149,11 @@ fn effects_come_from_demo_sweep_and_stop() {
         "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1",
         "nothing converted yet: random alone"
     );
-    assert!(update(&mut s, Action::StopRun).is_empty(), "the finished run cannot be stopped");
+    let stop = Action::RunControl(Control::Stop);
+    assert!(update(&mut s, stop.clone()).is_empty(), "the finished run cannot be stopped");
     assert!(s.message.as_deref().unwrap_or_default().contains("nothing to stop"));
     update(&mut s, Action::Down);
-    assert_eq!(update(&mut s, Action::StopRun), [Effect::StopRun { id: B.into() }]);
+    assert_eq!(update(&mut s, stop), [Effect::Control { control: Control::Stop, id: B.into() }]);
     update(&mut s, Action::CommandFinished { ok: false, message: "medxfer runs stop failed: no agent".into() });
     assert_eq!(s.message.as_deref(), Some("medxfer runs stop failed: no agent"));
     update(&mut s, Action::Quit);
@@ -217,7 +218,7 @@ fn other_views_render_at_80x24() {
     let cases = [
         (View::Zoo, "imagenet"),
         (View::Datasets, "classification"),
-        (View::Launch, "press d to enqueue"),
+        (View::Launch, "choose at least one model with space"),
         (View::Compare, "select runs with space"),
         (View::Gpus, "asking NVML"),
     ];
@@ -244,6 +245,20 @@ fn help_lists_every_key_of_the_view() {
     }
     update(&mut s, Action::Down);
     assert!(!s.help, "any other key closes the help");
+}
+
+#[test]
+fn every_view_help_fits_80x24_untruncated() {
+    let mut s = two_runs();
+    for view in View::ALL {
+        update(&mut s, Action::Show(view));
+        update(&mut s, Action::ToggleHelp);
+        let text = screen(&s, 80, 24);
+        for (keys, about) in s.keymap.help(view) {
+            assert!(text.contains(&format!("{keys} {about}")), "{view:?}: {keys} {about}:\n{text}");
+        }
+        update(&mut s, Action::ToggleHelp);
+    }
 }
 
 #[test]
@@ -428,6 +443,7 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
         dataset: "demo-cls".into(),
         models: vec!["random".into(), "barlowtwins".into()],
         trials: 1,
+        anno_percents: Vec::new(),
         sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into(), "threads=1".into()],
     };
     assert_eq!(effects, std::slice::from_ref(&sweep));
@@ -454,9 +470,7 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     let Effect::EnqueueSweep { models, .. } = &effects[0] else { panic!("{effects:?}") };
     assert_eq!(models, &["random", "imagenet", "swav", "moco-v2"], "at most three, in the Zoo view's order");
     update(&mut s, Action::Show(View::Launch));
-    let text = screen(&s, 80, 24);
-    assert!(text.contains("models   random, imagenet, swav, moco-v2"), "{text}");
-    assert!(text.contains("epochs=3 image_size=32 batch_size=16 threads=1"), "{text}");
+    assert!(screen(&s, 80, 24).contains("d      demo sweep instead"), "the demo sweep's key stays in Launch");
 }
 
 #[test]
@@ -524,3 +538,9 @@ fn help_lists_the_keys_of_zoo_and_datasets() {
         update(&mut s, Action::ToggleHelp);
     }
 }
+
+mod board;
+mod columns;
+mod compare;
+mod controls;
+mod launch;

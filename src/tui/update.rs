@@ -1,10 +1,14 @@
 //! `update(&mut State, Action) -> Vec<Effect>`: every change to the TUI's state, with no I/O.
 //! Effects are performed by the app, which reports back with actions (`Effect::finished`).
 
-use super::action::{Action, DataCheck};
+use super::action::{Action, Control, DataCheck};
+use super::launch::{self, Field, Row};
 use super::state::{RunView, State, View};
+use super::views::leaderboard as leaderboard_view;
 use crate::runs::record::State as RunState;
+use crate::runs::{export, leaderboard};
 use crate::zoo::ModelState;
+use std::collections::BTreeSet;
 
 /// The demo sweep that the demo_sweep key enqueues: `random` plus up to DEMO_MAX_PULLED zoo models whose
 /// checkpoints are already converted, one trial each, with settings small enough for a CPU (minutes).
@@ -29,9 +33,15 @@ pub enum Effect {
         dataset: String,
         models: Vec<String>,
         trials: u32,
+        /// `--anno-percent`; empty = the command's default (100).
+        anno_percents: Vec<u32>,
         sets: Vec<String>,
     },
-    StopRun {
+    /// The `EnqueueSweep` inside, planned with `--dry-run --json`: writes nothing, says which runs exist.
+    DryRun(Box<Effect>),
+    /// `medxfer runs <verb> ID`.
+    Control {
+        control: Control,
         id: String,
     },
     ZooPull {
@@ -43,13 +53,17 @@ pub enum Effect {
     DataCheck {
         dataset: String,
     },
+    /// Files written (atomically) under `<home>/exports/`: (file name, contents). Runs no command.
+    Export {
+        files: Vec<(String, String)>,
+    },
 }
 
 impl Effect {
     /// The medxfer arguments that perform the effect.
     pub fn cli_args(&self) -> Vec<String> {
         match self {
-            Effect::EnqueueSweep { dataset, models, trials, sets } => {
+            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
                 let mut args = vec![
                     "sweep".into(),
                     "--dataset".into(),
@@ -59,20 +73,46 @@ impl Effect {
                     "--trials".into(),
                     trials.to_string(),
                 ];
+                if !anno_percents.is_empty() {
+                    let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
+                    args.extend(["--anno-percent".to_string(), list.join(",")]);
+                }
                 for set in sets {
                     args.extend(["--set".to_string(), set.clone()]);
                 }
                 args
             }
-            Effect::StopRun { id } => vec!["runs".into(), "stop".into(), id.clone()],
+            Effect::DryRun(sweep) => {
+                let mut args = sweep.cli_args();
+                args.extend(["--dry-run".to_string(), "--json".to_string()]);
+                args
+            }
+            Effect::Control { control, id } => vec!["runs".into(), control.verb().into(), id.clone()],
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
+            Effect::Export { .. } => Vec::new(),
         }
     }
 
     pub fn describe(&self) -> String {
-        format!("medxfer {}", self.cli_args().join(" "))
+        match self {
+            Effect::Export { files } => {
+                format!("export {}", files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "))
+            }
+            _ => format!("medxfer {}", self.cli_args().join(" ")),
+        }
+    }
+
+    /// The action that reports an export's end: the paths written, or why not.
+    pub fn exported(written: Result<Vec<std::path::PathBuf>, String>) -> Action {
+        match written {
+            Ok(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                Action::CommandFinished { ok: true, message: format!("exported {}", names.join(" and ")) }
+            }
+            Err(why) => Action::CommandFinished { ok: false, message: format!("export failed: {why}") },
+        }
     }
 
     /// The action that reports the command's end (exit success, stdout, stderr) back to `update`.
@@ -82,17 +122,42 @@ impl Effect {
         let first = || lines().next().unwrap_or("no message").to_string();
         let failed = || format!("{command} failed: {}", first());
         match self {
-            Effect::EnqueueSweep { dataset, models, trials, sets } => {
+            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
                 let message = if ok {
                     let each = if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
-                    format!("sweep queued: {} on {dataset}, {each} ({})", models.join(", "), sets.join(" "))
+                    let anno = if anno_percents.is_empty() {
+                        String::new()
+                    } else {
+                        let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
+                        format!(" at {}% labels", list.join(","))
+                    };
+                    format!("sweep queued: {} on {dataset}{anno}, {each} ({})", models.join(", "), sets.join(" "))
                 } else {
                     failed()
                 };
                 Action::CommandFinished { ok, message }
             }
-            Effect::StopRun { .. } => {
-                Action::CommandFinished { ok, message: if ok { format!("{command}: done") } else { failed() } }
+            Effect::DryRun(_) => match serde_json::from_str::<serde_json::Value>(stdout) {
+                Ok(plan) if ok => {
+                    let count = |key: &str| plan[key].as_u64().unwrap_or(0);
+                    let message = format!(
+                        "dry run: {} runs, {} new, {} already exist",
+                        count("count"),
+                        count("new"),
+                        count("existing")
+                    );
+                    Action::CommandFinished { ok, message }
+                }
+                _ => Action::CommandFinished { ok: false, message: failed() },
+            },
+            Effect::Control { .. } => {
+                // `runs <verb>` reports "ID: outcome" on success.
+                let message = if ok {
+                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
+                } else {
+                    failed()
+                };
+                Action::CommandFinished { ok, message }
             }
             Effect::ZooPull { id } | Effect::ZooVerify { id } => {
                 // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
@@ -109,6 +174,10 @@ impl Effect {
                     Err(_) => DataCheck::Failed(first()),
                 };
                 Action::DataChecked { dataset: dataset.clone(), check }
+            }
+            Effect::Export { files } => {
+                let why = || lines().next().unwrap_or("no message").to_string();
+                Effect::exported(if ok { Ok(files.iter().map(|f| f.0.clone().into()).collect()) } else { Err(why()) })
             }
         }
     }
@@ -151,6 +220,11 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 s.detail = s.current_run().map(|r| r.id.clone());
             }
         }
+        Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
+            if s.launch.editing.is_some() =>
+        {
+            edit_launch_field(s, action);
+        }
         Action::Back => {
             if s.help {
                 s.help = false;
@@ -163,6 +237,14 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 s.filter.clear();
             }
         }
+        Action::Select if s.view == View::Launch => {
+            if let Row::Model(i) = launch::row(s.cursor())
+                && let Some(id) = s.zoo.get(i).map(|m| m.entry.id.clone())
+                && !s.launch.models.remove(&id)
+            {
+                s.launch.models.insert(id);
+            }
+        }
         Action::Select => {
             if let Some(id) = s.current_run().map(|r| r.id.clone())
                 && !s.selected.remove(&id)
@@ -170,6 +252,30 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 s.selected.insert(id);
             }
         }
+        Action::SelectTrials => {
+            let Some(run) = s.current_run() else {
+                s.message = Some("no run under the cursor".into());
+                return Vec::new();
+            };
+            let group = run.trial_group();
+            let ids: BTreeSet<String> =
+                s.runs.values().filter(|r| r.trial_group() == group).map(|r| r.id.clone()).collect();
+            let message = format!("{} trials of {} on {} ({}%)", ids.len(), group.1, group.0, group.2);
+            if ids.is_subset(&s.selected) {
+                s.selected.retain(|id| !ids.contains(id));
+                s.message = Some(format!("unselected the {message}"));
+            } else {
+                s.selected.extend(ids);
+                s.message = Some(format!("selected the {message} for Compare"));
+            }
+        }
+        Action::ToggleBands => s.compare_each = !s.compare_each,
+        Action::ToggleHeatMap => s.board_heat = !s.board_heat,
+        Action::TogglePublished => {
+            s.board_published = !s.board_published;
+            clamp_cursors(s);
+        }
+        Action::Export => return export(s),
         Action::FilterStart => {
             s.filter_editing = true;
             s.detail = None;
@@ -191,7 +297,16 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 DEMO_SETS.join(" ")
             ));
             let sets = DEMO_SETS.iter().map(|s| s.to_string()).collect();
-            return vec![Effect::EnqueueSweep { dataset: DEMO_DATASET.into(), models, trials: DEMO_TRIALS, sets }];
+            return vec![Effect::EnqueueSweep {
+                dataset: DEMO_DATASET.into(),
+                models,
+                trials: DEMO_TRIALS,
+                anno_percents: Vec::new(),
+                sets,
+            }];
+        }
+        Action::More | Action::Less | Action::Edit | Action::Enqueue | Action::DryRun | Action::ChooseConverted => {
+            return launch_action(s, action);
         }
         Action::ZooPull | Action::ZooVerify => {
             let pull = action == Action::ZooPull;
@@ -242,18 +357,31 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             s.message = Some(format!("running: {}", effect.describe()));
             return vec![effect];
         }
-        Action::StopRun => {
+        Action::RunControl(control) => {
+            let verb = control.verb();
             let Some(run) = s.current_run() else {
-                s.message = Some("no run under the cursor to stop".into());
+                s.message = Some(format!("no run under the cursor to {verb}"));
                 return Vec::new();
             };
-            if !matches!(run.state(), Some(RunState::Running | RunState::Queued)) {
+            if control == Control::Stop && !matches!(run.state(), Some(RunState::Running | RunState::Queued)) {
                 s.message = Some(format!("{} is {}: nothing to stop", run.id, run.state_name()));
                 return Vec::new();
             }
-            let effect = Effect::StopRun { id: run.id.clone() };
-            s.message = Some(format!("running: {}", effect.describe()));
-            return vec![effect];
+            let id = run.id.clone();
+            if control.asks_first() {
+                s.message = None;
+                s.confirm = Some((control, id));
+                return Vec::new();
+            }
+            return run_control(s, control, id);
+        }
+        Action::Confirm(yes) => {
+            if let Some((control, id)) = s.confirm.take() {
+                if yes {
+                    return run_control(s, control, id);
+                }
+                s.message = Some(format!("{} {id}: cancelled", control.verb()));
+            }
         }
         Action::Redraw => {}
         Action::RunData(delta) => {
@@ -264,6 +392,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             }
             if delta.status.is_some() {
                 run.status = delta.status;
+                run.slot = delta.slot;
             }
             if delta.result.is_some() {
                 run.result = delta.result;
@@ -327,6 +456,113 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
         }
     }
     Vec::new()
+}
+
+/// The Launch form's keys: more/less on the dataset and trials rows, edit on a text field, choose the
+/// converted models, enqueue.
+fn launch_action(s: &mut State, action: Action) -> Vec<Effect> {
+    let row = launch::row(s.cursor[View::Launch.index()]);
+    match action {
+        Action::More | Action::Less => {
+            let step: isize = if action == Action::More { 1 } else { -1 };
+            match row {
+                Row::Field(Field::Dataset) if !s.datasets.is_empty() => {
+                    let n = s.datasets.len() as isize;
+                    let at = s.datasets.iter().position(|d| d.name == s.launch.dataset).unwrap_or(0) as isize;
+                    s.launch.dataset = s.datasets[(at + step).rem_euclid(n) as usize].name.clone();
+                }
+                Row::Field(Field::Trials) => {
+                    s.launch.trials = s.launch.trials.saturating_add_signed(step as i32).clamp(1, launch::MAX_TRIALS);
+                }
+                _ => s.message = Some("more/less change the dataset and the trials".into()),
+            }
+        }
+        Action::Edit => match row {
+            Row::Field(field) if field.is_text() => {
+                let before = s.launch.text_mut(field).map(|t| t.clone()).unwrap_or_default();
+                s.launch.editing = Some((field, before));
+            }
+            _ => s.message = Some(format!("{} edits the anno % and overrides rows", s.keymap.key_of("edit"))),
+        },
+        Action::ChooseConverted => {
+            let converted: BTreeSet<String> =
+                s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).collect();
+            if converted.is_empty() {
+                s.message =
+                    Some(format!("no converted model yet: pull one with {} in Zoo", s.keymap.key_of("zoo_pull")));
+            } else if converted.is_subset(&s.launch.models) {
+                s.launch.models.clear();
+            } else {
+                s.launch.models.extend(converted);
+            }
+        }
+        Action::Enqueue | Action::DryRun => match launch::plan(s) {
+            Ok(plan) => {
+                let (effect, verb) = match action {
+                    Action::DryRun => (Effect::DryRun(Box::new(plan.effect())), "planning"),
+                    _ => (plan.effect(), "launching"),
+                };
+                s.message = Some(format!("{verb} {} runs: {}", plan.runs(), effect.describe()));
+                return vec![effect];
+            }
+            Err(problem) => s.message = Some(problem),
+        },
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// Typing into the Launch field being edited; Enter keeps the text, Esc puts the old text back.
+fn edit_launch_field(s: &mut State, action: Action) {
+    let Some((field, before)) = s.launch.editing.clone() else { return };
+    let Some(text) = s.launch.text_mut(field) else { return };
+    match action {
+        Action::FilterInput(c) => text.push(c),
+        Action::FilterBackspace => {
+            text.pop();
+        }
+        Action::FilterDone => s.launch.editing = None,
+        Action::Back => {
+            *text = before;
+            s.launch.editing = None;
+        }
+        _ => {}
+    }
+}
+
+/// The leaderboard of the dataset under the Leaderboard cursor, as CSV and Markdown (the `medxfer results`
+/// exports), with the published rows when they are shown.
+fn export(s: &mut State) -> Vec<Effect> {
+    let rows = leaderboard_view::rows(s);
+    let Some(dataset) = rows.get(s.cursor[View::Leaderboard.index()]).map(|r| r.dataset.clone()) else {
+        s.message = Some("nothing to export yet: no finished runs".into());
+        return Vec::new();
+    };
+    let options = leaderboard::Options { published: s.board_published, ..leaderboard::Options::default() };
+    let board = match leaderboard::build(&leaderboard_view::results(s), &dataset, &options) {
+        Ok(board) => board,
+        Err(e) => {
+            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            return Vec::new();
+        }
+    };
+    let stem: String = dataset
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let files = vec![
+        (format!("leaderboard-{stem}.csv"), export::csv(&board)),
+        (format!("leaderboard-{stem}.md"), export::markdown(&board)),
+    ];
+    let effect = Effect::Export { files };
+    s.message = Some(format!("running: {}", effect.describe()));
+    vec![effect]
+}
+
+fn run_control(s: &mut State, control: Control, id: String) -> Vec<Effect> {
+    let effect = Effect::Control { control, id };
+    s.message = Some(format!("running: {}", effect.describe()));
+    vec![effect]
 }
 
 fn is_key(action: &Action) -> bool {

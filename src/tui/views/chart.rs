@@ -12,15 +12,47 @@ pub struct Curve<'a> {
     pub style: Style,
 }
 
+/// Several runs of one model drawn as their mean (`symbol`) inside their min–max band (`BAND`).
+pub struct Band<'a> {
+    pub members: Vec<&'a Series>,
+    pub symbol: char,
+    pub style: Style,
+}
+
+/// The band's fill: distinct from every curve symbol, so it reads without colour.
+pub const BAND: char = '░';
+
+/// Per column of `width` over `[x0, x1)`: the band's (lowest, highest, mean of the members' mid values).
+pub fn band_columns(members: &[&Series], x0: f64, x1: f64, width: usize) -> Vec<Option<(f64, f64, f64)>> {
+    let mut acc: Vec<Option<(f64, f64, f64, usize)>> = vec![None; width];
+    for series in members {
+        for (col, span) in series.columns(x0, x1, width).into_iter().enumerate() {
+            let Some((lo, hi)) = span else { continue };
+            let mid = (lo + hi) / 2.0;
+            acc[col] = Some(match acc[col] {
+                Some((l, h, sum, n)) => (l.min(lo), h.max(hi), sum + mid, n + 1),
+                None => (lo, hi, mid, 1),
+            });
+        }
+    }
+    acc.into_iter().map(|c| c.map(|(lo, hi, sum, n)| (lo, hi, sum / n as f64))).collect()
+}
+
 /// Width of the y-axis labels.
 const LABEL_WIDTH: u16 = 8;
 
 /// Draws `curves` over a shared x/y range; `marks` are (x, symbol) shown on the bottom row.
 pub fn render(curves: &[Curve], marks: &[(f64, char)], area: Rect, buf: &mut Buffer) {
+    render_with_bands(curves, &[], marks, area, buf);
+}
+
+/// As `render`, with `bands` drawn first (fill, then mean) under the curves.
+pub fn render_with_bands(curves: &[Curve], bands: &[Band], marks: &[(f64, char)], area: Rect, buf: &mut Buffer) {
     if area.width <= LABEL_WIDTH + 1 || area.height < 3 {
         return;
     }
-    let Some((x0, x1, y0, y1)) = bounds(curves) else {
+    let band_series = bands.iter().flat_map(|b| b.members.iter().copied());
+    let Some((x0, x1, y0, y1)) = bounds(curves.iter().map(|c| c.series).chain(band_series)) else {
         buf.set_string(area.x, area.y, "no points yet", Style::default());
         return;
     };
@@ -32,6 +64,19 @@ pub fn render(curves: &[Curve], marks: &[(f64, char)], area: Rect, buf: &mut Buf
         |y: f64| rows - 1 - (((y - y0) / y_span) * (rows - 1) as f64).round().clamp(0.0, (rows - 1) as f64) as usize;
     buf.set_string(area.x, plot.y, format!("{y1:>7.3}"), Style::default());
     buf.set_string(area.x, plot.y + plot.height - 1, format!("{y0:>7.3}"), Style::default());
+    for band in bands {
+        let columns = band_columns(&band.members, x0, x_end, width);
+        for (col, span) in columns.iter().enumerate() {
+            let Some((lo, hi, _)) = span else { continue };
+            for row in row_of(*hi)..=row_of(*lo) {
+                buf[(plot.x + col as u16, plot.y + row as u16)].set_char(BAND).set_style(band.style);
+            }
+        }
+        for (col, span) in columns.iter().enumerate() {
+            let Some((_, _, mean)) = span else { continue };
+            buf[(plot.x + col as u16, plot.y + row_of(*mean) as u16)].set_char(band.symbol).set_style(band.style);
+        }
+    }
     for curve in curves {
         for (col, span) in curve.series.columns(x0, x_end, width).into_iter().enumerate() {
             let Some((lo, hi)) = span else { continue };
@@ -50,9 +95,6 @@ pub fn render(curves: &[Curve], marks: &[(f64, char)], area: Rect, buf: &mut Buf
     }
 }
 
-fn bounds(curves: &[Curve]) -> Option<(f64, f64, f64, f64)> {
-    curves
-        .iter()
-        .filter_map(|c| c.series.bounds())
-        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)))
+fn bounds<'a>(series: impl Iterator<Item = &'a Series>) -> Option<(f64, f64, f64, f64)> {
+    series.filter_map(|s| s.bounds()).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)))
 }

@@ -3,6 +3,7 @@
 use super::super::state::{State, View};
 use super::{cursor_style, fg};
 use crate::runs::record::State as RunState;
+use crate::sched::slots::Slot;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Color;
@@ -34,7 +35,10 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
             .runs
             .values()
             .filter(|r| r.state() == Some(RunState::Running))
-            .filter(|r| r.spec.as_ref().and_then(|sp| gpu_index(&sp.device.device)) == Some(g.index))
+            .filter(|r| match r.slot {
+                Some(slot) => slot == Slot::Gpu(g.index),
+                None => r.spec.as_ref().and_then(|sp| gpu_index(&sp.device.device)) == Some(g.index),
+            })
             .map(|r| r.id.as_str())
             .collect();
         let used = g.memory_total_mib.saturating_sub(g.memory_free_mib);

@@ -1,30 +1,103 @@
-//! The Launch view: the demo sweep's plan (random + the zoo models already converted) and its key.
+//! The Launch view: the sweep form (fields, then the Zoo models to choose from) beside the plan it makes.
 
-use super::super::state::State;
-use super::super::update::{DEMO_DATASET, DEMO_MAX_PULLED, DEMO_SETS, DEMO_TRIALS, demo_models};
+use super::super::launch::{self, Field, Row};
+use super::super::state::{State, View};
+use super::{cursor_style, fg, scroll_offset};
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Color;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Widget, Wrap};
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
-    let models = demo_models(s);
-    let runs = models.len() as u32 * DEMO_TRIALS;
-    let lines = vec![
-        Line::from(format!("dataset  {DEMO_DATASET}")),
-        Line::from(format!("models   {}", models.join(", "))),
-        Line::from(format!(
-            "         (random plus up to {DEMO_MAX_PULLED} zoo models already converted; pull more with {} in Zoo)",
-            s.keymap.key_of("zoo_pull")
-        )),
-        Line::from(format!("trials   {DEMO_TRIALS}")),
-        Line::from(format!("settings {} (minutes on a CPU)", DEMO_SETS.join(" "))),
-        Line::from(format!("plan     {runs} runs, queued on the agent; they keep running if you quit")),
-        Line::from(""),
-        Line::from(format!("press {} to enqueue", s.keymap.key_of("demo_sweep"))),
+    let block = Block::default().borders(Borders::TOP).title(" Launch: build a sweep ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let form_width = (inner.width / 2).clamp(34.min(inner.width), 48);
+    let [form, plan] = Layout::horizontal([Constraint::Length(form_width), Constraint::Min(10)]).areas(inner);
+    render_form(s, form, buf);
+    render_plan(s, plan, buf);
+}
+
+fn field_value(s: &State, field: Field) -> String {
+    let form = &s.launch;
+    match field {
+        Field::Dataset => form.dataset.clone(),
+        Field::Trials => form.trials.to_string(),
+        Field::Anno => form.anno.clone(),
+        Field::Sets if form.sets.is_empty() => "(none)".into(),
+        Field::Sets => form.sets.clone(),
+    }
+}
+
+fn render_form(s: &State, area: Rect, buf: &mut Buffer) {
+    let cursor = s.cursor[View::Launch.index()];
+    let mut lines: Vec<Line> = Field::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let editing = s.launch.editing.as_ref().is_some_and(|(f, _)| f == field);
+            let value = field_value(s, *field) + if editing { "_" } else { "" };
+            let line = Line::from(format!("{:<10}{value}", field.label()));
+            if i == cursor { line.style(cursor_style()) } else { line }
+        })
+        .collect();
+    let chosen = s.launch.models.len();
+    lines.push(Line::from(format!("models ({chosen} chosen)")).style(fg(s, Color::Cyan)));
+    let list_rows = (area.height as usize).saturating_sub(lines.len());
+    let model_cursor = match launch::row(cursor) {
+        Row::Model(i) => i,
+        Row::Field(_) => 0,
+    };
+    let offset = scroll_offset(model_cursor, list_rows);
+    for (i, m) in s.zoo.iter().enumerate().skip(offset).take(list_rows) {
+        let mark = if s.launch.models.contains(&m.entry.id) { "[x]" } else { "[ ]" };
+        let line = Line::from(format!("{mark} {:<20} {}", m.entry.id, m.label()));
+        lines.push(if launch::row(cursor) == Row::Model(i) {
+            line.style(cursor_style())
+        } else if m.is_converted() || !m.entry.has_file() {
+            line
+        } else {
+            line.style(fg(s, Color::DarkGray))
+        });
+    }
+    Paragraph::new(lines).render(area, buf);
+}
+
+fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
+    let block = Block::default().borders(Borders::LEFT).title(" plan ");
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let key = |name| s.keymap.key_of(name).to_string();
+    let plan = match launch::plan(s) {
+        Ok(plan) => plan,
+        Err(problem) => {
+            let mut lines = vec![Line::from(problem).style(fg(s, Color::Yellow)), Line::from("")];
+            let keys = [
+                (key("select"), "choose a model"),
+                (key("edit"), "type anno % / overrides"),
+                (format!("{} {}", key("more"), key("less")), "dataset, trials"),
+                (key("demo_sweep"), "demo sweep instead"),
+            ];
+            lines.extend(keys.iter().map(|(k, what)| Line::from(format!("{k:<6} {what}"))));
+            Paragraph::new(lines).wrap(Wrap { trim: false }).render(inner, buf);
+            return;
+        }
+    };
+    let mut lines = vec![
+        Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key("enqueue")))
+            .style(fg(s, Color::Green)),
+        Line::from(format!("{} checks which exist already", key("dry_run"))),
     ];
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(Block::default().borders(Borders::TOP).title(" Launch: demo sweep "))
-        .render(area, buf);
+    if !plan.not_converted.is_empty() {
+        let names = plan.not_converted.join(", ");
+        lines.push(Line::from(format!("not converted: {names}")).style(fg(s, Color::Yellow)));
+    }
+    let budget = (inner.height as usize).saturating_sub(lines.len());
+    let shown = if plan.runs() > budget { budget.saturating_sub(1) } else { budget };
+    lines.extend(plan.names().take(shown).map(Line::from));
+    if plan.runs() > shown {
+        lines.push(Line::from(format!("... and {} more", plan.runs() - shown)));
+    }
+    Paragraph::new(lines).render(inner, buf);
 }

@@ -1,13 +1,16 @@
 //! Pure rendering: `Widget for &State` draws the tab bar, the current view, the status line and the help.
 
 pub mod chart;
+pub mod compare;
 pub mod datasets;
 pub mod gpus;
+pub mod heat;
 pub mod launch;
 pub mod leaderboard;
 pub mod runs;
 pub mod zoo;
 
+use super::launch::Field;
 use super::state::{State, View};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -25,7 +28,7 @@ impl Widget for &State {
             View::Datasets => datasets::render(self, body, buf),
             View::Launch => launch::render(self, body, buf),
             View::Runs => runs::render(self, body, buf),
-            View::Compare => runs::render_compare(self, body, buf),
+            View::Compare => compare::render(self, body, buf),
             View::Leaderboard => leaderboard::render(self, body, buf),
             View::Gpus => gpus::render(self, body, buf),
         }
@@ -65,7 +68,18 @@ fn render_tabs(s: &State, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
-    let text = if s.filter_editing {
+    if let Some((control, id)) = &s.confirm {
+        let question = format!("{} {id}? y to confirm, any other key cancels", control.verb());
+        Paragraph::new(question).style(fg(s, Color::Red).add_modifier(Modifier::BOLD)).render(area, buf);
+        return;
+    }
+    let text = if let Some((field, _)) = &s.launch.editing {
+        let value = match field {
+            Field::Anno => &s.launch.anno,
+            _ => &s.launch.sets,
+        };
+        format!("{}: {value}_   (enter keep, esc undo)", field.label())
+    } else if s.filter_editing {
         format!("filter: {}_   (enter keep, esc clear)", s.filter)
     } else if let Some(message) = &s.message {
         message.clone()

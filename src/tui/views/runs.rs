@@ -1,4 +1,4 @@
-//! The Runs table, one run's detail (loss curves with LR-drop and best-epoch marks, log tail), and Compare.
+//! The Runs table and one run's detail (loss curves with LR-drop and best-epoch marks, log tail).
 
 use super::super::state::{RunView, State, View};
 use super::chart::{self, Curve};
@@ -9,8 +9,38 @@ use ratatui::style::Color;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
 
-/// Terminals at least this wide get the extra columns (GPU, ETA, id).
-const WIDE: u16 = 120;
+/// The table's columns: header, width, and the order in which they are dropped when the terminal is too
+/// narrow (lowest first; 0 = never).
+const COLUMNS: [(&str, u16, u8); 13] = [
+    ("", 1, 0),
+    ("state", 8, 0),
+    ("model", 14, 0),
+    ("dataset", 10, 3),
+    ("t", 2, 6),
+    ("epoch", 5, 9),
+    ("train", 7, 2),
+    ("val", 7, 8),
+    ("metric", 6, 0),
+    ("img/s", 7, 4),
+    ("GPU", 5, 5),
+    ("ETA", 6, 7),
+    ("id", 44, 1),
+];
+
+/// The indices of the columns that fit in `width` (one space between columns), in table order.
+pub fn fitting_columns(width: u16) -> Vec<usize> {
+    let mut shown: Vec<usize> = (0..COLUMNS.len()).collect();
+    let needed = |shown: &[usize]| shown.iter().map(|&i| COLUMNS[i].1 + 1).sum::<u16>().saturating_sub(1);
+    let mut by_priority: Vec<usize> = (0..COLUMNS.len()).filter(|&i| COLUMNS[i].2 > 0).collect();
+    by_priority.sort_by_key(|&i| COLUMNS[i].2);
+    for drop in by_priority {
+        if needed(&shown) <= width {
+            break;
+        }
+        shown.retain(|&i| i != drop);
+    }
+    shown
+}
 
 pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     match s.detail.as_ref().and_then(|id| s.runs.get(id)) {
@@ -21,7 +51,6 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 
 fn render_table(s: &State, area: Rect, buf: &mut Buffer) {
     let runs = s.visible_runs();
-    let wide = area.width >= WIDE;
     let title = format!(" Runs {} (sort: {}) ", runs.len(), s.sort.name());
     let block = Block::default().borders(Borders::TOP).title(title);
     let inner = block.inner(area);
@@ -31,44 +60,41 @@ fn render_table(s: &State, area: Rect, buf: &mut Buffer) {
         Paragraph::new(hint).render(inner, buf);
         return;
     }
-    let mut header = vec!["", "state", "model", "dataset", "t", "epoch", "train", "val", "metric", "img/s"];
-    let mut widths = vec![1, 8, 14, 10, 2, 5, 7, 7, 6, 7];
-    if wide {
-        header.extend(["GPU", "ETA", "id"]);
-        widths.extend([6, 8, 44]);
-    }
+    let shown = fitting_columns(inner.width);
+    let header: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].0).collect();
+    let widths = shown.iter().map(|&i| Constraint::Length(COLUMNS[i].1));
     let cursor = s.cursor[View::Runs.index()];
     let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
     let rows = runs.iter().enumerate().skip(offset).take(inner.height as usize).map(|(i, run)| {
-        let row = Row::new(cells(s, run, wide));
+        let row = Row::new(shown.iter().map(|&c| cell(s, run, c)));
         if i == cursor { row.style(cursor_style()) } else { row.style(fg(s, state_color(run))) }
     });
-    Table::new(rows, widths.into_iter().map(Constraint::Length))
-        .header(Row::new(header).style(fg(s, Color::Cyan)))
-        .column_spacing(1)
-        .render(inner, buf);
+    Table::new(rows, widths).header(Row::new(header).style(fg(s, Color::Cyan))).column_spacing(1).render(inner, buf);
 }
 
-fn cells(s: &State, run: &RunView, wide: bool) -> Vec<String> {
-    let last = run.last.as_ref();
-    let mut cells = vec![
-        if s.selected.contains(&run.id) { "+".into() } else { String::new() },
-        run.state_name().into(),
-        run.model().into(),
-        run.dataset().into(),
-        run.spec.as_ref().map_or("-".into(), |sp| sp.trial.to_string()),
-        run.status.as_ref().map_or("-".into(), |st| st.epoch.to_string()),
-        num(run.train.last(), 4),
-        num(run.val.last(), 4),
-        num(run.metric(), 3),
-        num(last.map(|l| l.images_per_s), 1),
-    ];
-    if wide {
-        cells.push(run.spec.as_ref().map_or("-".into(), |sp| sp.device.device.clone()));
-        cells.push(run.eta_s().map_or("-".into(), format_duration));
-        cells.push(run.id.clone());
+/// The text of column `column` (an index into COLUMNS) for `run`.
+fn cell(s: &State, run: &RunView, column: usize) -> String {
+    match COLUMNS[column].0 {
+        "" => {
+            if s.selected.contains(&run.id) {
+                "+".into()
+            } else {
+                String::new()
+            }
+        }
+        "state" => run.state_name().into(),
+        "model" => run.model().into(),
+        "dataset" => run.dataset().into(),
+        "t" => run.spec.as_ref().map_or("-".into(), |sp| sp.trial.to_string()),
+        "epoch" => run.status.as_ref().map_or("-".into(), |st| st.epoch.to_string()),
+        "train" => num(run.train.last(), 4),
+        "val" => num(run.val.last(), 4),
+        "metric" => num(run.metric(), 3),
+        "img/s" => num(run.last.as_ref().map(|l| l.images_per_s), 1),
+        "GPU" => run.device(),
+        "ETA" => run.eta_s().map_or("-".into(), format_duration),
+        _ => run.id.clone(),
     }
-    cells
 }
 
 fn state_color(run: &RunView) -> Color {
@@ -122,27 +148,4 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
         .map(Line::from)
         .collect();
     Paragraph::new(tail).block(Block::default().borders(Borders::TOP).title(" log ")).render(log, buf);
-}
-
-/// Compare: the validation loss of every selected run on one chart, one letter per run.
-pub fn render_compare(s: &State, area: Rect, buf: &mut Buffer) {
-    let runs: Vec<&RunView> = s.selected.iter().filter_map(|id| s.runs.get(id)).collect();
-    if runs.is_empty() {
-        let hint = format!("select runs with {} in Runs to compare their validation loss", s.keymap.key_of("select"));
-        Paragraph::new(hint).render(area, buf);
-        return;
-    }
-    let legend_rows = runs.len().min(6) as u16;
-    let [legend, curves] = Layout::vertical([Constraint::Length(legend_rows), Constraint::Min(3)]).areas(area);
-    let symbols = "abcdefghijklmnopqrstuvwxyz";
-    let colors = [Color::Green, Color::Yellow, Color::Cyan, Color::Magenta, Color::Blue, Color::Red];
-    let mut lines = Vec::new();
-    let mut drawn = Vec::new();
-    for (i, (run, symbol)) in runs.iter().zip(symbols.chars().cycle()).enumerate() {
-        let style = fg(s, colors[i % colors.len()]);
-        lines.push(Line::from(format!("{symbol} {}  val {}", run.id, num(run.val.last(), 4))).style(style));
-        drawn.push(Curve { series: &run.val, symbol, style });
-    }
-    Paragraph::new(lines).render(legend, buf);
-    chart::render(&drawn, &[], curves, buf);
 }

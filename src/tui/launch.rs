@@ -1,0 +1,162 @@
+//! The Launch view's sweep form (dataset, models, trials, label percentages, `--set` overrides) and the
+//! plan it makes: checked as `medxfer sweep` checks it, without touching the disk, and enqueued through
+//! that same command.
+
+use super::state::State;
+use super::update::Effect;
+use crate::sched::sweep;
+use std::collections::BTreeSet;
+
+/// The form's fields, in the order of their rows; the Zoo models follow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Dataset,
+    Trials,
+    Anno,
+    Sets,
+}
+
+impl Field {
+    pub const ALL: [Field; 4] = [Field::Dataset, Field::Trials, Field::Anno, Field::Sets];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::Dataset => "dataset",
+            Field::Trials => "trials",
+            Field::Anno => "anno %",
+            Field::Sets => "overrides",
+        }
+    }
+
+    /// Typed in as text (the others change with more/less).
+    pub fn is_text(self) -> bool {
+        matches!(self, Field::Anno | Field::Sets)
+    }
+}
+
+/// What the Launch cursor is on: a field, or the Zoo model at an index of `State::zoo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    Field(Field),
+    Model(usize),
+}
+
+pub fn row(cursor: usize) -> Row {
+    match Field::ALL.get(cursor) {
+        Some(field) => Row::Field(*field),
+        None => Row::Model(cursor - Field::ALL.len()),
+    }
+}
+
+pub const MAX_TRIALS: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchForm {
+    pub dataset: String,
+    /// Chosen zoo ids (random included).
+    pub models: BTreeSet<String>,
+    pub trials: u32,
+    /// Comma-separated percentages of the training labels, as `--anno-percent` takes them.
+    pub anno: String,
+    /// Space-separated `KEY=VALUE`, each one `--set`.
+    pub sets: String,
+    /// The text field being typed into and its text before (Esc puts it back).
+    pub editing: Option<(Field, String)>,
+}
+
+impl Default for LaunchForm {
+    fn default() -> Self {
+        LaunchForm {
+            dataset: "demo-cls".into(),
+            models: BTreeSet::new(),
+            trials: 1,
+            anno: "100".into(),
+            sets: String::new(),
+            editing: None,
+        }
+    }
+}
+
+impl LaunchForm {
+    pub fn text_mut(&mut self, field: Field) -> Option<&mut String> {
+        match field {
+            Field::Anno => Some(&mut self.anno),
+            Field::Sets => Some(&mut self.sets),
+            Field::Dataset | Field::Trials => None,
+        }
+    }
+}
+
+/// A checked sweep: what `medxfer sweep` will be asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub dataset: String,
+    /// In the Zoo view's order.
+    pub models: Vec<String>,
+    pub trials: u32,
+    /// Empty = 100 % (the command's default).
+    pub anno_percents: Vec<u32>,
+    pub sets: Vec<String>,
+    /// Chosen zoo models whose converted weights are not in the cache yet.
+    pub not_converted: Vec<String>,
+}
+
+impl Plan {
+    pub fn runs(&self) -> usize {
+        self.models.len() * self.anno_percents.len().max(1) * self.trials as usize
+    }
+
+    /// The runs' ids without their time stamp, in `sweep::plan`'s order (model, percent, trial).
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        let percents: &[u32] = if self.anno_percents.is_empty() { &[100] } else { &self.anno_percents };
+        self.models.iter().flat_map(move |m| {
+            percents.iter().flat_map(move |&p| (1..=self.trials).map(move |t| sweep::run_name(&self.dataset, m, t, p)))
+        })
+    }
+
+    pub fn effect(&self) -> Effect {
+        Effect::EnqueueSweep {
+            dataset: self.dataset.clone(),
+            models: self.models.clone(),
+            trials: self.trials,
+            anno_percents: self.anno_percents.clone(),
+            sets: self.sets.clone(),
+        }
+    }
+}
+
+/// The form as a plan, or the sentence that says what is wrong with it.
+pub fn plan(s: &State) -> Result<Plan, String> {
+    let form = &s.launch;
+    let chosen: Vec<_> = s.zoo.iter().filter(|m| form.models.contains(&m.entry.id)).collect();
+    if chosen.is_empty() {
+        return Err(format!("choose at least one model with {}", s.keymap.key_of("select")));
+    }
+    let mut anno_percents = Vec::new();
+    for part in form.anno.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<u32>() {
+            Ok(p) if (1..=100).contains(&p) => anno_percents.push(p),
+            _ => return Err(format!("anno %: {part:?} is not a percentage between 1 and 100")),
+        }
+    }
+    if anno_percents == [100] {
+        anno_percents.clear();
+    }
+    let sets: Vec<String> = form.sets.split_whitespace().map(str::to_string).collect();
+    let overrides = sets.iter().map(|kv| sweep::parse_override(kv)).collect::<anyhow::Result<Vec<_>>>();
+    if let Err(e) = overrides.and_then(|o| sweep::check_overrides(&form.dataset, &o)) {
+        return Err(format!("overrides: {e}"));
+    }
+    Ok(Plan {
+        dataset: form.dataset.clone(),
+        models: chosen.iter().map(|m| m.entry.id.clone()).collect(),
+        trials: form.trials,
+        anno_percents,
+        sets,
+        not_converted: chosen
+            .iter()
+            .filter(|m| m.entry.has_file() && !m.is_converted())
+            .map(|m| m.entry.id.clone())
+            .collect(),
+    })
+}
