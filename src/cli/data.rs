@@ -26,8 +26,9 @@ pub enum DataCommand {
     Cache(CacheArgs),
 }
 
+/// Which dataset, where it lives, and list files that replace its spec's.
 #[derive(ClapArgs, Debug)]
-pub struct CacheArgs {
+pub struct DatasetArgs {
     /// A built-in dataset name or a spec .toml.
     pub dataset: String,
     /// Folder the dataset lives in (default for demo-cls / demo-seg: the home's generated copy).
@@ -39,6 +40,12 @@ pub struct CacheArgs {
     pub val_list: Option<PathBuf>,
     #[arg(long)]
     pub test_list: Option<PathBuf>,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub data: DatasetArgs,
     /// The val/test working size N (the Resize before the center crop: 256 for image_size 224); the train cache
     /// gets a shorter side of 2N.
     #[arg(long, default_value_t = 256)]
@@ -71,17 +78,8 @@ pub struct SplitArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct CheckArgs {
-    /// A built-in dataset name or a spec .toml.
-    pub dataset: String,
-    /// Folder the dataset lives in (default for demo-cls / demo-seg: the home's generated copy).
-    #[arg(long)]
-    pub root: Option<PathBuf>,
-    #[arg(long)]
-    pub train_list: Option<PathBuf>,
-    #[arg(long)]
-    pub val_list: Option<PathBuf>,
-    #[arg(long)]
-    pub test_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DatasetArgs,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -101,16 +99,16 @@ pub fn run(args: Args) -> Result<i32> {
 }
 
 fn run_check(args: CheckArgs) -> Result<i32> {
-    let spec = DatasetSpec::load(&args.dataset)?;
-    let root = match &args.root {
+    let spec = DatasetSpec::load(&args.data.dataset)?;
+    let root = match &args.data.root {
         Some(root) => root.clone(),
         None => data::dataset_root(&spec, None, &Ctx::load()?.home)?,
     };
     let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
     let lists = [
-        pick(&args.train_list, &spec.lists.train),
-        pick(&args.val_list, &spec.lists.val),
-        pick(&args.test_list, &spec.lists.test),
+        pick(&args.data.train_list, &spec.lists.train),
+        pick(&args.data.val_list, &spec.lists.val),
+        pick(&args.data.test_list, &spec.lists.test),
     ];
     let report = check::check(&spec, &root, &lists);
     if args.json {
@@ -170,13 +168,13 @@ fn run_cache(args: CacheArgs) -> Result<i32> {
     }
     let home = Ctx::load()?.home;
     let spec = crate::runs::record::DataSpec {
-        root: args.root,
-        train_list: args.train_list,
-        val_list: args.val_list,
-        test_list: args.test_list,
+        root: args.data.root,
+        train_list: args.data.train_list,
+        val_list: args.data.val_list,
+        test_list: args.data.test_list,
         ..Default::default()
     };
-    let splits = data::resolve(&args.dataset, &spec, &home, 0)?;
+    let splits = data::resolve(&args.data.dataset, &spec, &home, 0)?;
     if splits.task != crate::runs::record::Task::Classification {
         anyhow::bail!(
             "{} is a segmentation dataset: the image cache serves classification loaders only",
