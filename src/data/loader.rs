@@ -8,14 +8,14 @@ use super::cache::CacheView;
 use super::image::Img;
 use super::lists::Item;
 use super::spec::Normalization;
-use super::transform::{Mode, Rng, classification_views, push_mask, push_normalized, segmentation_pair};
+use super::transform::{Mode, Rng, classification_views, segmentation_pair, write_mask, write_normalized};
 use crate::runs::record::Task;
 use anyhow::{Result, anyhow};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -72,7 +72,8 @@ pub struct Loader {
 }
 
 struct RawBatch {
-    images: Vec<f32>,
+    /// [N × views × 3 × S × S], written in place by the worker
+    images: Tensor,
     targets: Vec<f32>,
     indices: Vec<usize>,
 }
@@ -175,13 +176,19 @@ fn worker(
     }
 }
 
-/// Decodes (or takes from the cache: `cached`) and transforms one sample, appending its image views and targets.
+/// Views per sample: ten crops for classification test, one otherwise.
+fn views_per_sample(config: &LoaderConfig) -> usize {
+    if (config.task, config.mode) == (Task::Classification, Mode::Test) { 10 } else { 1 }
+}
+
+/// Decodes (or takes from the cache: `cached`) and transforms one sample, writing its image views into `images`
+/// (views × 3 × S × S values) and appending its targets.
 pub fn load_sample(
     item: &Item,
     cached: Option<Img>,
     config: &LoaderConfig,
     rng: &mut Rng,
-    images: &mut Vec<f32>,
+    images: &mut [f32],
     targets: &mut Vec<f32>,
 ) -> Result<()> {
     let img = match cached {
@@ -191,8 +198,10 @@ pub fn load_sample(
     };
     match config.task {
         Task::Classification => {
-            for view in classification_views(&img, config.mode, config.image_size, rng) {
-                push_normalized(&view, config.normalization, images);
+            let views = classification_views(&img, config.mode, config.image_size, rng);
+            let per_view = images.len() / views.len();
+            for (view, out) in views.iter().zip(images.chunks_exact_mut(per_view)) {
+                write_normalized(view, config.normalization, out);
             }
             targets.extend_from_slice(&item.labels);
         }
@@ -210,8 +219,10 @@ pub fn load_sample(
                 }
             }
             let (img, mask) = segmentation_pair(&img, &mask, config.mode, config.image_size, rng);
-            push_normalized(&img, config.normalization, images);
-            push_mask(&mask, targets);
+            write_normalized(&img, config.normalization, images);
+            let start = targets.len();
+            targets.resize(start + mask.width * mask.height, 0.0);
+            write_mask(&mask, &mut targets[start..]);
         }
     }
     Ok(())
@@ -224,18 +235,21 @@ fn build_batch(
     config: &LoaderConfig,
     epoch: u64,
 ) -> Result<RawBatch> {
-    let views = if (config.task, config.mode) == (Task::Classification, Mode::Test) { 10 } else { 1 };
-    let images = Vec::with_capacity(indices.len() * views * 3 * config.image_size * config.image_size);
-    let mut raw = RawBatch { images, targets: Vec::new(), indices: indices.to_vec() };
-    for &i in indices {
+    let per_sample = views_per_sample(config) * 3 * config.image_size * config.image_size;
+    let images = Tensor::empty([(indices.len() * per_sample) as i64], (Kind::Float, Device::Cpu));
+    // SAFETY: a new contiguous CPU f32 tensor of that many elements, owned here alone while the slice lives;
+    // every element is written below before the tensor is read.
+    let pixels = unsafe { std::slice::from_raw_parts_mut(images.data_ptr() as *mut f32, indices.len() * per_sample) };
+    let mut targets = Vec::new();
+    for (&i, out) in indices.iter().zip(pixels.chunks_exact_mut(per_sample)) {
         let mut rng = Rng::new(mix(config.seed, epoch, i as u64 + 1));
         let cached = match config.task {
             Task::Classification => cache.and_then(|c| c.image(i)),
             Task::Segmentation => None,
         };
-        load_sample(&items[i], cached, config, &mut rng, &mut raw.images, &mut raw.targets)?;
+        load_sample(&items[i], cached, config, &mut rng, out, &mut targets)?;
     }
-    Ok(raw)
+    Ok(RawBatch { images, targets, indices: indices.to_vec() })
 }
 
 pub struct EpochIter {
@@ -259,7 +273,7 @@ impl EpochIter {
     fn to_tensors(&self, raw: RawBatch) -> Batch {
         let n = raw.indices.len() as i64;
         let s = self.config.image_size as i64;
-        let images = Tensor::from_slice(&raw.images);
+        let images = raw.images;
         let targets = Tensor::from_slice(&raw.targets);
         let images = match (self.config.task, self.config.mode) {
             (Task::Classification, Mode::Test) => images.view([n, 10, 3, s, s]),

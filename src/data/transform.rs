@@ -106,11 +106,9 @@ pub fn classification_views(img: &Img, mode: Mode, image_size: usize, rng: &mut 
     match mode {
         Mode::Train => {
             let (left, top, w, h) = random_resized_crop_box(img.width, img.height, rng);
-            let mut out = img.crop(left, top, w, h).resize_bilinear(image_size, image_size);
-            if rng.unit() < 0.5 {
-                out = out.hflip();
-            }
-            vec![out.rotate_nearest(rng.uniform(-7.0, 7.0))]
+            let out = img.resized_crop(left, top, w, h, image_size, image_size);
+            let flip = rng.unit() < 0.5;
+            vec![out.flip_rotate_nearest(flip, rng.uniform(-7.0, 7.0))]
         }
         Mode::Val => {
             let r = resize_size(image_size);
@@ -149,28 +147,30 @@ pub fn segmentation_pair(img: &Img, mask: &Img, mode: Mode, image_size: usize, r
     (img.resize_bilinear(image_size, image_size), mask.resize_nearest(image_size, image_size))
 }
 
-/// Appends the image as normalised f32 CHW with 3 channels (gray is repeated, as PIL's convert("RGB")).
-pub fn push_normalized(img: &Img, norm: Normalization, out: &mut Vec<f32>) {
+/// Writes the image as normalised f32 CHW with 3 channels (gray is repeated, as PIL's convert("RGB")) into
+/// `out`, which holds exactly 3 × width × height values.
+pub fn write_normalized(img: &Img, norm: Normalization, out: &mut [f32]) {
     let (mean, std) = norm.mean_std();
     let plane = img.width * img.height;
-    out.reserve(3 * plane);
-    for ch in 0..3 {
-        let src_ch = if img.channels == 1 { 0 } else { ch };
+    assert_eq!(out.len(), 3 * plane, "an image of {plane} pixels fills 3 planes");
+    for (ch, dst) in out.chunks_exact_mut(plane).enumerate() {
         // the same arithmetic per value, looked up instead of recomputed for every pixel
         let table: [f32; 256] = std::array::from_fn(|v| (v as f32 / 255.0 - mean[ch]) / std[ch]);
         if img.channels == 1 {
-            out.extend(img.data.iter().map(|&v| table[v as usize]));
+            for (d, &v) in dst.iter_mut().zip(&img.data) {
+                *d = table[v as usize];
+            }
         } else {
-            out.extend(img.data.iter().skip(src_ch).step_by(img.channels).map(|&v| table[v as usize]));
+            for (d, &v) in dst.iter_mut().zip(img.data.iter().skip(ch).step_by(img.channels)) {
+                *d = table[v as usize];
+            }
         }
     }
 }
 
-/// Appends a mask as 0/1 f32 (any channel above 127 is foreground).
-pub fn push_mask(mask: &Img, out: &mut Vec<f32>) {
-    let c = mask.channels;
-    out.extend(
-        (0..mask.width * mask.height)
-            .map(|p| if mask.data[p * c..(p + 1) * c].iter().any(|&v| v > 127) { 1.0 } else { 0.0 }),
-    );
+/// Writes a mask as 0/1 f32 (any channel above 127 is foreground) into `out` (width × height values).
+pub fn write_mask(mask: &Img, out: &mut [f32]) {
+    for (d, px) in out.iter_mut().zip(mask.data.chunks_exact(mask.channels)) {
+        *d = if px.iter().any(|&v| v > 127) { 1.0 } else { 0.0 };
+    }
 }
