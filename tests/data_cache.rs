@@ -2,7 +2,7 @@
 //! a changed source invalidating its entry (the loader decodes it; the next build re-decodes it), val/test
 //! batches identical with and without the cache, and a damaged cache file refused with a sentence naming it.
 
-use medxfer::data::cache::{CacheView, ImageCache, Resize};
+use medxfer::data::cache::{CacheView, ImageCache, Kind, Resize};
 use medxfer::data::image::Img;
 use medxfer::data::{self, Mode};
 use medxfer::home::Home;
@@ -122,4 +122,60 @@ fn short_side_resize_keeps_the_aspect_and_never_enlarges() {
     assert_eq!((small.width, small.height), (300, 200));
     assert_eq!(Resize::for_mode(Mode::Train, 224), Resize::Short(512));
     assert_eq!(Resize::for_mode(Mode::Test, 224), Resize::Square(256));
+}
+
+/// Segmentation: `data cache demo-seg` stores every image and mask file (masks one-channel, nearest); val batches
+/// (images and masks) from the cache equal the decoded ones bit for bit, train reads images and masks from the
+/// short-side cache, and a changed mask sends its sample back to the sources.
+#[test]
+fn segmentation_images_and_masks_are_cached_and_served() {
+    const SEG_SIZE: usize = 48;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::under(dir.path()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .args(["data", "cache", "demo-seg", "--size", &SEG_SIZE.to_string(), "--workers", "2", "--json"])
+        .env("MEDXFER_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "data cache demo-seg failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let splits = data::resolve("demo-seg", &DataSpec::default(), &home, 0).unwrap();
+    let sources = splits.all_sources();
+    let masks = sources.iter().filter(|(_, kind)| *kind == Kind::Mask).count();
+    assert!(masks > 0 && masks < sources.len(), "{masks} masks among {} sources", sources.len());
+    assert_eq!(counts(&report), vec![(sources.len() as u64, 0, sources.len() as u64); 2]);
+
+    let spec = DataSpec { image_size: SEG_SIZE as u32, workers: 2, ..DataSpec::default() };
+    let config = medxfer::data::LoaderConfig {
+        workers: 2,
+        seed: 5,
+        ..medxfer::data::LoaderConfig::for_split(splits.task, Mode::Val, 8, SEG_SIZE, splits.normalization)
+    };
+    let cached = splits.loader(Mode::Val, 8, &spec, 5);
+    let view = cached.cache().expect("val uses the square cache");
+    assert!(view.file().ends_with("square-48.u8c"), "{:?}", view.file());
+    assert!((0..view.len()).all(|i| view.masks(i).is_some()), "every val mask is served from the cache");
+    let mask = view.masks(0).unwrap().remove(0);
+    assert_eq!((mask.width, mask.height, mask.channels), (SEG_SIZE, SEG_SIZE, 1));
+    let decoded = medxfer::data::Loader::new(splits.items(Mode::Val).to_vec(), config);
+    for (c, d) in cached.epoch(0).zip(decoded.epoch(0)) {
+        let (c, d) = (c.unwrap(), d.unwrap());
+        assert!(c.images.equal(&d.images) && c.targets.equal(&d.targets), "a cached val batch differs");
+    }
+
+    let train = splits.loader(Mode::Train, 8, &spec, 5);
+    let view = train.cache().expect("train uses the short-side cache");
+    assert!(view.file().ends_with("short-96.u8c"), "{:?}", view.file());
+    let batch = train.epoch(0).next().unwrap().unwrap();
+    assert_eq!(batch.targets.size(), vec![8, 1, SEG_SIZE as i64, SEG_SIZE as i64]);
+    let foreground = batch.targets.mean(tch::Kind::Float).double_value(&[]);
+    assert!((0.1..0.7).contains(&foreground), "lung fraction {foreground}");
+
+    let changed = splits.val[2].masks[0].clone();
+    let file = std::fs::File::options().write(true).open(&changed).unwrap();
+    file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+    drop(file);
+    let square = splits.cache_dir.join(Resize::Square(SEG_SIZE).file_name());
+    let view = CacheView::new(Arc::new(ImageCache::open(&square).unwrap().unwrap()), &splits.val);
+    assert!(view.masks(2).is_none() && view.masks(1).is_some() && view.image(2).is_some());
 }

@@ -108,7 +108,7 @@ pub fn loader_epochs(
     (config.workers, config.shuffle, config.drop_last) = (workers, false, false);
     let mut loader = Loader::new(items, config);
     if let Some(dir) = cache_dir {
-        let sources: Vec<_> = loader.items().iter().map(|i| i.image.clone()).collect();
+        let sources: Vec<_> = loader.items().iter().map(|i| (i.image.clone(), cache::Kind::Image)).collect();
         let resize = Resize::for_mode(mode, size);
         let report = cache::build(dir, "bench", &sources, resize, workers, &|_, _| {})?;
         let opened = ImageCache::open(&report.file)?.context("the cache just built is missing")?;

@@ -46,10 +46,10 @@ pub struct DatasetArgs {
 pub struct CacheArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
-    /// The val/test working size N (the Resize before the center crop: 256 for image_size 224); the train cache
-    /// gets a shorter side of 2N.
-    #[arg(long, default_value_t = 256)]
-    pub size: usize,
+    /// The val/test working size N: the Resize before the center crop for classification (default 256, for
+    /// image_size 224), the model input for segmentation (default 224). The train cache gets a shorter side of 2N.
+    #[arg(long)]
+    pub size: Option<usize>,
     /// Decoding threads (default: every core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -163,9 +163,6 @@ fn run_split(args: SplitArgs) -> Result<i32> {
 
 fn run_cache(args: CacheArgs) -> Result<i32> {
     use crate::data::cache::{self, Resize};
-    if !(16..=8192).contains(&args.size) {
-        anyhow::bail!("--size {} is not in 16..=8192", args.size);
-    }
     let home = Ctx::load()?.home;
     let spec = crate::runs::record::DataSpec {
         root: args.data.root,
@@ -175,16 +172,14 @@ fn run_cache(args: CacheArgs) -> Result<i32> {
         ..Default::default()
     };
     let splits = data::resolve(&args.data.dataset, &spec, &home, 0)?;
-    if splits.task != crate::runs::record::Task::Classification {
-        anyhow::bail!(
-            "{} is a segmentation dataset: the image cache serves classification loaders only",
-            splits.spec.name
-        );
+    let size = args.size.unwrap_or_else(|| Resize::square_size(splits.task, spec.image_size as usize));
+    if !(16..=8192).contains(&size) {
+        anyhow::bail!("--size {size} is not in 16..=8192");
     }
-    let sources = splits.all_images();
+    let sources = splits.all_sources();
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let mut reports = Vec::new();
-    for resize in [Resize::Square(args.size), Resize::Short(2 * args.size)] {
+    for resize in [Resize::Square(size), Resize::Short(2 * size)] {
         let bar = indicatif::ProgressBar::new(sources.len() as u64).with_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
                 .expect("a valid template")

@@ -9,6 +9,10 @@
 //!   meaning, and a crop of the median scale (~54% of the area, ~376 px) is still shrunk to 224, so only the
 //!   smallest crops lose detail against the original resolution.
 //!
+//! Segmentation datasets resize straight to the model's input, so their N is image_size itself (224), and
+//! each mask file is an entry of its own: reduced to one channel (the maximum over channels, which is what
+//! the loader thresholds) and resized with nearest neighbour to the same size as its image.
+//!
 //! File layout: `MAGIC | pixels of every entry (HWC u8, back to back) | index JSON | u64 LE index length | MAGIC`.
 //! The index records each source's absolute path, byte length and mtime (ns), its entry's offset and shape, and
 //! a hash of the source list. An entry whose source has changed (length or mtime differs) is stale: the loader
@@ -18,6 +22,7 @@
 use super::image::Img;
 use super::lists::Item;
 use super::transform::{Mode, resize_size};
+use crate::runs::record::Task;
 use anyhow::{Context, Result, anyhow, bail};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
@@ -44,10 +49,40 @@ pub enum Resize {
 }
 
 impl Resize {
-    /// The cache a loader of `mode` reads for `image_size`: square 256 (val/test) or short side 512 (train).
+    /// The cache a classification loader of `mode` reads for `image_size`: square 256 (val/test) or short side
+    /// 512 (train).
     pub fn for_mode(mode: Mode, image_size: usize) -> Resize {
-        let n = resize_size(image_size);
+        Resize::for_loader(Task::Classification, mode, image_size)
+    }
+
+    /// The cache a loader reads: classification as `for_mode`; segmentation square `image_size` (val/test,
+    /// which resize straight to it) or short side 2 × `image_size` (train).
+    pub fn for_loader(task: Task, mode: Mode, image_size: usize) -> Resize {
+        let n = Resize::square_size(task, image_size);
         if mode == Mode::Train { Resize::Short(2 * n) } else { Resize::Square(n) }
+    }
+
+    /// N, the val/test working size of a task: 256 for a classification image_size of 224, 224 for segmentation.
+    pub fn square_size(task: Task, image_size: usize) -> usize {
+        match task {
+            Task::Classification => resize_size(image_size),
+            Task::Segmentation => image_size,
+        }
+    }
+
+    /// The output size of an image of `width` × `height`.
+    fn target(self, width: usize, height: usize) -> (usize, usize) {
+        match self {
+            Resize::Square(n) => (n, n),
+            Resize::Short(n) => {
+                let short = width.min(height);
+                if short <= n {
+                    return (width, height);
+                }
+                let scale = |side: usize| ((side as f64 * n as f64 / short as f64).round() as usize).max(1);
+                (scale(width), scale(height))
+            }
+        }
     }
 
     pub fn file_name(self) -> String {
@@ -58,18 +93,32 @@ impl Resize {
     }
 
     pub fn apply(self, img: &Img) -> Img {
-        match self {
-            Resize::Square(n) => img.resize_bilinear(n, n),
-            Resize::Short(n) => {
-                let short = img.width.min(img.height);
-                if short <= n {
-                    return img.clone();
-                }
-                let scale = |side: usize| ((side as f64 * n as f64 / short as f64).round() as usize).max(1);
-                img.resize_bilinear(scale(img.width), scale(img.height))
-            }
+        match self.target(img.width, img.height) {
+            (w, h) if (w, h) == (img.width, img.height) => img.clone(),
+            (w, h) => img.resize_bilinear(w, h),
         }
     }
+
+    /// A mask: one channel (the maximum over channels), resized with nearest neighbour to `apply`'s size.
+    pub fn apply_mask(self, mask: &Img) -> Img {
+        let mut gray = Img::new(mask.width, mask.height, 1);
+        for (g, px) in gray.data.iter_mut().zip(mask.data.chunks_exact(mask.channels)) {
+            *g = px.iter().copied().max().unwrap_or(0);
+        }
+        match self.target(mask.width, mask.height) {
+            (w, h) if (w, h) == (mask.width, mask.height) => gray,
+            (w, h) => gray.resize_nearest(w, h),
+        }
+    }
+}
+
+/// What a source file holds: an image (resized bilinear) or a segmentation mask (nearest, one channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    Image,
+    Mask,
 }
 
 /// The folder of a dataset's caches under the home's cache: `images/<dataset>-<12 hex of sha256(root)>`.
@@ -104,6 +153,8 @@ pub struct Entry {
     pub width: usize,
     pub height: usize,
     pub channels: usize,
+    #[serde(default)]
+    pub kind: Kind,
 }
 
 impl Entry {
@@ -127,7 +178,7 @@ pub struct ImageCache {
     pub path: PathBuf,
     pub index: Index,
     map: Mmap,
-    by_path: HashMap<PathBuf, usize>,
+    by_path: HashMap<(PathBuf, Kind), usize>,
 }
 
 impl ImageCache {
@@ -141,13 +192,18 @@ impl ImageCache {
         // SAFETY: the file is only ever replaced by rename, never written in place, so the mapping stays valid.
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map image cache {}", path.display()))?;
         let index = read_index(&map).map_err(|e| anyhow!("image cache {} is unreadable: {e}", path.display()))?;
-        let by_path = index.entries.iter().enumerate().map(|(i, e)| (e.source.path.clone(), i)).collect();
+        let by_path = index.entries.iter().enumerate().map(|(i, e)| ((e.source.path.clone(), e.kind), i)).collect();
         Ok(Some(ImageCache { path: path.to_path_buf(), index, map, by_path }))
     }
 
-    /// The entry of a source whose length and mtime are unchanged.
+    /// The image entry of a source whose length and mtime are unchanged.
     pub fn valid_entry(&self, path: &Path) -> Option<usize> {
-        let &i = self.by_path.get(path)?;
+        self.valid_entry_of(path, Kind::Image)
+    }
+
+    /// The entry of a source of `kind` whose length and mtime are unchanged.
+    pub fn valid_entry_of(&self, path: &Path, kind: Kind) -> Option<usize> {
+        let &i = self.by_path.get(&(path.to_path_buf(), kind))?;
         let now = Source::stat(path).ok()?;
         (now == self.index.entries[i].source).then_some(i)
     }
@@ -191,22 +247,34 @@ fn read_index(map: &[u8]) -> Result<Index> {
     Ok(index)
 }
 
-/// A loader's view of a cache: for each of its items, the entry to read when the source is unchanged.
+/// A loader's view of a cache: for each of its items, the entries to read when the sources are unchanged.
 pub struct CacheView {
     cache: Arc<ImageCache>,
     entries: Vec<Option<usize>>,
+    /// Per item, the entries of all its mask files, when every one is valid.
+    masks: Vec<Option<Vec<usize>>>,
 }
 
 impl CacheView {
-    /// Stats every item's source once; changed or missing ones are decoded from the source by the loader.
+    /// Stats every item's sources once; changed or missing ones are decoded from the source by the loader.
     pub fn new(cache: Arc<ImageCache>, items: &[Item]) -> CacheView {
         let entries = items.iter().map(|item| cache.valid_entry(&item.image)).collect();
-        CacheView { cache, entries }
+        let masks = items
+            .iter()
+            .map(|item| item.masks.iter().map(|m| cache.valid_entry_of(m, Kind::Mask)).collect::<Option<Vec<_>>>())
+            .collect();
+        CacheView { cache, entries, masks }
     }
 
     /// The cached image of item `i`, if it is valid.
     pub fn image(&self, i: usize) -> Option<Img> {
         self.entries.get(i).copied().flatten().map(|e| self.cache.image(e))
+    }
+
+    /// The cached masks of item `i` (one-channel), if the item has masks and all of them are valid.
+    pub fn masks(&self, i: usize) -> Option<Vec<Img>> {
+        let entries = self.masks.get(i)?.as_ref().filter(|m| !m.is_empty())?;
+        Some(entries.iter().map(|&e| self.cache.image(e)).collect())
     }
 
     pub fn hits(&self) -> usize {
@@ -246,14 +314,14 @@ pub struct BuildReport {
 pub fn build(
     dir: &Path,
     dataset: &str,
-    sources: &[PathBuf],
+    sources: &[(PathBuf, Kind)],
     resize: Resize,
     workers: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<BuildReport> {
     let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
-    let sources: Vec<PathBuf> = sources.iter().filter(|p| seen.insert(p.to_path_buf())).cloned().collect();
+    let sources: Vec<(PathBuf, Kind)> = sources.iter().filter(|s| seen.insert(*s)).cloned().collect();
     crate::home::create_private_dir(dir)?;
     let path = dir.join(resize.file_name());
     let old = ImageCache::open(&path).unwrap_or_else(|e| {
@@ -261,11 +329,13 @@ pub fn build(
         None
     });
     let old = old.filter(|c| c.index.resize == resize);
-    let stats = sources.iter().map(|p| Source::stat(p)).collect::<Result<Vec<_>>>()?;
+    let stats = sources.iter().map(|(p, _)| Source::stat(p)).collect::<Result<Vec<_>>>()?;
     let reuse: Vec<Option<usize>> = stats
         .iter()
-        .map(|s| {
-            old.as_ref().and_then(|c| c.by_path.get(&s.path).copied().filter(|&i| c.index.entries[i].source == *s))
+        .zip(&sources)
+        .map(|(s, (path, kind))| {
+            let old = old.as_ref()?;
+            old.by_path.get(&(path.clone(), *kind)).copied().filter(|&i| old.index.entries[i].source == *s)
         })
         .collect();
     let to_decode: Vec<usize> = (0..sources.len()).filter(|&i| reuse[i].is_none()).collect();
@@ -281,7 +351,8 @@ pub fn build(
         let mut put = |i: usize, img: &Img, out: &mut BufWriter<File>| -> Result<()> {
             out.write_all(&img.data).with_context(|| format!("cannot write {}", tmp.display()))?;
             let (width, height, channels) = (img.width, img.height, img.channels);
-            entries[i] = Some(Entry { source: stats[i].clone(), offset, width, height, channels });
+            let kind = sources[i].1;
+            entries[i] = Some(Entry { source: stats[i].clone(), offset, width, height, channels, kind });
             offset += img.data.len() as u64;
             done += 1;
             progress(done, sources.len());
@@ -295,7 +366,7 @@ pub fn build(
             }
         }
         decode_parallel(&sources, &to_decode, resize, workers, |i, img| put(i, &img, &mut out))?;
-        let mut sorted: Vec<String> = sources.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let mut sorted: Vec<String> = sources.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
         sorted.sort();
         let index = Index {
             version: VERSION,
@@ -332,7 +403,7 @@ pub fn build(
 /// Decodes and resizes `which` of `sources` on `workers` threads, handing each image to `write` on this thread
 /// (in completion order). The first failure stops the workers and is returned.
 fn decode_parallel(
-    sources: &[PathBuf],
+    sources: &[(PathBuf, Kind)],
     which: &[usize],
     resize: Resize,
     workers: usize,
@@ -348,7 +419,11 @@ fn decode_parallel(
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let Some(&i) = which.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
-                    let img = Img::open(&sources[i]).map(|img| resize.apply(&img));
+                    let (path, kind) = &sources[i];
+                    let img = Img::open(path).map(|img| match kind {
+                        Kind::Image => resize.apply(&img),
+                        Kind::Mask => resize.apply_mask(&img),
+                    });
                     if tx.send((i, img)).is_err() {
                         return;
                     }

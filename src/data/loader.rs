@@ -1,8 +1,8 @@
 //! Batches for training and evaluation: worker threads decode and transform samples, a bounded number of
 //! batches is in flight, and batches come out in order. Shuffling and augmentation depend only on
 //! (seed, epoch, item), so a seed gives the same batches whatever the worker count. With a `CacheView`
-//! (`data::cache`), classification samples start from the cached, already resized image when their source is
-//! unchanged, and from the decoded source otherwise.
+//! (`data::cache`), samples start from the cached, already resized image (and masks) when their sources are
+//! unchanged, and from the decoded sources otherwise.
 
 use super::cache::CacheView;
 use super::image::Img;
@@ -181,11 +181,11 @@ fn views_per_sample(config: &LoaderConfig) -> usize {
     if (config.task, config.mode) == (Task::Classification, Mode::Test) { 10 } else { 1 }
 }
 
-/// Decodes (or takes from the cache: `cached`) and transforms one sample, writing its image views into `images`
-/// (views × 3 × S × S values) and appending its targets.
+/// Decodes (or takes from the cache: `cached`, `cached_masks`) and transforms one sample, writing its image views
+/// into `images` (views × 3 × S × S values) and appending its targets.
 pub fn load_sample(
     item: &Item,
-    cached: Option<Img>,
+    (cached, cached_masks): (Option<Img>, Option<Vec<Img>>),
     config: &LoaderConfig,
     rng: &mut Rng,
     images: &mut [f32],
@@ -207,8 +207,11 @@ pub fn load_sample(
         }
         Task::Segmentation => {
             let mut mask = Img::new(img.width, img.height, 1);
-            for path in &item.masks {
-                let part = Img::open(path)?;
+            let parts = match cached_masks {
+                Some(parts) => parts,
+                None => item.masks.iter().map(|path| Img::open(path)).collect::<Result<Vec<_>>>()?,
+            };
+            for part in parts {
                 let part = if part.width != img.width || part.height != img.height {
                     part.resize_nearest(img.width, img.height)
                 } else {
@@ -243,10 +246,10 @@ fn build_batch(
     let mut targets = Vec::new();
     for (&i, out) in indices.iter().zip(pixels.chunks_exact_mut(per_sample)) {
         let mut rng = Rng::new(mix(config.seed, epoch, i as u64 + 1));
-        let cached = match config.task {
-            Task::Classification => cache.and_then(|c| c.image(i)),
-            Task::Segmentation => None,
-        };
+        let image = cache.and_then(|c| c.image(i));
+        // cached masks have the cached image's size: with a decoded source image, decode the masks too
+        let masks = cache.filter(|_| image.is_some()).and_then(|c| c.masks(i));
+        let cached = (image, masks);
         load_sample(&items[i], cached, config, &mut rng, out, &mut targets)?;
     }
     Ok(RawBatch { images, targets, indices: indices.to_vec() })

@@ -152,12 +152,9 @@ impl Splits {
         }
     }
 
-    /// The decoded-image cache for a classification loader of `mode`, when one exists with valid entries.
+    /// The decoded-image cache for a loader of `mode`, when one exists with valid entries.
     pub fn cache_view(&self, mode: Mode, image_size: usize) -> Option<cache::CacheView> {
-        if self.task != Task::Classification {
-            return None;
-        }
-        let file = self.cache_dir.join(cache::Resize::for_mode(mode, image_size).file_name());
+        let file = self.cache_dir.join(cache::Resize::for_loader(self.task, mode, image_size).file_name());
         let opened = cache::ImageCache::open(&file)
             .inspect_err(|e| tracing::warn!("{e:#}; decoding the sources instead"))
             .ok()
@@ -167,14 +164,14 @@ impl Splits {
         (view.hits() > 0).then_some(view)
     }
 
-    /// Every image of the three splits once, in list order.
-    pub fn all_images(&self) -> Vec<PathBuf> {
+    /// Every image and mask file of the three splits once, in list order.
+    pub fn all_sources(&self) -> Vec<(PathBuf, cache::Kind)> {
         let mut seen = std::collections::HashSet::new();
-        [&self.train, &self.val, &self.test]
-            .into_iter()
-            .flatten()
-            .filter(|item| seen.insert(&item.image))
-            .map(|item| item.image.clone())
-            .collect()
+        let items = [&self.train, &self.val, &self.test].into_iter().flatten();
+        let sources = items.flat_map(|item| {
+            let masks = item.masks.iter().map(|m| (m.clone(), cache::Kind::Mask));
+            std::iter::once((item.image.clone(), cache::Kind::Image)).chain(masks)
+        });
+        sources.filter(|source| seen.insert(source.clone())).collect()
     }
 }
