@@ -1,6 +1,7 @@
 //! DICOM decoding against pydicom: pydicom's bundled test files (uncompressed little/big endian, implicit VR,
 //! deflated, RLE, JPEG baseline, 1/8/16/32-bit, gray and RGB) and files pydicom writes here (MONOCHROME1, a
-//! SIGMOID window, an 8-bit JPEG-baseline chest-X-ray-like file without extension as SIIM-ACR ships them),
+//! SIGMOID window, an 8-bit JPEG-baseline chest-X-ray-like file without extension as SIIM-ACR ships them, a
+//! VOI LUT Sequence and a Modality LUT Sequence),
 //! decoded by medxfer and compared with pydicom's `pixel_array` through pydicom's own modality and VOI LUT
 //! functions, scaled to 8 bits as `data::dicom` documents.
 
@@ -42,7 +43,30 @@ def written():
     ds["PixelData"].VR = "OB"
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.save_as(os.path.join(out, "siim_like"), enforce_file_format=True)
-    return [os.path.join(out, n) for n in ["mono1.dcm", "ct_sigmoid.dcm", "siim_like"]]
+    # A VOI LUT Sequence (a square-root curve over -1000..999 HU, 12 bits) on the rescaled CT, window removed
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    for tag in ["WindowCenter", "WindowWidth"]:
+        if tag in ds:
+            del ds[tag]
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "SS", [2000, -1000, 12])
+    curve = np.round(4095 * np.sqrt(np.arange(2000) / 1999.0)).astype("<u2")
+    item.add_new(0x00283006, "OW", curve.tobytes())
+    ds.VOILUTSequence = pydicom.Sequence([item])
+    ds.save_as(os.path.join(out, "ct_voi_lut.dcm"))
+    # A Modality LUT Sequence (a quadratic curve, 16 bits) in place of the MR's rescale, no window
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    for tag in ["WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"]:
+        if tag in ds:
+            del ds[tag]
+    n = int(ds.pixel_array.max()) * 3 // 4
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", [n, 0, 16])
+    item.add_new(0x00283006, "US", [int(v) for v in np.round(65535 * (np.arange(n) / (n - 1.0)) ** 2)])
+    ds.ModalityLUTSequence = pydicom.Sequence([item])
+    ds.save_as(os.path.join(out, "mr_modality_lut.dcm"))
+    return [os.path.join(out, n) for n in ["mono1.dcm", "ct_sigmoid.dcm", "siim_like", "ct_voi_lut.dcm",
+                                           "mr_modality_lut.dcm"]]
 
 def expected(ds):
     arr = ds.pixel_array
@@ -56,8 +80,13 @@ def expected(ds):
     lo, hi = (0, 2 ** bits - 1) if ds.PixelRepresentation == 0 else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
     lo, hi = lo * slope + intercept, hi * slope + intercept
+    if "ModalityLUTSequence" in ds:
+        lo, hi = 0, 2 ** ds.ModalityLUTSequence[0].LUTDescriptor[2] - 1
     x = apply_modality_lut(arr, ds).astype(np.float64)
-    if "WindowCenter" in ds:
+    if "VOILUTSequence" in ds:
+        lo, hi = 0, 2 ** ds.VOILUTSequence[0].LUTDescriptor[2] - 1
+        x = apply_voi_lut(x, ds, index=0).astype(np.float64)
+    elif "WindowCenter" in ds:
         x = apply_voi_lut(x, ds, index=0)  # pydicom maps the window onto the same rescaled stored range
     v = np.clip(np.floor((x - lo) / (hi - lo) * 255 + 0.5), 0, 255).astype(np.uint8)
     return 255 - v if ds.PhotometricInterpretation == "MONOCHROME1" else v
@@ -91,7 +120,7 @@ fn dicom_pixels_match_pydicom_windowed_and_scaled_to_8_bits() {
     let dir = tempfile::tempdir().unwrap();
     let reference = reference(dir.path());
     let cases = reference["cases"].as_array().unwrap();
-    assert!(cases.len() >= 19, "{cases:?}");
+    assert!(cases.len() >= 21, "{cases:?}");
     for case in cases {
         let path = PathBuf::from(case["path"].as_str().unwrap());
         let img = Img::open(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));

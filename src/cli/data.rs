@@ -47,7 +47,8 @@ pub struct CacheArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
     /// The val/test working size N: the Resize before the center crop for classification (default 256, for
-    /// image_size 224), the model input for segmentation (default 224). The train cache gets a shorter side of 2N.
+    /// image_size 224), the model input for segmentation (default 224). A classification train cache gets a
+    /// shorter side of 2N; segmentation uses the N×N file in every mode.
     #[arg(long)]
     pub size: Option<usize>,
     /// Decoding threads (default: every core).
@@ -179,7 +180,7 @@ fn run_cache(args: CacheArgs) -> Result<i32> {
     let sources = splits.all_sources();
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let mut reports = Vec::new();
-    for resize in [Resize::Square(size), Resize::Short(2 * size)] {
+    for resize in Resize::all_for(splits.task, size) {
         let bar = indicatif::ProgressBar::new(sources.len() as u64).with_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
                 .expect("a valid template")

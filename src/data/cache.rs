@@ -9,9 +9,9 @@
 //!   meaning, and a crop of the median scale (~54% of the area, ~376 px) is still shrunk to 224, so only the
 //!   smallest crops lose detail against the original resolution.
 //!
-//! Segmentation datasets resize straight to the model's input, so their N is image_size itself (224), and
-//! each mask file is an entry of its own: reduced to one channel (the maximum over channels, which is what
-//! the loader thresholds) and resized with nearest neighbour to the same size as its image.
+//! Segmentation transforms all start by resizing to the model's input, so a segmentation dataset has one file,
+//! `square-<image_size>.u8c`, bit-identical in every mode. Each mask file is an entry of its own: reduced to one
+//! channel (the maximum over channels, which is what the loader thresholds) and resized with nearest neighbour.
 //!
 //! File layout: `MAGIC | pixels of every entry (HWC u8, back to back) | index JSON | u64 LE index length | MAGIC`.
 //! The index records each source's absolute path, byte length and mtime (ns), its entry's offset and shape, and
@@ -55,11 +55,19 @@ impl Resize {
         Resize::for_loader(Task::Classification, mode, image_size)
     }
 
-    /// The cache a loader reads: classification as `for_mode`; segmentation square `image_size` (val/test,
-    /// which resize straight to it) or short side 2 × `image_size` (train).
+    /// The cache a loader reads: classification as `for_mode`; segmentation square `image_size` in every mode,
+    /// since its transforms all start by resizing to it.
     pub fn for_loader(task: Task, mode: Mode, image_size: usize) -> Resize {
         let n = Resize::square_size(task, image_size);
-        if mode == Mode::Train { Resize::Short(2 * n) } else { Resize::Square(n) }
+        if mode == Mode::Train && task == Task::Classification { Resize::Short(2 * n) } else { Resize::Square(n) }
+    }
+
+    /// The cache files a dataset of `task` needs for val/test working size `n`.
+    pub fn all_for(task: Task, n: usize) -> Vec<Resize> {
+        match task {
+            Task::Classification => vec![Resize::Square(n), Resize::Short(2 * n)],
+            Task::Segmentation => vec![Resize::Square(n)],
+        }
     }
 
     /// N, the val/test working size of a task: 256 for a classification image_size of 224, 224 for segmentation.

@@ -1,19 +1,21 @@
 //! DICOM files (SIIM-ACR is DICOM) to 8-bit `Img` with dicom-rs: uncompressed (implicit/explicit VR, little
 //! or big endian), deflated, RLE and JPEG (baseline, extended, lossless) pixel data; the first frame only.
 //!
-//! Gray (MONOCHROME1/2): stored values (Bits Stored, sign-extended when signed) → Rescale Slope/Intercept →
-//! the first Window Center/Width through the VOI LUT Function (LINEAR, LINEAR_EXACT or SIGMOID, as DICOM
-//! PS3.3 C.11.2 and pydicom's `apply_voi_lut`) when the file has one, otherwise the rescaled range of Bits
-//! Stored → 0..255 rounded; MONOCHROME1 is then inverted so that 255 is white. Colour (RGB, YBR_FULL,
-//! converted as pydicom does; JPEG's YBR comes out of the codec as RGB): 8-bit samples as they are, wider
-//! ones scaled by Bits Stored. Not handled (one error sentence naming the file): other transfer syntaxes
-//! (JPEG 2000, JPEG-LS, ...), PALETTE COLOR, uncompressed YBR_FULL_422; Modality and VOI LUT Sequences are
-//! ignored (the window, else the stored range, is used).
+//! Gray (MONOCHROME1/2): stored values (Bits Stored, sign-extended when signed) → the first Modality LUT
+//! Sequence item, else Rescale Slope/Intercept → the first VOI LUT Sequence item (scaled by its bits per entry),
+//! else the first Window Center/Width through the VOI LUT Function (LINEAR, LINEAR_EXACT or SIGMOID, as DICOM
+//! PS3.3 C.11.2 and pydicom's `apply_voi_lut`, which also prefers the LUT to the window), otherwise the
+//! modality output's range (the LUT's bits, or the rescaled range of Bits Stored) → 0..255 rounded;
+//! MONOCHROME1 is then inverted so that 255 is white. A LUT maps inputs below its first entry to the first
+//! value and above its last to the last. Colour (RGB, YBR_FULL, converted as pydicom does; JPEG's YBR comes
+//! out of the codec as RGB): 8-bit samples as they are, wider ones scaled by Bits Stored. Not handled (one
+//! error sentence naming the file): other transfer syntaxes (JPEG 2000, JPEG-LS, ...), PALETTE COLOR,
+//! uncompressed YBR_FULL_422.
 
 use super::image::Img;
 use anyhow::{Result, anyhow, bail};
-use dicom_object::OpenFileOptions;
 use dicom_object::file::ReadPreamble;
+use dicom_object::{InMemDicomObject, OpenFileOptions, Tag};
 use dicom_pixeldata::{
     DecodedPixelData, PhotometricInterpretation, PixelDecoder, PixelRepresentation, PlanarConfiguration, Rescale,
     VoiLutFunction, WindowLevel,
@@ -49,10 +51,77 @@ pub fn decode(path: &Path) -> Result<Img> {
     let px = obj
         .decode_pixel_data_frame(0)
         .map_err(|e| anyhow!("cannot decode the pixel data of DICOM file {name}: {e}"))?;
-    to_img(&px).map_err(|e| anyhow!("{name}: {e}"))
+    let luts =
+        Luts { modality: Lut::first_of(&obj, MODALITY_LUT_SEQUENCE)?, voi: Lut::first_of(&obj, VOI_LUT_SEQUENCE)? };
+    to_img(&px, luts).map_err(|e| anyhow!("{name}: {e}"))
 }
 
-fn to_img(px: &DecodedPixelData) -> Result<Img> {
+const MODALITY_LUT_SEQUENCE: Tag = Tag(0x0028, 0x3000);
+const VOI_LUT_SEQUENCE: Tag = Tag(0x0028, 0x3010);
+const LUT_DESCRIPTOR: Tag = Tag(0x0028, 0x3002);
+const LUT_DATA: Tag = Tag(0x0028, 0x3006);
+
+/// A lookup table of a Modality or VOI LUT Sequence item (PS3.3 C.11.1, C.11.2.1.1).
+#[derive(Debug, Clone, PartialEq)]
+struct Lut {
+    /// The input value of the first entry.
+    first: i64,
+    bits: u32,
+    data: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Luts {
+    modality: Option<Lut>,
+    voi: Option<Lut>,
+}
+
+impl Lut {
+    /// The LUT of the first item of sequence `seq`, if the file has one.
+    fn first_of(obj: &InMemDicomObject, seq: Tag) -> Result<Option<Lut>> {
+        let Some(item) = obj.element_opt(seq)?.and_then(|e| e.items()).and_then(|items| items.first()) else {
+            return Ok(None);
+        };
+        let what = if seq == MODALITY_LUT_SEQUENCE { "Modality LUT" } else { "VOI LUT" };
+        let descriptor: Vec<i64> = item
+            .element(LUT_DESCRIPTOR)
+            .map_err(|_| anyhow!("its {what} Sequence item has no LUT Descriptor"))?
+            .to_multi_int()
+            .map_err(|e| anyhow!("its {what} Descriptor is unreadable: {e}"))?;
+        let &[entries, first, bits] = descriptor.as_slice() else {
+            bail!("its {what} Descriptor has {} values, 3 expected", descriptor.len());
+        };
+        // PS3.3 C.11.1.1.1: 0 entries means 65536; the first mapped value may be stored unsigned for a signed input
+        let entries = if entries == 0 { 65536 } else { entries as usize };
+        if !(1..=16).contains(&bits) {
+            bail!("its {what} Descriptor gives {bits} bits per entry (1 to 16 are valid)");
+        }
+        let data_element = item.element(LUT_DATA).map_err(|_| anyhow!("its {what} Sequence item has no LUT Data"))?;
+        let mut data: Vec<u16> =
+            data_element.to_multi_int().map_err(|e| anyhow!("its {what} Data is unreadable: {e}"))?;
+        if bits <= 8 && data.len() * 2 == entries.next_multiple_of(2) && data.len() < entries {
+            // 8-bit entries packed two to a 16-bit word, low byte first
+            data = data.iter().flat_map(|w| [w & 0xff, w >> 8]).take(entries).collect();
+        }
+        if data.len() < entries {
+            bail!("its {what} Data holds {} entries, the descriptor says {entries}", data.len());
+        }
+        data.truncate(entries);
+        Ok(Some(Lut { first, bits: bits as u32, data }))
+    }
+
+    fn apply(&self, x: f64) -> f64 {
+        let last = self.data.len() as i64 - 1;
+        self.data[(x.round() as i64 - self.first).clamp(0, last) as usize] as f64
+    }
+
+    /// The largest value an entry can hold.
+    fn max(&self) -> f64 {
+        ((1u32 << self.bits) - 1) as f64
+    }
+}
+
+fn to_img(px: &DecodedPixelData, luts: Luts) -> Result<Img> {
     let (width, height) = (px.columns() as usize, px.rows() as usize);
     let channels = px.samples_per_pixel() as usize;
     let pi = px.photometric_interpretation().clone();
@@ -62,7 +131,7 @@ fn to_img(px: &DecodedPixelData) -> Result<Img> {
             let rescale = px.rescale()?.first().copied().unwrap_or(Rescale { slope: 1.0, intercept: 0.0 });
             let window = px.window()?.and_then(|w| w.first().copied());
             let function = px.voi_lut_function()?.and_then(|f| f.first().copied()).unwrap_or_default();
-            let gray = GrayMap::new(&samples, rescale, window.map(|w| (w, function)));
+            let gray = GrayMap::new(&samples, rescale, window.map(|w| (w, function)), luts);
             let invert = pi == PhotometricInterpretation::Monochrome1;
             let data = (0..width * height)
                 .map(|i| {
@@ -143,19 +212,20 @@ impl<'a> Samples<'a> {
     }
 }
 
-/// Stored value → 0..255: rescale, then the window or the rescaled stored range.
+/// Stored value → 0..255: modality LUT or rescale, then the VOI LUT, the window or the modality output's range.
 struct GrayMap {
     rescale: Rescale,
     window: Option<(WindowLevel, VoiLutFunction)>,
+    luts: Luts,
     range: (f64, f64),
     /// Precomputed for stored widths up to 16 bits, indexed by value - range.0.
     table: Vec<u8>,
 }
 
 impl GrayMap {
-    fn new(samples: &Samples, rescale: Rescale, window: Option<(WindowLevel, VoiLutFunction)>) -> GrayMap {
+    fn new(samples: &Samples, rescale: Rescale, window: Option<(WindowLevel, VoiLutFunction)>, luts: Luts) -> GrayMap {
         let range = samples.range();
-        let mut map = GrayMap { rescale, window, range, table: Vec::new() };
+        let mut map = GrayMap { rescale, window, luts, range, table: Vec::new() };
         if samples.stored <= 16 {
             map.table = (range.0 as i64..=range.1 as i64).map(|v| map.compute(v as f64)).collect();
         }
@@ -168,7 +238,13 @@ impl GrayMap {
 
     fn compute(&self, stored: f64) -> u8 {
         let Rescale { slope, intercept } = self.rescale;
-        let x = stored * slope + intercept;
+        let x = match &self.luts.modality {
+            Some(lut) => lut.apply(stored),
+            None => stored * slope + intercept,
+        };
+        if let Some(lut) = &self.luts.voi {
+            return round_u8(lut.apply(x) / lut.max() * 255.0);
+        }
         let unit = match self.window {
             Some((w, VoiLutFunction::Linear)) if w.width >= 1.0 => {
                 let (c, w) = (w.center - 0.5, w.width - 1.0);
@@ -193,7 +269,10 @@ impl GrayMap {
                 1.0 / (1.0 + (-4.0 * (x - w.center) / w.width).exp())
             }
             _ => {
-                let (lo, hi) = (self.range.0 * slope + intercept, self.range.1 * slope + intercept);
+                let (lo, hi) = match &self.luts.modality {
+                    Some(lut) => (0.0, lut.max()),
+                    None => (self.range.0 * slope + intercept, self.range.1 * slope + intercept),
+                };
                 if hi == lo { 0.0 } else { (x - lo) / (hi - lo) }
             }
         };
@@ -236,13 +315,17 @@ mod tests {
     fn linear_window_follows_the_dicom_formula() {
         let samples = Samples { data: &[], bits: 16, stored: 12, signed: false };
         let rescale = Rescale { slope: 1.0, intercept: 0.0 };
-        let map =
-            GrayMap::new(&samples, rescale, Some((WindowLevel { center: 100.0, width: 51.0 }, VoiLutFunction::Linear)));
+        let map = GrayMap::new(
+            &samples,
+            rescale,
+            Some((WindowLevel { center: 100.0, width: 51.0 }, VoiLutFunction::Linear)),
+            Luts::default(),
+        );
         assert_eq!(
             (map.map(74.0), map.map(75.0), map.map(100.0), map.map(125.0), map.map(4095.0)),
             (0, 3, 130, 255, 255)
         );
-        let plain = GrayMap::new(&samples, rescale, None);
+        let plain = GrayMap::new(&samples, rescale, None, Luts::default());
         assert_eq!((plain.map(0.0), plain.map(4095.0), plain.map(2048.0)), (0, 255, 128));
     }
 }
