@@ -224,6 +224,29 @@ fn demo_is_deterministic_quick_and_loader_batches_do_not_depend_on_workers() {
     assert!((0.1..0.7).contains(&foreground), "lung fraction {foreground}");
 }
 
+/// `pin_memory` for a CUDA device: with CUDA the batches come pinned, without it the pin fails quietly and the
+/// batches stay in ordinary memory; either way they equal the unpinned ones.
+#[test]
+fn pinned_batches_equal_plain_ones_and_are_pinned_only_with_cuda() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cls, _) = demo::write(dir.path()).unwrap();
+    let spec = DatasetSpec::load("demo-cls").unwrap();
+    let (items, _) = lists::read_split(&spec, &cls, &cls.join("val.txt"), 0).unwrap();
+    let batches = |pin: Option<tch::Device>| {
+        let mut config = LoaderConfig::for_split(Task::Classification, Mode::Val, 8, 32, Normalization::Chestxray);
+        config.pin_memory = pin;
+        Loader::new(items[..24].to_vec(), config).epoch(0).map(|b| b.unwrap()).collect::<Vec<_>>()
+    };
+    let (plain, pinned) = (batches(None), batches(Some(tch::Device::Cuda(0))));
+    assert_eq!(plain.len(), 3);
+    for (p, q) in plain.iter().zip(&pinned) {
+        assert!(!p.pinned);
+        assert_eq!(q.pinned, tch::Cuda::is_available(), "pinned exactly when CUDA is there");
+        assert!(p.images.equal(&q.images) && p.targets.equal(&q.targets));
+        assert!(q.images_on(tch::Device::Cpu).equal(&p.images));
+    }
+}
+
 #[test]
 fn drive_masks_are_matched_by_id_manual1() {
     let dir = tempfile::tempdir().unwrap();

@@ -32,6 +32,9 @@ pub struct LoaderConfig {
     pub drop_last: bool,
     /// Batches decoded ahead of the consumer.
     pub prefetch: usize,
+    /// Copy each batch's images into page-locked host memory for this CUDA device, so that the copy to it can
+    /// run asynchronously; without CUDA the batch stays in ordinary memory.
+    pub pin_memory: Option<Device>,
 }
 
 impl LoaderConfig {
@@ -48,6 +51,7 @@ impl LoaderConfig {
             shuffle: mode == Mode::Train,
             drop_last: mode == Mode::Train,
             prefetch: 4,
+            pin_memory: None,
         }
     }
 }
@@ -60,6 +64,16 @@ pub struct Batch {
     pub targets: Tensor,
     /// Positions of the batch's samples in the item list.
     pub indices: Vec<usize>,
+    /// Whether `images` is in page-locked memory (`LoaderConfig::pin_memory`).
+    pub pinned: bool,
+}
+
+impl Batch {
+    /// The images on `device`; from pinned memory the copy is asynchronous (ordered on the device's stream).
+    pub fn images_on(&self, device: Device) -> Tensor {
+        let non_blocking = self.pinned && device.is_cuda();
+        self.images.to_device_(device, self.images.kind(), non_blocking, false)
+    }
 }
 
 /// (batch number in the epoch, item positions)
@@ -74,6 +88,7 @@ pub struct Loader {
 struct RawBatch {
     /// [N × views × 3 × S × S], written in place by the worker
     images: Tensor,
+    pinned: bool,
     targets: Vec<f32>,
     indices: Vec<usize>,
 }
@@ -90,6 +105,12 @@ impl Loader {
 
     /// Reads classification samples from a decoded-image cache built for this loader's mode and size
     /// (`cache::Resize::for_mode`); the view must have been made for the same items.
+    /// Pins batches for `device` when it is a CUDA device (`LoaderConfig::pin_memory`).
+    pub fn pinned_for(mut self, device: Device) -> Loader {
+        self.config.pin_memory = device.is_cuda().then_some(device);
+        self
+    }
+
     pub fn with_cache(mut self, cache: CacheView) -> Loader {
         assert_eq!(cache.len(), self.items.len(), "a cache view made for other items");
         self.cache = Some(Arc::new(cache));
@@ -252,7 +273,8 @@ fn build_batch(
         let cached = (image, masks);
         load_sample(&items[i], cached, config, &mut rng, out, &mut targets)?;
     }
-    Ok(RawBatch { images, targets, indices: indices.to_vec() })
+    let pinned = config.pin_memory.and_then(|device| images.f_pin_memory(device).ok());
+    Ok(RawBatch { pinned: pinned.is_some(), images: pinned.unwrap_or(images), targets, indices: indices.to_vec() })
 }
 
 pub struct EpochIter {
@@ -286,7 +308,7 @@ impl EpochIter {
             Task::Classification => targets.view([n, -1]),
             Task::Segmentation => targets.view([n, 1, s, s]),
         };
-        Batch { images, targets, indices: raw.indices }
+        Batch { images, targets, indices: raw.indices, pinned: raw.pinned }
     }
 }
 

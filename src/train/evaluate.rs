@@ -49,7 +49,7 @@ pub fn validate(net: &Net, loader: &Loader, device: Device, loss: LossKind, labe
     let segmentation = matches!(net, Net::Unet(_));
     for batch in loader.epoch(0) {
         let batch = batch?;
-        let (images, targets) = (batch.images.to_device(device), batch.targets.to_device(device));
+        let (images, targets) = (batch.images_on(device), batch.targets.to_device(device));
         let logits = tch::no_grad(|| net.forward_t(&images, false));
         total += loss.compute(&logits, &targets).double_value(&[]);
         batches += 1;
@@ -132,7 +132,7 @@ pub fn test_classification(
         let batch = batch?;
         let size = batch.images.size();
         let (n, crops) = (size[0], size[1]);
-        let images = batch.images.to_device(device);
+        let images = batch.images_on(device);
         let probs = tch::no_grad(|| {
             if tta {
                 let flat = images.flatten(0, 1);
@@ -152,7 +152,7 @@ pub fn test_segmentation(net: &Net, loader: &Loader, device: Device) -> Result<T
     let mut seg = SegScores::default();
     for batch in loader.epoch(0) {
         let batch = batch?;
-        let images = batch.images.to_device(device);
+        let images = batch.images_on(device);
         let probs = tch::no_grad(|| net.forward_t(&images, false).sigmoid());
         seg.add_batch(&probs.to_device(Device::Cpu), &batch.targets);
     }

@@ -114,8 +114,8 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     files.status.best_val_loss = st.early.best.is_finite().then_some(st.early.best);
     files.save_status()?;
 
-    let train_loader = splits.loader(Mode::Train, h.batch_size, &spec.data, spec.seed);
-    let val_loader = splits.loader(Mode::Val, h.batch_size, &spec.data, spec.seed);
+    let train_loader = splits.loader(Mode::Train, h.batch_size, &spec.data, spec.seed).pinned_for(device);
+    let val_loader = splits.loader(Mode::Val, h.batch_size, &spec.data, spec.seed).pinned_for(device);
     if train_loader.batches_per_epoch() == 0 {
         bail!("the training split has {} images, fewer than batch_size {}", splits.train.len(), h.batch_size);
     }
@@ -128,7 +128,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
         for batch in train_loader.epoch(u64::from(epoch)) {
             let batch = batch.with_context(|| format!("epoch {epoch}"))?;
-            let (x, y) = (batch.images.to_device(device), batch.targets.to_device(device));
+            let (x, y) = (batch.images_on(device), batch.targets.to_device(device));
             let x = if nhwc { perf::channels_last(&x)? } else { x };
             Optimizer::zero_grad(&params);
             // Autocast covers the forward pass only; the loss and evaluation stay in float32.
@@ -231,7 +231,7 @@ fn save_last(path: &std::path::Path, vs: &VarStore, st: &State, spec: &RunSpec, 
 }
 
 fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &State) -> Result<RunResult> {
-    let loader = splits.loader(Mode::Test, spec.hyper.test_batch_size, &spec.data, spec.seed);
+    let loader = splits.loader(Mode::Test, spec.hyper.test_batch_size, &spec.data, spec.seed).pinned_for(device);
     let scores: TestScores = match spec.task {
         Task::Classification => evaluate::test_classification(
             net,
