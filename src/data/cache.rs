@@ -101,22 +101,14 @@ impl Resize {
     }
 
     pub fn apply(self, img: &Img) -> Img {
-        match self.target(img.width, img.height) {
-            (w, h) if (w, h) == (img.width, img.height) => img.clone(),
-            (w, h) => img.resize_bilinear(w, h),
-        }
+        let (w, h) = self.target(img.width, img.height);
+        img.resize_bilinear(w, h)
     }
 
     /// A mask: one channel (the maximum over channels), resized with nearest neighbour to `apply`'s size.
     pub fn apply_mask(self, mask: &Img) -> Img {
-        let mut gray = Img::new(mask.width, mask.height, 1);
-        for (g, px) in gray.data.iter_mut().zip(mask.data.chunks_exact(mask.channels)) {
-            *g = px.iter().copied().max().unwrap_or(0);
-        }
-        match self.target(mask.width, mask.height) {
-            (w, h) if (w, h) == (mask.width, mask.height) => gray,
-            (w, h) => gray.resize_nearest(w, h),
-        }
+        let (w, h) = self.target(mask.width, mask.height);
+        mask.channel_max().resize_nearest(w, h)
     }
 }
 

@@ -143,8 +143,11 @@ impl Img {
         out
     }
 
-    /// Nearest-neighbour resize (masks).
+    /// Nearest-neighbour resize (masks); the same size is a copy.
     pub fn resize_nearest(&self, width: usize, height: usize) -> Img {
+        if (width, height) == (self.width, self.height) {
+            return self.clone();
+        }
         let c = self.channels;
         let mut out = Img::new(width, height, c);
         for y in 0..height {
@@ -156,6 +159,18 @@ impl Img {
             }
         }
         out
+    }
+
+    /// One channel holding each pixel's largest channel value (how masks are read: any channel counts).
+    pub fn channel_max(&self) -> Img {
+        if self.channels == 1 {
+            return self.clone();
+        }
+        let mut gray = Img::new(self.width, self.height, 1);
+        for (g, px) in gray.data.iter_mut().zip(self.data.chunks_exact(self.channels)) {
+            *g = px.iter().copied().max().unwrap_or(0);
+        }
+        gray
     }
 
     /// PIL's `resize((width, height), BILINEAR)`: separable, antialiased when shrinking, 8-bit fixed point.

@@ -233,13 +233,9 @@ pub fn load_sample(
                 None => item.masks.iter().map(|path| Img::open(path)).collect::<Result<Vec<_>>>()?,
             };
             for part in parts {
-                let part = if part.width != img.width || part.height != img.height {
-                    part.resize_nearest(img.width, img.height)
-                } else {
-                    part
-                };
-                for (p, m) in mask.data.iter_mut().enumerate() {
-                    *m = (*m).max(*part.data[p * part.channels..(p + 1) * part.channels].iter().max().unwrap_or(&0));
+                let part = part.channel_max().resize_nearest(img.width, img.height);
+                for (m, &v) in mask.data.iter_mut().zip(&part.data) {
+                    *m = (*m).max(v);
                 }
             }
             let (img, mask) = segmentation_pair(&img, &mask, config.mode, config.image_size, rng);

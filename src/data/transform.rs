@@ -129,8 +129,7 @@ pub fn classification_views(img: &Img, mode: Mode, image_size: usize, rng: &mut 
 /// - with p 0.25 a random sized square crop of side U(156/224, 1)·image_size, resized back to image_size.
 pub fn segmentation_pair(img: &Img, mask: &Img, mode: Mode, image_size: usize, rng: &mut Rng) -> (Img, Img) {
     let s = image_size;
-    let mut img = if (img.width, img.height) == (s, s) { img.clone() } else { img.resize_bilinear(s, s) };
-    let mut mask = if (mask.width, mask.height) == (s, s) { mask.clone() } else { mask.resize_nearest(s, s) };
+    let (mut img, mut mask) = (img.resize_bilinear(s, s), mask.resize_nearest(s, s));
     if mode != Mode::Train {
         return (img, mask);
     }
