@@ -102,12 +102,17 @@ pub fn call(global: &str, args: Vec<Value>) -> Result<Value> {
     match global {
         "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => rebuild_tensor(args),
         "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => match args.first() {
+            Some(Value::Tensor(_)) if global.ends_with("_with_state") => {
+                refuse_attributes(global, args.get(3))?;
+                call("torch._utils._rebuild_parameter", args)
+            }
             Some(Value::Tensor(t)) => Ok(Value::Tensor(t.clone())),
             other => bail!("{global} expects a tensor first, got {}", other.map_or("nothing", Value::kind)),
         },
         "torch._tensor._rebuild_from_type_v2" => {
             let mut it = args.into_iter();
             let (func, class, inner) = (it.next(), it.next(), it.next());
+            refuse_attributes(global, it.next().as_ref())?;
             match (func, class, inner) {
                 (Some(Value::Global(f)), Some(Value::Global(c)), Some(Value::Tuple(inner)))
                     if (c == "torch.Tensor" || c == "torch.nn.parameter.Parameter")
@@ -245,4 +250,23 @@ fn rebuild_tensor(args: Vec<Value>) -> Result<Value> {
     let shape = int_list(args.get(2), "size")?;
     let stride = int_list(args.get(3), "stride")?;
     Ok(Value::Tensor(TensorRef { storage, offset, shape, stride }))
+}
+
+/// torch's `_set_obj_state` sets each entry of a tensor's state as an attribute, and an attribute
+/// such as `data` replaces the weights: only empty states are accepted.
+fn refuse_attributes(global: &str, state: Option<&Value>) -> Result<()> {
+    let empty = |v: &Value| match v {
+        Value::None => true,
+        Value::Dict(items) => items.is_empty(),
+        _ => false,
+    };
+    let fine = match state {
+        None => true,
+        Some(Value::Tuple(parts)) if parts.len() == 2 => parts.iter().all(empty),
+        Some(v) => empty(v),
+    };
+    if !fine {
+        bail!("{global} sets tensor attributes from its state, which medxfer does not apply");
+    }
+    Ok(())
 }

@@ -1,8 +1,12 @@
 //! A bounded pickle virtual machine (protocols 0-5 as PyTorch uses them) that builds inert values.
 //! GLOBALs are checked against the allow-list as they are read; calls go through `allow::call`.
+//!
+//! Like Python's unpickler, the stack and the memo hold references: every container is one node
+//! of an arena, so a dict memoised and then filled or changed is seen filled and changed through
+//! every name. The tree handed back is a copy made at STOP, charged against the input's size.
 
 use super::allow::{self, Policy};
-use super::value::Value;
+use super::value::{TensorRef, Value};
 use anyhow::{Result, anyhow, bail};
 use std::collections::{BTreeSet, HashMap};
 
@@ -29,6 +33,7 @@ pub fn unpickle_with(data: &[u8], start: usize, policy: Policy) -> Result<Unpick
         policy,
         data,
         pos: start,
+        nodes: Vec::new(),
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
@@ -45,42 +50,69 @@ pub fn unpickle_with(data: &[u8], start: usize, policy: Policy) -> Result<Unpick
     }
 }
 
-/// Strings and bytes from this size on are not kept in the memo: array data (BYOL's numpy arrays
-/// travel as large latin-1 strings) would otherwise be held several times over. Python's picklers
-/// never refer back to them (each is a fresh object); a pickle that does is refused.
-const ELIDE_AT: usize = 1 << 20;
-const ELIDED: &str = "<large string left out of the memo>";
+/// Strings and bytes from this size on are moved, not copied, out of the arena: array data (BYOL's
+/// numpy arrays travel as large latin-1 strings) would otherwise be held several times over.
+/// Python's picklers never use one twice (each is a fresh object); a pickle that does is refused.
+const MOVE_AT: usize = 1 << 20;
 
-fn elide_large(v: Value) -> Value {
-    let big = |n: usize| n >= ELIDE_AT;
-    let elided = || Value::Object { class: ELIDED.to_string(), args: Vec::new(), state: None };
-    match v {
-        Value::Str(s) if big(s.len()) => elided(),
-        Value::Bytes(b) if big(b.len()) => elided(),
-        Value::List(xs) => Value::List(xs.into_iter().map(elide_large).collect()),
-        Value::Tuple(xs) => Value::Tuple(xs.into_iter().map(elide_large).collect()),
-        Value::Set(xs) => Value::Set(xs.into_iter().map(elide_large).collect()),
-        Value::Dict(items) => Value::Dict(items.into_iter().map(|(k, v)| (elide_large(k), elide_large(v))).collect()),
-        Value::Object { class, args, state } => Value::Object {
-            class,
-            args: args.into_iter().map(elide_large).collect(),
-            state: state.map(|s| Box::new(elide_large(*s))),
-        },
-        other => other,
-    }
+/// An index into the VM's arena.
+type Id = usize;
+
+/// A dict key as Python hashes it: equal keys (1, 1.0 and True among them) are one key.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    None,
+    Int(i64),
+    Float(u64),
+    Big(Vec<u8>),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Key>),
+    /// Hashed by identity (globals, storages, tensors, objects).
+    Object(Id),
 }
 
-fn holds_elided(v: &Value) -> bool {
-    matches!(v, Value::Object { class, .. } if class == ELIDED) || v.children().into_iter().any(holds_elided)
+/// One object of the pickle, shared by every stack slot and memo entry that names it.
+enum Node {
+    Leaf(Value),
+    /// A large string or bytes already moved into the result.
+    Moved,
+    List(Vec<Id>),
+    Tuple(Vec<Id>),
+    Set(Vec<Id>),
+    Dict {
+        items: Vec<(Id, Id)>,
+        index: HashMap<Key, usize>,
+    },
+    Object {
+        class: String,
+        args: Vec<Id>,
+        state: Option<Id>,
+    },
+}
+
+impl Node {
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Leaf(v) => v.kind(),
+            Node::Moved => "str",
+            Node::List(_) => "list",
+            Node::Tuple(_) => "tuple",
+            Node::Set(_) => "set",
+            Node::Dict { .. } => "dict",
+            Node::Object { .. } => "object",
+        }
+    }
 }
 
 struct Vm<'a> {
     policy: Policy,
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
+    nodes: Vec<Node>,
+    stack: Vec<Id>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: HashMap<u32, Id>,
     globals: BTreeSet<String>,
     copy_budget: usize,
 }
@@ -123,61 +155,53 @@ impl<'a> Vm<'a> {
         Ok(Value::Bytes(self.take(usize::try_from(n)?)?.to_vec()))
     }
 
-    fn push(&mut self, v: Value) -> Result<()> {
+    /// Adds a node to the arena (one per opcode or per interned call result, so bounded by the input).
+    fn new_node(&mut self, node: Node) -> Id {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+    fn push_id(&mut self, id: Id) -> Result<()> {
         if self.stack.len() >= MAX_STACK {
             bail!("pickle stack exceeds {MAX_STACK} items");
         }
-        self.stack.push(v);
+        self.stack.push(id);
         Ok(())
     }
-    fn pop(&mut self) -> Result<Value> {
+    fn push(&mut self, node: Node) -> Result<()> {
+        let id = self.new_node(node);
+        self.push_id(id)
+    }
+    fn push_value(&mut self, v: Value) -> Result<()> {
+        self.push(Node::Leaf(v))
+    }
+    fn pop(&mut self) -> Result<Id> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             bail!("pickle pops past a MARK");
         }
         self.stack.pop().ok_or_else(|| anyhow!("pickle stack underflow"))
     }
-    fn top(&mut self) -> Result<&mut Value> {
+    fn top(&self) -> Result<Id> {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             bail!("pickle reads past a MARK");
         }
-        self.stack.last_mut().ok_or_else(|| anyhow!("pickle stack underflow"))
+        self.stack.last().copied().ok_or_else(|| anyhow!("pickle stack underflow"))
     }
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+    fn pop_mark(&mut self) -> Result<Vec<Id>> {
         let m = self.marks.pop().ok_or_else(|| anyhow!("pickle uses a MARK that was never set"))?;
         Ok(self.stack.split_off(m))
     }
-    fn top_copy(&mut self) -> Result<Value> {
-        let budget = self.copy_budget;
-        let top = self.top()?;
-        let w = top.weight(budget);
-        if w >= budget {
-            bail!("pickle copies more shared values than its size allows");
-        }
-        let v = top.clone();
-        self.copy_budget -= w;
-        Ok(v)
-    }
     fn memo_get(&mut self, idx: u64) -> Result<()> {
-        let found = u32::try_from(idx).ok().and_then(|i| self.memo.get(&i));
-        let found = found.ok_or_else(|| anyhow!("memo entry {idx} does not exist"))?;
-        if holds_elided(found) {
-            bail!("pickle refers back to a string or bytes over {ELIDE_AT} bytes, which is not supported");
-        }
-        let w = found.weight(self.copy_budget);
-        if w >= self.copy_budget {
-            bail!("pickle copies more shared values than its size allows");
-        }
-        let v = found.clone();
-        self.copy_budget -= w;
-        self.push(v)
+        let found = u32::try_from(idx).ok().and_then(|i| self.memo.get(&i)).copied();
+        let id = found.ok_or_else(|| anyhow!("memo entry {idx} does not exist"))?;
+        self.push_id(id)
     }
     fn memo_put(&mut self, idx: u64) -> Result<()> {
         let idx = u32::try_from(idx).map_err(|_| anyhow!("memo index {idx} is too large"))?;
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&idx) {
             bail!("pickle memo exceeds {MAX_MEMO} entries");
         }
-        let v = self.top_copy()?;
-        self.memo.insert(idx, elide_large(v));
+        let id = self.top()?;
+        self.memo.insert(idx, id);
         Ok(())
     }
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
@@ -186,17 +210,166 @@ impl<'a> Vm<'a> {
             bail!("refusing GLOBAL {full}: it is not on the allow-list");
         }
         self.globals.insert(full.clone());
-        self.push(Value::Global(full))
+        self.push_value(Value::Global(full))
     }
-    fn nested(&self, v: Value) -> Result<Value> {
-        if v.deeper_than(MAX_DEPTH) {
-            bail!("pickle nests values deeper than {MAX_DEPTH} levels");
+    fn charge(&mut self, weight: usize) -> Result<()> {
+        if weight >= self.copy_budget {
+            bail!("pickle copies more shared values than its size allows");
         }
-        Ok(v)
+        self.copy_budget -= weight;
+        Ok(())
+    }
+
+    /// The value node `id` stands for, copied out of the arena (large strings moved).
+    fn materialize(&mut self, id: Id, depth: usize) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            bail!("pickle nests values deeper than {MAX_DEPTH} levels (or a value contains itself)");
+        }
+        self.charge(1)?;
+        let ids = |xs: &Vec<Id>| xs.clone();
+        let many = |vm: &mut Self, xs: Vec<Id>| -> Result<Vec<Value>> {
+            xs.into_iter().map(|x| vm.materialize(x, depth + 1)).collect()
+        };
+        match &self.nodes[id] {
+            Node::Leaf(Value::Str(s)) if s.len() >= MOVE_AT => {
+                self.charge(s.len() / 16)?;
+                match std::mem::replace(&mut self.nodes[id], Node::Moved) {
+                    Node::Leaf(v) => Ok(v),
+                    _ => unreachable!("matched a leaf above"),
+                }
+            }
+            Node::Leaf(Value::Bytes(b)) if b.len() >= MOVE_AT => {
+                self.charge(b.len() / 16)?;
+                match std::mem::replace(&mut self.nodes[id], Node::Moved) {
+                    Node::Leaf(v) => Ok(v),
+                    _ => unreachable!("matched a leaf above"),
+                }
+            }
+            Node::Leaf(v) => {
+                let v = v.clone();
+                self.charge(v.weight(usize::MAX))?;
+                Ok(v)
+            }
+            Node::Moved => {
+                bail!("pickle refers back to a string or bytes over {MOVE_AT} bytes, which is not supported")
+            }
+            Node::List(xs) => {
+                let xs = ids(xs);
+                Ok(Value::List(many(self, xs)?))
+            }
+            Node::Tuple(xs) => {
+                let xs = ids(xs);
+                Ok(Value::Tuple(many(self, xs)?))
+            }
+            Node::Set(xs) => {
+                let xs = ids(xs);
+                Ok(Value::Set(many(self, xs)?))
+            }
+            Node::Dict { items, .. } => {
+                let items = items.clone();
+                let mut out = Vec::with_capacity(items.len());
+                for (k, v) in items {
+                    out.push((self.materialize(k, depth + 1)?, self.materialize(v, depth + 1)?));
+                }
+                Ok(Value::Dict(out))
+            }
+            Node::Object { class, args, state } => {
+                let (class, args, state) = (class.clone(), args.clone(), *state);
+                let args = many(self, args)?;
+                let state = match state {
+                    Some(s) => Some(Box::new(self.materialize(s, depth + 1)?)),
+                    None => None,
+                };
+                Ok(Value::Object { class, args, state })
+            }
+        }
+    }
+
+    /// Puts a value built by a call into the arena, so that later opcodes can change it.
+    fn intern(&mut self, v: Value) -> Result<Id> {
+        let node = match v {
+            Value::List(xs) => Node::List(xs.into_iter().map(|x| self.intern(x)).collect::<Result<_>>()?),
+            Value::Tuple(xs) => Node::Tuple(xs.into_iter().map(|x| self.intern(x)).collect::<Result<_>>()?),
+            Value::Set(xs) => Node::Set(xs.into_iter().map(|x| self.intern(x)).collect::<Result<_>>()?),
+            Value::Dict(items) => {
+                let dict = self.new_node(Node::Dict { items: Vec::new(), index: HashMap::new() });
+                for (k, v) in items {
+                    let (k, v) = (self.intern(k)?, self.intern(v)?);
+                    self.set_item(dict, k, v)?;
+                }
+                return Ok(dict);
+            }
+            Value::Object { class, args, state } => {
+                let args = args.into_iter().map(|x| self.intern(x)).collect::<Result<_>>()?;
+                let state = state.map(|s| self.intern(*s)).transpose()?;
+                Node::Object { class, args, state }
+            }
+            leaf => Node::Leaf(leaf),
+        };
+        Ok(self.new_node(node))
+    }
+
+    /// How Python's dict would hash node `id`; unhashable values (lists, dicts, sets) are refused.
+    fn key(&mut self, id: Id, depth: usize) -> Result<Key> {
+        if depth > MAX_DEPTH {
+            bail!("pickle nests a dict key deeper than {MAX_DEPTH} levels");
+        }
+        self.charge(1)?;
+        Ok(match &self.nodes[id] {
+            Node::Leaf(Value::None) => Key::None,
+            Node::Leaf(Value::Bool(b)) => Key::Int(*b as i64),
+            Node::Leaf(Value::Int(i)) => Key::Int(*i),
+            Node::Leaf(Value::BigInt(b)) => Key::Big(b.clone()),
+            Node::Leaf(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => Key::Int(*f as i64),
+            Node::Leaf(Value::Float(f)) if f.is_nan() => Key::Object(id),
+            Node::Leaf(Value::Float(f)) => Key::Float(f.to_bits()),
+            Node::Leaf(Value::Str(s)) => {
+                let s = s.clone();
+                self.charge(s.len() / 16)?;
+                Key::Str(s)
+            }
+            Node::Leaf(Value::Bytes(b)) => {
+                let b = b.clone();
+                self.charge(b.len() / 16)?;
+                Key::Bytes(b)
+            }
+            Node::Tuple(xs) => {
+                let xs = xs.clone();
+                Key::Tuple(xs.into_iter().map(|x| self.key(x, depth + 1)).collect::<Result<_>>()?)
+            }
+            Node::Leaf(_) | Node::Object { .. } => Key::Object(id),
+            Node::Moved => {
+                bail!("pickle refers back to a string or bytes over {MOVE_AT} bytes, which is not supported")
+            }
+            other => bail!("a dict key is a {}, which Python cannot hash", other.kind()),
+        })
+    }
+
+    /// `dict[key] = value` as Python does it: a key already present keeps its place and takes the value.
+    fn set_item(&mut self, dict: Id, k: Id, v: Id) -> Result<()> {
+        let key = self.key(k, 0)?;
+        match &mut self.nodes[dict] {
+            Node::Dict { items, index } => match index.get(&key) {
+                Some(&at) => items[at].1 = v,
+                None => {
+                    index.insert(key, items.len());
+                    items.push((k, v));
+                }
+            },
+            other => bail!("SETITEM(S) on a {}, not a dict", other.kind()),
+        }
+        Ok(())
     }
     fn long(&mut self, bytes: &[u8]) -> Result<Value> {
         if bytes.len() > MAX_LONG_BYTES {
             bail!("integer of {} bytes exceeds the {MAX_LONG_BYTES}-byte limit", bytes.len());
+        }
+        // Two's complement without redundant sign bytes, so that one number has one form.
+        let mut bytes = bytes;
+        while let [rest @ .., a, b] = bytes
+            && ((*b == 0 && a & 0x80 == 0) || (*b == 0xff && a & 0x80 != 0))
+        {
+            bytes = &bytes[..rest.len() + 1];
         }
         if bytes.is_empty() {
             return Ok(Value::Int(0));
@@ -209,49 +382,88 @@ impl<'a> Vm<'a> {
         }
         Ok(Value::BigInt(bytes.to_vec()))
     }
-    fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
+    fn set_items(&mut self, items: Vec<Id>) -> Result<()> {
         if !items.len().is_multiple_of(2) {
             bail!("SETITEMS with an odd number of items");
         }
-        let mut pairs = Vec::new();
-        let mut it = items.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            pairs.push((self.nested(k)?, self.nested(v)?));
+        let dict = self.top()?;
+        if !matches!(self.nodes[dict], Node::Dict { .. }) {
+            bail!("SETITEM(S) on a {}, not a dict", self.nodes[dict].kind());
         }
-        match self.top()? {
-            Value::Dict(d) => d.extend(pairs),
-            other => bail!("SETITEM(S) on a {}, not a dict", other.kind()),
+        for pair in items.chunks_exact(2) {
+            self.set_item(dict, pair[0], pair[1])?;
         }
         Ok(())
     }
-    fn append(&mut self, items: Vec<Value>) -> Result<()> {
-        let items = items.into_iter().map(|v| self.nested(v)).collect::<Result<Vec<_>>>()?;
-        match self.top()? {
-            Value::List(l) => l.extend(items),
+    fn append(&mut self, items: Vec<Id>) -> Result<()> {
+        let top = self.top()?;
+        match &mut self.nodes[top] {
+            Node::List(l) => l.extend(items),
             other => bail!("APPEND(S) on a {}, not a list", other.kind()),
         }
         Ok(())
     }
-    fn call(&mut self, callee: Value, args: Value) -> Result<()> {
-        let Value::Tuple(args) = args else {
-            bail!("a call with {} arguments instead of a tuple", args.kind());
+    /// `collections.OrderedDict(pairs)` on the arena itself, so the pairs' values stay shared.
+    fn ordered_dict(&mut self, args: &[Id]) -> Result<Id> {
+        let pairs = match args {
+            [] => Vec::new(),
+            [seq] => match &self.nodes[*seq] {
+                Node::List(xs) | Node::Tuple(xs) => xs.clone(),
+                _ => bail!("collections.OrderedDict with unexpected arguments"),
+            },
+            _ => bail!("collections.OrderedDict with unexpected arguments"),
         };
-        let v = match callee {
-            Value::Global(g) => allow::call(&g, args)?,
-            Value::Object { class, args: class_args, .. } if class == allow::NAMEDTUPLE => {
-                allow::new_namedtuple(&class_args, args)?
+        let dict = self.new_node(Node::Dict { items: Vec::new(), index: HashMap::new() });
+        for p in pairs {
+            match &self.nodes[p] {
+                Node::Tuple(kv) | Node::List(kv) if kv.len() == 2 => {
+                    let (k, v) = (kv[0], kv[1]);
+                    self.set_item(dict, k, v)?
+                }
+                _ => bail!("collections.OrderedDict item is not a (key, value) pair"),
+            }
+        }
+        Ok(dict)
+    }
+    fn call(&mut self, callee: Id, args: Id) -> Result<()> {
+        let Node::Tuple(arg_ids) = &self.nodes[args] else {
+            bail!("a call with {} arguments instead of a tuple", self.nodes[args].kind());
+        };
+        let arg_ids = arg_ids.clone();
+        let id = match &self.nodes[callee] {
+            Node::Leaf(Value::Global(g)) if g == "collections.OrderedDict" => self.ordered_dict(&arg_ids)?,
+            Node::Leaf(Value::Global(g)) => {
+                let g = g.clone();
+                let args = arg_ids.into_iter().map(|a| self.materialize(a, 1)).collect::<Result<_>>()?;
+                let v = allow::call(&g, args)?;
+                self.intern(v)?
+            }
+            Node::Object { class, args: class_args, .. } if class == allow::NAMEDTUPLE => {
+                let class_args = class_args.clone();
+                let class_args = class_args.into_iter().map(|a| self.materialize(a, 1)).collect::<Result<Vec<_>>>()?;
+                let args = arg_ids.into_iter().map(|a| self.materialize(a, 1)).collect::<Result<_>>()?;
+                let v = allow::new_namedtuple(&class_args, args)?;
+                self.intern(v)?
             }
             other => bail!("REDUCE/NEWOBJ on a {}, not an allowed global", other.kind()),
         };
-        let v = self.nested(v)?;
-        self.push(v)
+        self.push_id(id)
     }
-    fn build(&mut self, state: Value) -> Result<()> {
-        let state = self.nested(state)?;
-        match self.top()? {
-            Value::Object { state: slot, .. } => *slot = Some(Box::new(state)),
-            // OrderedDict attributes (`_metadata`) and tensor state carry nothing we use.
-            Value::Dict(_) | Value::Tensor(_) => {}
+    fn build(&mut self, state: Id) -> Result<()> {
+        let top = self.top()?;
+        match &self.nodes[top] {
+            Node::Object { .. } => {
+                if let Node::Object { state: slot, .. } = &mut self.nodes[top] {
+                    *slot = Some(state);
+                }
+            }
+            // OrderedDict attributes (`_metadata`) carry nothing we use; torch sets them on the dict.
+            Node::Dict { .. } => {}
+            Node::Leaf(Value::Tensor(t)) => {
+                let t = t.clone();
+                let state = self.materialize(state, 1)?;
+                self.nodes[top] = Node::Leaf(Value::Tensor(set_tensor(&t, state)?));
+            }
             other => bail!("BUILD on a {}, which has no allowed state", other.kind()),
         }
         Ok(())
@@ -275,7 +487,7 @@ impl<'a> Vm<'a> {
                 if !self.stack.is_empty() || !self.marks.is_empty() {
                     bail!("pickle STOP with {} values left on the stack", self.stack.len());
                 }
-                return Ok(Some(v));
+                return Ok(Some(self.materialize(v, 0)?));
             }
             b'(' => {
                 if self.marks.len() >= MAX_STACK {
@@ -290,23 +502,23 @@ impl<'a> Vm<'a> {
                 self.pop_mark()?;
             }
             b'2' => {
-                let v = self.top_copy()?;
-                self.push(v)?;
+                let v = self.top()?;
+                self.push_id(v)?;
             }
-            b'N' => self.push(Value::None)?,
-            0x88 => self.push(Value::Bool(true))?,
-            0x89 => self.push(Value::Bool(false))?,
+            b'N' => self.push_value(Value::None)?,
+            0x88 => self.push_value(Value::Bool(true))?,
+            0x89 => self.push_value(Value::Bool(false))?,
             b'J' => {
                 let v = self.u32()? as i32;
-                self.push(Value::Int(v as i64))?
+                self.push_value(Value::Int(v as i64))?
             }
             b'K' => {
                 let v = self.u8()?;
-                self.push(Value::Int(v as i64))?
+                self.push_value(Value::Int(v as i64))?
             }
             b'M' => {
                 let v = self.u16()?;
-                self.push(Value::Int(v as i64))?
+                self.push_value(Value::Int(v as i64))?
             }
             b'I' => {
                 let v = match self.line()? {
@@ -314,7 +526,7 @@ impl<'a> Vm<'a> {
                     "01" => Value::Bool(true),
                     s => Value::Int(s.parse().map_err(|_| anyhow!("INT argument {s:?} is not an integer"))?),
                 };
-                self.push(v)?
+                self.push_value(v)?
             }
             b'L' => {
                 let s = self.line()?;
@@ -322,17 +534,17 @@ impl<'a> Vm<'a> {
                     .trim_end_matches('L')
                     .parse()
                     .map_err(|_| anyhow!("LONG argument {s:?} is not a 64-bit integer"))?;
-                self.push(Value::Int(n))?
+                self.push_value(Value::Int(n))?
             }
             b'F' => {
                 let s = self.line()?;
-                self.push(Value::Float(s.parse().map_err(|_| anyhow!("FLOAT argument {s:?} is not a number"))?))?
+                self.push_value(Value::Float(s.parse().map_err(|_| anyhow!("FLOAT argument {s:?} is not a number"))?))?
             }
             0x8a => {
                 let n = self.u8()? as usize;
                 let b = self.take(n)?;
                 let v = self.long(b)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             0x8b => {
                 let n = self.u32()? as usize;
@@ -341,72 +553,71 @@ impl<'a> Vm<'a> {
                 }
                 let b = self.take(n)?;
                 let v = self.long(b)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             b'G' => {
                 let b = self.take(8)?;
-                self.push(Value::Float(f64::from_be_bytes(b.try_into()?)))?
+                self.push_value(Value::Float(f64::from_be_bytes(b.try_into()?)))?
             }
             b'X' => {
                 let n = self.u32()?;
                 let v = self.utf8(n as u64)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             0x8c => {
                 let n = self.u8()?;
                 let v = self.utf8(n as u64)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             0x8d => {
                 let n = self.u64()?;
                 let v = self.utf8(n)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             b'T' | b'B' => {
                 let n = self.u32()?;
                 let v = self.bytes(n as u64)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             b'U' | b'C' => {
                 let n = self.u8()?;
                 let v = self.bytes(n as u64)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             0x8e | 0x96 => {
                 let n = self.u64()?;
                 let v = self.bytes(n)?;
-                self.push(v)?
+                self.push_value(v)?
             }
-            b']' => self.push(Value::List(Vec::new()))?,
-            b'}' => self.push(Value::Dict(Vec::new()))?,
-            b')' => self.push(Value::Tuple(Vec::new()))?,
-            0x8f => self.push(Value::Set(Vec::new()))?,
+            b']' => self.push(Node::List(Vec::new()))?,
+            b'}' => self.push(Node::Dict { items: Vec::new(), index: HashMap::new() })?,
+            b')' => self.push(Node::Tuple(Vec::new()))?,
+            0x8f => self.push(Node::Set(Vec::new()))?,
             b'l' => {
-                let items = self.pop_mark()?.into_iter().map(|v| self.nested(v)).collect::<Result<_>>()?;
-                self.push(Value::List(items))?
+                let items = self.pop_mark()?;
+                self.push(Node::List(items))?
             }
             b't' => {
-                let items = self.pop_mark()?.into_iter().map(|v| self.nested(v)).collect::<Result<_>>()?;
-                self.push(Value::Tuple(items))?
+                let items = self.pop_mark()?;
+                self.push(Node::Tuple(items))?
             }
             0x91 => {
-                let items = self.pop_mark()?.into_iter().map(|v| self.nested(v)).collect::<Result<_>>()?;
-                self.push(Value::Set(items))?
+                let items = self.pop_mark()?;
+                self.push(Node::Set(items))?
             }
             b'd' => {
                 let items = self.pop_mark()?;
-                self.push(Value::Dict(Vec::new()))?;
+                self.push(Node::Dict { items: Vec::new(), index: HashMap::new() })?;
                 self.set_items(items)?
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let v = self.pop()?;
-                    items.push(self.nested(v)?);
+                    items.push(self.pop()?);
                 }
                 items.reverse();
-                self.push(Value::Tuple(items))?
+                self.push(Node::Tuple(items))?
             }
             b'a' => {
                 let v = self.pop()?;
@@ -426,9 +637,10 @@ impl<'a> Vm<'a> {
                 self.set_items(items)?
             }
             0x90 => {
-                let items = self.pop_mark()?.into_iter().map(|v| self.nested(v)).collect::<Result<Vec<_>>>()?;
-                match self.top()? {
-                    Value::Set(s) => s.extend(items),
+                let items = self.pop_mark()?;
+                let top = self.top()?;
+                match &mut self.nodes[top] {
+                    Node::Set(s) => s.extend(items),
                     other => bail!("ADDITEMS on a {}, not a set", other.kind()),
                 }
             }
@@ -470,8 +682,11 @@ impl<'a> Vm<'a> {
             0x93 => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => self.global(&m, &n)?,
+                match (&self.nodes[module], &self.nodes[name]) {
+                    (Node::Leaf(Value::Str(m)), Node::Leaf(Value::Str(n))) => {
+                        let (m, n) = (m.clone(), n.clone());
+                        self.global(&m, &n)?
+                    }
                     _ => bail!("STACK_GLOBAL with non-string module or name"),
                 }
             }
@@ -489,7 +704,7 @@ impl<'a> Vm<'a> {
                 let kwargs = self.pop()?;
                 let args = self.pop()?;
                 let cls = self.pop()?;
-                if !matches!(&kwargs, Value::Dict(d) if d.is_empty()) {
+                if !matches!(&self.nodes[kwargs], Node::Dict { items, .. } if items.is_empty()) {
                     bail!("NEWOBJ_EX with keyword arguments");
                 }
                 self.call(cls, args)?
@@ -500,8 +715,9 @@ impl<'a> Vm<'a> {
             }
             b'Q' => {
                 let pid = self.pop()?;
+                let pid = self.materialize(pid, 1)?;
                 let v = allow::persistent_storage(pid)?;
-                self.push(v)?
+                self.push_value(v)?
             }
             b'P' => bail!("refusing text persistent id (PERSID)"),
             b'i' => {
@@ -516,6 +732,49 @@ impl<'a> Vm<'a> {
             other => bail!("unknown pickle opcode 0x{other:02x}"),
         }
         Ok(None)
+    }
+}
+
+/// `tensor.set_(*state)`, which torch's weights-only unpickler applies for BUILD on a tensor: the
+/// tensor becomes a view (offset, size, stride) of the given storage, or all of it.
+fn set_tensor(t: &TensorRef, state: Value) -> Result<TensorRef> {
+    let refuse = || {
+        anyhow!(
+            "BUILD on a tensor with a state other than (storage, offset, size, stride) or (storage,), \
+             which medxfer does not apply"
+        )
+    };
+    let Value::Tuple(items) = state else { return Err(refuse()) };
+    let mut it = items.into_iter();
+    let storage = match it.next() {
+        Some(Value::Storage(s)) => s,
+        _ => return Err(refuse()),
+    };
+    if storage.dtype != t.storage.dtype {
+        bail!(
+            "BUILD sets a {} tensor to a {} storage {:?}, which torch refuses",
+            t.storage.dtype.name(),
+            storage.dtype.name(),
+            storage.key
+        );
+    }
+    let ints = |v: Value| match v {
+        Value::Tuple(xs) | Value::List(xs) => {
+            xs.into_iter().map(|x| if let Value::Int(i) = x { Some(i) } else { None }).collect::<Option<Vec<_>>>()
+        }
+        _ => None,
+    };
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (None, ..) => {
+            let numel = i64::try_from(storage.numel).map_err(|_| refuse())?;
+            Ok(TensorRef { storage, offset: 0, shape: vec![numel], stride: vec![1] })
+        }
+        (Some(Value::Int(offset)), Some(size), Some(stride), None) => {
+            let shape = ints(size).ok_or_else(refuse)?;
+            let stride = ints(stride).ok_or_else(refuse)?;
+            Ok(TensorRef { storage, offset, shape, stride })
+        }
+        _ => Err(refuse()),
     }
 }
 
@@ -562,6 +821,23 @@ mod tests {
         }
         bomb.push(b'.');
         assert!(err(&bomb).contains("copies more"));
+    }
+
+    #[test]
+    fn the_memo_holds_references_and_dicts_keep_one_entry_per_key_as_python() {
+        // l = []; memo; (l, l) after appending 1 through the memo's name: both see [1]
+        let shared = unpickle(b"]q\x00h\x00K\x01a\x86.", 0).unwrap().value;
+        let one = Value::List(vec![Value::Int(1)]);
+        assert_eq!(shared, Value::Tuple(vec![one.clone(), one]));
+        // {'a': 1, 'b': 2, 'a': 3} is {'a': 3, 'b': 2}; 1, 1.0 and True are one key
+        let d = unpickle(b"}(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00bK\x02X\x01\x00\x00\x00aK\x03u.", 0).unwrap();
+        assert_eq!(d.value.get("a"), Some(&Value::Int(3)));
+        assert!(matches!(&d.value, Value::Dict(items) if items.len() == 2));
+        let n = unpickle(b"}(K\x01K\x01\x88K\x02G?\xf0\x00\x00\x00\x00\x00\x00K\x03u.", 0).unwrap().value;
+        assert_eq!(n, Value::Dict(vec![(Value::Int(1), Value::Int(3))]));
+        assert!(err(b"}(]K\x01u.").contains("cannot hash"));
+        // a list that contains itself cannot become a tree
+        assert!(err(b"]q\x00h\x00a.").contains("contains itself"));
     }
 
     #[test]
