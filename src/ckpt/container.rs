@@ -82,6 +82,14 @@ fn load_zip(data: &[u8]) -> Result<Checkpoint<'_>> {
         Some(other) => bail!("zip byteorder file says {:?}", String::from_utf8_lossy(other)),
     };
     let un = unpickle(pkl, 0).with_context(|| format!("in {}/data.pkl", archive.root))?;
+    if un.end != pkl.len() {
+        bail!(
+            "{}/data.pkl has {} bytes after its STOP at byte {} (the file parses more than one way)",
+            archive.root,
+            pkl.len() - un.end,
+            un.end
+        );
+    }
     let mut storages = HashMap::new();
     for (key, (dtype, numel)) in storage_needs(&un.value)? {
         let bytes = archive.entries.get(&format!("data/{key}")).copied();
@@ -144,6 +152,12 @@ fn load_legacy(data: &[u8]) -> Result<Checkpoint<'_>> {
     }
     if let Some(missing) = needs.keys().find(|k| !storages.contains_key(*k)) {
         bail!("legacy storage {missing:?} is used but not stored");
+    }
+    if at != data.len() {
+        bail!(
+            "legacy file has {} bytes after its last storage at byte {at} (the file parses more than one way)",
+            data.len() - at
+        );
     }
     let mut globals = obj.globals;
     globals.extend(sys.globals);

@@ -30,6 +30,23 @@ pub(super) fn to_usize(v: u64, what: &str) -> Result<usize> {
 
 /// Where the central directory is: (entry count, offset, size).
 pub(super) fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
+    let end = end_record(data)?;
+    Ok((end.count, end.cd_offset, end.cd_size))
+}
+
+/// The end-of-central-directory record and, when present, the ZIP64 record before it.
+pub(super) struct EndRecord {
+    count: u64,
+    cd_offset: u64,
+    cd_size: u64,
+    /// Byte offset of the end-of-central-directory record.
+    eocd: usize,
+    comment_len: usize,
+    /// Byte offset of the ZIP64 end-of-central-directory record, when there is one.
+    zip64: Option<usize>,
+}
+
+fn end_record(data: &[u8]) -> Result<EndRecord> {
     const EOCD: u32 = 0x0605_4b50;
     let lowest = data.len().saturating_sub(22 + 65535);
     let eocd = (lowest..=data.len().saturating_sub(22))
@@ -38,6 +55,8 @@ pub(super) fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
         .ok_or_else(|| anyhow!("no zip end-of-central-directory record (truncated file?)"))?;
     let (mut count, mut size, mut offset) =
         (le16(data, eocd + 10)? as u64, le32(data, eocd + 12)? as u64, le32(data, eocd + 16)? as u64);
+    let comment_len = le16(data, eocd + 20)? as usize;
+    let mut zip64 = None;
     if eocd >= 20 && le32(data, eocd - 20)? == 0x0706_4b50 {
         let rec = to_usize(le64(data, eocd - 20 + 8)?, "ZIP64 record offset")?;
         if le32(data, rec)? != 0x0606_4b50 {
@@ -46,8 +65,72 @@ pub(super) fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
         count = le64(data, rec + 32)?;
         size = le64(data, rec + 40)?;
         offset = le64(data, rec + 48)?;
+        zip64 = Some(rec);
     }
-    Ok((count, offset, size))
+    Ok(EndRecord { count, cd_offset: offset, cd_size: size, eocd, comment_len, zip64 })
+}
+
+/// The length of the data descriptor at `at` (torch.save writes one after each entry): an optional
+/// signature, the CRC, then both sizes in 32 or 64 bits, which must repeat the central directory's.
+fn descriptor_len(data: &[u8], at: usize, crc: u32, size: u64, name: &str) -> Result<usize> {
+    let fields = if le32(data, at)? == 0x0807_4b50 { at + 4 } else { at };
+    if le32(data, fields)? == crc {
+        if le32(data, fields + 4)? as u64 == size && le32(data, fields + 8)? as u64 == size {
+            return Ok(fields + 12 - at);
+        }
+        if le64(data, fields + 4)? == size && le64(data, fields + 12)? == size {
+            return Ok(fields + 20 - at);
+        }
+    }
+    bail!("zip entry {name:?} has a data descriptor at byte {at} that does not repeat its CRC and size")
+}
+
+/// Checks the entries, the central directory and the end records tile the file exactly: bytes
+/// anywhere else (a second archive or a pickle in front, between or behind, or in the comment)
+/// would let the file parse more than one way.
+fn check_every_byte_is_read(data: &[u8], mut spans: Vec<(usize, usize, String)>, end: &EndRecord) -> Result<()> {
+    spans.sort();
+    let mut at = 0;
+    for (start, stop, name) in spans {
+        if start < at {
+            bail!("zip entry {name:?} at byte {start} overlaps the entry before it (ends at byte {at})");
+        }
+        if start > at {
+            bail!("zip has {} bytes at byte {at} that belong to no entry (before {name:?})", start - at);
+        }
+        at = stop;
+    }
+    let cd_start = to_usize(end.cd_offset, "central directory offset")?;
+    if cd_start != at {
+        bail!("zip has {} bytes at byte {at} between its last entry and its central directory", cd_start.abs_diff(at));
+    }
+    let cd_end = cd_start + to_usize(end.cd_size, "central directory size")?;
+    let records_at = match end.zip64 {
+        Some(rec) => {
+            let rec_end = to_usize(le64(data, rec + 4)?, "ZIP64 record size")?.checked_add(rec + 12);
+            if rec_end != Some(end.eocd - 20) {
+                bail!(
+                    "zip has bytes between its ZIP64 end record at byte {rec} and its locator at byte {}",
+                    end.eocd - 20
+                );
+            }
+            rec
+        }
+        None => end.eocd,
+    };
+    if records_at != cd_end {
+        bail!(
+            "zip has {} bytes at byte {cd_end} between its central directory and its end record",
+            records_at.abs_diff(cd_end)
+        );
+    }
+    if end.comment_len > 0 {
+        bail!("zip has a comment of {} bytes at byte {} (torch.save writes none)", end.comment_len, end.eocd + 22);
+    }
+    if end.eocd + 22 != data.len() {
+        bail!("zip has {} bytes after its end record at byte {}", data.len() - end.eocd - 22, end.eocd + 22);
+    }
+    Ok(())
 }
 
 pub(super) fn check_name(name: &str) -> Result<()> {
@@ -85,13 +168,15 @@ pub(super) fn apply_zip64(extra: &[u8], mut fields: [&mut u64; 3]) -> Result<()>
 
 /// Reads the archive's directory and checks every entry.
 pub fn read(data: &[u8]) -> Result<Archive<'_>> {
-    let (count, cd_offset, cd_size) = central_directory(data)?;
+    let end_rec = end_record(data)?;
+    let (count, cd_offset, cd_size) = (end_rec.count, end_rec.cd_offset, end_rec.cd_size);
     let cd_start = to_usize(cd_offset, "central directory offset")?;
     let cd_end = cd_start.checked_add(to_usize(cd_size, "central directory size")?).filter(|&e| e <= data.len());
     let cd_end = cd_end.ok_or_else(|| anyhow!("zip central directory reaches past the end of the file"))?;
     let mut at = cd_start;
     let mut root: Option<String> = None;
     let mut entries = BTreeMap::new();
+    let mut spans = Vec::new();
     for i in 0..count {
         if at >= cd_end || le32(data, at)? != 0x0201_4b50 {
             bail!("zip central directory entry {i} is malformed");
@@ -138,8 +223,15 @@ pub fn read(data: &[u8]) -> Result<Archive<'_>> {
         if entries.insert(rest.to_string(), &data[start..end]).is_some() {
             bail!("zip entry {name:?} appears twice");
         }
+        let end =
+            if flags & 0x08 != 0 { end + descriptor_len(data, end, le32(data, at + 16)?, size, name)? } else { end };
+        spans.push((local, end, name.to_string()));
         at += 46 + n + e + c;
     }
     let root = root.ok_or_else(|| anyhow!("zip archive is empty"))?;
+    if at != cd_end {
+        bail!("zip central directory has {} bytes after its last entry at byte {at}", cd_end.abs_diff(at));
+    }
+    check_every_byte_is_read(data, spans, &end_rec)?;
     Ok(Archive { root, entries })
 }
