@@ -1,7 +1,8 @@
 //! `medxfer ckpt inspect FILE [--json]` and `medxfer ckpt convert --origin|--recipe ID|auto IN OUT.safetensors`.
 
 use crate::ckpt;
-use anyhow::{Context, Result};
+use crate::zoo::catalog::Catalog;
+use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -21,9 +22,9 @@ pub enum Sub {
     },
     /// Convert a ResNet50 checkpoint to torchvision-named float32 safetensors (without fc).
     Convert {
-        /// Origin recipe (torchvision, moco, pcl, swav, barlowtwins, pycontrast, zenodo-module, simclr-v1,
-        /// simclr-v2, byol) or auto. For simclr-v1/v2 INPUT is a TensorFlow .index, a folder holding one
-        /// checkpoint, or a zip of one.
+        /// Origin: a zoo id (moco-v2, pirl, chestxray14, ...: its catalog recipe), a recipe (torchvision,
+        /// moco, pcl, swav, barlowtwins, pycontrast, zenodo-module, simclr-v1, simclr-v2, byol) or auto.
+        /// For simclr-v1/v2 INPUT is a TensorFlow .index, a folder holding one checkpoint, or a zip of one.
         #[arg(long, visible_alias = "recipe")]
         origin: String,
         input: PathBuf,
@@ -58,7 +59,8 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(0)
         }
         Sub::Convert { origin, input, output } => {
-            let prov = ckpt::convert_file(&origin, &input, &output)?;
+            let recipe = recipe_of_origin(&origin)?;
+            let prov = ckpt::convert_file(&recipe, &input, &output)?;
             if let Some(why) = &prov.guessed_because {
                 eprintln!("guessed origin {}: {why}", prov.recipe);
             }
@@ -70,6 +72,26 @@ pub fn run(args: Args) -> Result<i32> {
                 ckpt::provenance_path(&output).display()
             );
             Ok(0)
+        }
+    }
+}
+
+/// The recipe `origin` names: itself for a recipe or "auto", the embedded catalog's recipe for a zoo id.
+fn recipe_of_origin(origin: &str) -> Result<String> {
+    if origin == "auto" || ckpt::RECIPES.contains(&origin) {
+        return Ok(origin.to_string());
+    }
+    let catalog = Catalog::embedded()?;
+    match catalog.get(origin) {
+        Some(e) if e.recipe == "none" => bail!("zoo id {origin:?} has no checkpoint to convert"),
+        Some(e) => Ok(e.recipe.clone()),
+        None => {
+            let ids: Vec<&str> = catalog.entries.iter().filter(|e| e.recipe != "none").map(|e| e.id.as_str()).collect();
+            bail!(
+                "unknown origin {origin:?}; use a zoo id ({}), a recipe ({}) or auto",
+                ids.join(", "),
+                ckpt::RECIPES.join(", ")
+            )
         }
     }
 }
