@@ -9,8 +9,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 fn python_fixtures(dir: &Path, mode: &str) {
+    run_fixture_script("make_ckpt_fixtures.py", dir, mode);
+}
+
+fn run_fixture_script(name: &str, dir: &Path, mode: &str) {
     let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_ckpt_fixtures.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     let out = Command::new(py).arg(script).arg(dir).arg(mode).output().unwrap();
     assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
 }
@@ -471,4 +475,97 @@ fn mutated_tf_bundles_and_byol_pickles_never_panic() {
     }
     assert!(errors > 300, "only {errors} of 600 mutants were refused");
     assert!(started.elapsed().as_secs() < 60, "mutation run took {:?}", started.elapsed());
+}
+
+/// A temporary folder in memory when there is one (the differential files' references are ~90 MB each).
+fn shm_tempdir() -> tempfile::TempDir {
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    tempfile::tempdir_in(base).unwrap()
+}
+
+/// Asserts `output` holds exactly the tensors of `reference` (torch.load(weights_only=True)'s, as the recipe
+/// selects them), bit for bit.
+fn assert_equals_torch(output: &Path, reference: &Path, what: &str) {
+    let (got, want) = (read_st(output), read_st(reference));
+    let (got, want) = (SafeTensors::deserialize(&got).unwrap(), SafeTensors::deserialize(&want).unwrap());
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (name, w) in want.iter() {
+        let t = got.tensor(name).unwrap_or_else(|_| panic!("{what}: {name} missing"));
+        assert_eq!(t.shape(), w.shape(), "{what}: {name}");
+        assert!(t.data() == w.data(), "{what}: {name} differs from torch.load(weights_only=True)'s");
+    }
+}
+
+#[test]
+fn converted_tensors_equal_torch_weights_only_load_through_memo_references_and_build() {
+    let dir = shm_tempdir();
+    run_fixture_script("make_ckpt_differential.py", dir.path(), "--convertible");
+    // shared: one state dict under 'ema' and 'state_dict' (torch.save memoises it);
+    // mutated: the memoised dict changed after it was stored; build: BUILD re-points tensors (tensor.set_).
+    for file in ["shared.pth", "mutated.pth", "build.pth"] {
+        let output = dir.path().join(file.replace(".pth", ".safetensors"));
+        let prov =
+            ckpt::convert_file("moco", &dir.path().join(file), &output).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        assert_eq!(prov.tensors, 265, "{file}");
+        assert_equals_torch(&output, &dir.path().join(file.replace(".pth", ".reference.safetensors")), file);
+        std::fs::remove_file(&output).unwrap();
+    }
+}
+
+#[test]
+fn cli_origin_takes_zoo_ids_and_names_the_valid_ones_for_an_unknown_one() {
+    let dir = shm_tempdir();
+    run_fixture_script("make_ckpt_differential.py", dir.path(), "--convertible");
+    let convert = |origin: &str, output: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_medxfer"))
+            .env("MEDXFER_HOME", dir.path().join("home"))
+            .args(["ckpt", "convert", "--origin", origin])
+            .arg(dir.path().join("shared.pth"))
+            .arg(output)
+            .output()
+            .unwrap()
+    };
+    let output = dir.path().join("moco-v2.safetensors");
+    let out = convert("moco-v2", &output);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_equals_torch(&output, &dir.path().join("shared.reference.safetensors"), "--origin moco-v2");
+    let prov: ckpt::Provenance =
+        serde_json::from_slice(&std::fs::read(ckpt::provenance_path(&output)).unwrap()).unwrap();
+    assert_eq!(prov.recipe, "moco");
+    assert_eq!(prov.guessed_because, None);
+    // a zoo id whose recipe does not fit the file fails like that recipe does
+    let wrong = convert("pirl", &dir.path().join("pirl.safetensors"));
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("origin \"pycontrast\""), "{wrong:?}");
+    let unknown = convert("moco-v9", &dir.path().join("x.safetensors"));
+    let msg = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(msg.contains("unknown origin \"moco-v9\""), "{msg}");
+    for valid in ["moco-v2", "chestxray14", "pirl", "zenodo-module", "auto"] {
+        assert!(msg.contains(valid), "{valid} not listed: {msg}");
+    }
+    assert_eq!(msg.trim().lines().count(), 1, "one sentence: {msg}");
+    assert!(!dir.path().join("x.safetensors").exists() && !dir.path().join("pirl.safetensors").exists());
+}
+
+#[test]
+fn files_with_bytes_torch_never_reads_are_refused_naming_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    run_fixture_script("make_ckpt_differential.py", dir.path(), "--trailing");
+    let torch_loads: std::collections::HashMap<String, bool> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("trailing.json")).unwrap()).unwrap();
+    let cases = [
+        ("after_stop.pth", "data.pkl has 17 bytes after its STOP at byte"),
+        ("after_legacy_storage.pth", "legacy file has 17 bytes after its last storage at byte"),
+        ("zip_comment.pth", "zip has a comment of 17 bytes at byte"),
+        ("legacy_then_zip.pth", "bytes after its last storage"),
+        ("zip_then_pickle.pth", "bytes after its end record at byte"),
+    ];
+    for (file, why) in cases {
+        // torch reads each of these one way and ignores the rest: a second reader may read the other
+        assert_eq!(torch_loads.get(file), Some(&true), "{file}");
+        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+        let err = ckpt::load(&bytes).err().unwrap_or_else(|| panic!("{file} was read"));
+        assert!(format!("{err:#}").contains(why), "{file}: {err:#}");
+    }
 }
