@@ -515,7 +515,7 @@ fn converted_tensors_equal_torch_weights_only_load_through_memo_references_and_b
 #[test]
 fn cli_origin_takes_zoo_ids_and_names_the_valid_ones_for_an_unknown_one() {
     let dir = shm_tempdir();
-    run_fixture_script("make_ckpt_differential.py", dir.path(), "--convertible");
+    run_fixture_script("make_ckpt_differential.py", dir.path(), "--shared");
     let convert = |origin: &str, output: &Path| {
         Command::new(env!("CARGO_BIN_EXE_medxfer"))
             .env("MEDXFER_HOME", dir.path().join("home"))
