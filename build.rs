@@ -1,6 +1,6 @@
 //! Bakes libtorch's library folder into the binaries' rpath, so medxfer-torch runs from any directory with no
-//! LD_LIBRARY_PATH (the front `medxfer` links no libtorch, see below), compiles the C++ shim of src/perf against libtorch's headers, and records
-//! the git commit for `medxfer doctor`.
+//! LD_LIBRARY_PATH (the front `medxfer` links no libtorch, see below), compiles the C++ shim of src/perf
+//! against libtorch's headers, and records the git commit for `medxfer doctor`.
 use std::process::Command;
 
 fn main() {
