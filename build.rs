@@ -1,11 +1,15 @@
-//! Bakes libtorch's library folder into the binary's rpath, so it runs from any directory
-//! with no LD_LIBRARY_PATH, compiles the C++ shim of src/perf against libtorch's headers, and records
-//! the git commit for `medxfer doctor`.
+//! Bakes libtorch's library folder into the binaries' rpath, so medxfer-torch runs from any directory with no
+//! LD_LIBRARY_PATH (the front `medxfer` links no libtorch, see below), compiles the C++ shim of src/perf
+//! against libtorch's headers, and records the git commit for `medxfer doctor`.
 use std::process::Command;
 
 fn main() {
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+        // The front links the same rlibs, so torch-sys's C++ objects are pulled in by dead code; their inline
+        // template functions are also referenced by libtorch_cpu.so, which would export them, keep them alive
+        // through --gc-sections and so make libtorch NEEDED. Hidden archive symbols stay dead.
+        println!("cargo:rustc-link-arg-bin=medxfer=-Wl,--exclude-libs=ALL");
         println!("cargo:rustc-env=MEDXFER_LIBTORCH_LIB={lib}");
         build_shim(std::path::Path::new(&lib));
     }

@@ -1,13 +1,26 @@
-//! `medxfer doctor`: what this machine offers medxfer, and how to fix what is missing.
+//! `medxfer doctor`: what this machine offers medxfer, and how to fix what is missing. Runs in the front
+//! binary without libtorch; the libtorch facts come from the sibling (`crate::torch_bin::probe`).
 
 use crate::home::Home;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub medxfer_version: String,
     pub git_commit: String,
+    #[serde(flatten)]
+    pub libtorch: LibtorchReport,
+    pub gpus: Vec<Gpu>,
+    pub home: Home,
+    pub free_disk_bytes: Option<u64>,
+    /// Each missing piece with the command that fixes it.
+    pub problems: Vec<Problem>,
+}
+
+/// What the loaded libtorch offers (`medxfer-torch torch-probe` prints it as JSON).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LibtorchReport {
     pub libtorch_version: Option<String>,
     pub libtorch_lib_dir: Option<String>,
     pub cpu_threads: i32,
@@ -15,11 +28,20 @@ pub struct Report {
     /// Why CUDA is not available, when it is not.
     pub cuda_note: Option<String>,
     pub cudnn_available: bool,
-    pub gpus: Vec<Gpu>,
-    pub home: Home,
-    pub free_disk_bytes: Option<u64>,
-    /// Each missing piece with the command that fixes it.
-    pub problems: Vec<Problem>,
+}
+
+impl LibtorchReport {
+    /// The report when libtorch cannot be started: `reason` says why.
+    pub fn absent(reason: String) -> LibtorchReport {
+        LibtorchReport {
+            libtorch_version: None,
+            libtorch_lib_dir: None,
+            cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+            cuda_available: false,
+            cuda_note: Some(reason),
+            cudnn_available: false,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -38,8 +60,8 @@ pub struct Problem {
 
 pub fn gather(home: &Home) -> Report {
     let mut problems = Vec::new();
-    let libtorch_version = crate::torch_runtime::libtorch_version();
-    match &libtorch_version {
+    let libtorch = crate::torch_bin::probe().unwrap_or_else(LibtorchReport::absent);
+    match &libtorch.libtorch_version {
         Some(v) if v.starts_with("2.11.") => {}
         other => problems.push(Problem {
             what: format!("libtorch 2.11 expected, found {}", other.as_deref().unwrap_or("none")),
@@ -47,17 +69,12 @@ pub fn gather(home: &Home) -> Report {
         }),
     }
     let gpus = nvml_gpus();
-    let (cuda_available, cuda_note) = match crate::torch_runtime::load_cuda() {
-        Ok(_) if tch::Cuda::is_available() => (true, None),
-        Ok(_) => (false, Some("libtorch_cuda.so loaded but no CUDA device is visible".to_string())),
-        Err(reason) => (false, Some(reason)),
-    };
-    if !gpus.is_empty() && !cuda_available {
+    if !gpus.is_empty() && !libtorch.cuda_available {
         problems.push(Problem {
             what: format!(
                 "{} GPU(s) present but libtorch cannot use them: {}",
                 gpus.len(),
-                cuda_note.clone().unwrap_or_default()
+                libtorch.cuda_note.clone().unwrap_or_default()
             ),
             fix: "MEDXFER_PYTHON=<python with a CUDA torch 2.11> scripts/setup-libtorch && make build".into(),
         });
@@ -74,12 +91,7 @@ pub fn gather(home: &Home) -> Report {
     Report {
         medxfer_version: crate::VERSION.into(),
         git_commit: crate::GIT_COMMIT.into(),
-        libtorch_lib_dir: crate::torch_runtime::libtorch_lib_dir().map(|p| p.display().to_string()),
-        libtorch_version,
-        cpu_threads: tch::get_num_threads(),
-        cuda_available,
-        cuda_note,
-        cudnn_available: cuda_available && tch::Cuda::cudnn_is_available(),
+        libtorch,
         gpus,
         home: home.clone(),
         free_disk_bytes,
@@ -117,14 +129,15 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 
 pub fn print_text(r: &Report) {
     println!("medxfer {} ({})", r.medxfer_version, r.git_commit);
+    let t = &r.libtorch;
     println!(
         "libtorch      {} ({})",
-        r.libtorch_version.as_deref().unwrap_or("not found"),
-        r.libtorch_lib_dir.as_deref().unwrap_or("-")
+        t.libtorch_version.as_deref().unwrap_or("not found"),
+        t.libtorch_lib_dir.as_deref().unwrap_or("-")
     );
-    println!("cpu threads   {}", r.cpu_threads);
-    match (&r.cuda_available, &r.cuda_note) {
-        (true, _) => println!("cuda          yes (cuDNN {})", if r.cudnn_available { "yes" } else { "no" }),
+    println!("cpu threads   {}", t.cpu_threads);
+    match (&t.cuda_available, &t.cuda_note) {
+        (true, _) => println!("cuda          yes (cuDNN {})", if t.cudnn_available { "yes" } else { "no" }),
         (false, Some(note)) => println!("cuda          no: {note}"),
         (false, None) => println!("cuda          no"),
     }

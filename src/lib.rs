@@ -15,6 +15,7 @@ pub mod model;
 pub mod perf;
 pub mod runs;
 pub mod sched;
+pub mod torch_bin;
 pub mod torch_runtime;
 pub mod train;
 pub mod tui;

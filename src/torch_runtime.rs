@@ -63,6 +63,23 @@ fn open_cuda_library() -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// What this libtorch offers, for `doctor` (printed by the sibling's hidden `torch-probe`).
+pub fn probe() -> crate::doctor::LibtorchReport {
+    let (cuda_available, cuda_note) = match load_cuda() {
+        Ok(_) if tch::Cuda::is_available() => (true, None),
+        Ok(_) => (false, Some("libtorch_cuda.so loaded but no CUDA device is visible".to_string())),
+        Err(reason) => (false, Some(reason)),
+    };
+    crate::doctor::LibtorchReport {
+        libtorch_version: libtorch_version(),
+        libtorch_lib_dir: libtorch_lib_dir().map(|p| p.display().to_string()),
+        cpu_threads: tch::get_num_threads(),
+        cuda_available,
+        cuda_note,
+        cudnn_available: cuda_available && tch::Cuda::cudnn_is_available(),
+    }
+}
+
 /// Parses a device name: "cpu", "cuda" or "cuda:N". Loads CUDA when a GPU is named.
 pub fn device(name: &str) -> anyhow::Result<tch::Device> {
     let name = name.trim();

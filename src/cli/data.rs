@@ -137,7 +137,8 @@ fn run_check(args: CheckArgs) -> Result<i32> {
         eprintln!("{}: no problems found", spec.name);
         Ok(0)
     } else {
-        eprintln!("{}: {} problem(s) found", spec.name, report.errors.len());
+        let counts: Vec<String> = report.counts.iter().map(|(kind, n)| format!("{n} {}", kind.name())).collect();
+        eprintln!("{}: {} problem(s) found ({})", spec.name, report.errors.len(), counts.join(", "));
         Ok(1)
     }
 }

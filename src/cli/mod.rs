@@ -1,6 +1,9 @@
 //! The command line: one subcommand per capability; no subcommand opens the TUI.
 //! Listings print JSON on stdout with `--json`; messages go to stderr; failures exit non-zero
 //! with one sentence naming what is at fault.
+//!
+//! Two binaries share this parser: `medxfer` (`main`) runs every command that needs no tensor and never
+//! loads libtorch; for the others it execs `medxfer-torch` (`main_torch`), see `crate::torch_bin`.
 
 mod agent;
 mod bench;
@@ -63,6 +66,22 @@ pub enum Command {
     Bench(bench::Args),
     /// Open the terminal UI (the default with no subcommand).
     Tui(tui::Args),
+    /// libtorch's version, folder, threads and CUDA as JSON, for `doctor` (answered by medxfer-torch).
+    #[command(hide = true)]
+    TorchProbe,
+}
+
+impl Command {
+    /// The command's name when it needs libtorch (and so runs in medxfer-torch).
+    fn needs_libtorch(&self) -> Option<&'static str> {
+        match self {
+            Command::Train(_) => Some("train"),
+            Command::Model(_) => Some("model"),
+            Command::Bench(_) => Some("bench"),
+            Command::TorchProbe => Some("torch-probe"),
+            _ => None,
+        }
+    }
 }
 
 /// What every command gets: the resolved home and its configuration.
@@ -80,12 +99,33 @@ impl Ctx {
     }
 }
 
-/// Runs the CLI and returns the process exit status.
+/// The front binary `medxfer`: runs the CLI without libtorch and returns the process exit status.
 pub fn main() -> i32 {
+    start(|cli| match cli.command.as_ref().and_then(Command::needs_libtorch) {
+        Some(name) => crate::torch_bin::exec(name),
+        None => run(cli),
+    })
+}
+
+/// The sibling binary `medxfer-torch`: every command, libtorch linked.
+pub fn main_torch() -> i32 {
+    start(|cli| match cli.command {
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Model(args)) => model::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::TorchProbe) => {
+            println!("{}", serde_json::to_string(&crate::torch_runtime::probe())?);
+            Ok(0)
+        }
+        _ => run(cli),
+    })
+}
+
+fn start(dispatch: impl FnOnce(Cli) -> Result<i32>) -> i32 {
     let cli = Cli::parse();
     let logs = Home::from_env().map(|h| h.logs).unwrap_or_else(|_| std::env::temp_dir());
     let _guard = crate::logging::init(&logs, cli.verbose);
-    match run(cli) {
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("medxfer: {}", one_sentence(&e));
@@ -94,6 +134,7 @@ pub fn main() -> i32 {
     }
 }
 
+/// The commands that need no tensor.
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Doctor(args)) => doctor::run(args),
@@ -104,12 +145,15 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Sweep(args)) => sweep::run(args),
         Some(Command::Agent(args)) => agent::run(args),
         Some(Command::Queue(args)) => queue::run_queue(args),
-        Some(Command::Train(args)) => train::run(args),
-        Some(Command::Model(args)) => model::run(args),
         Some(Command::Data(args)) => data::run(args),
-        Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Tui(args)) => tui::run(args),
         None => tui::run(tui::Args {}),
+        Some(command) => {
+            anyhow::bail!(
+                "`medxfer {}` needs libtorch and runs in medxfer-torch",
+                command.needs_libtorch().unwrap_or("?")
+            )
+        }
     }
 }
 

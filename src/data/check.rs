@@ -1,10 +1,11 @@
-//! `medxfer data check`: reads every split list, finds missing or unreadable images (header decode), label
-//! count errors (file:line), patients shared across splits, and class prevalence per split.
+//! `medxfer data check`: reads every split list to its end and reports every problem in one pass: malformed
+//! lines (file:line), missing or unreadable images (header decode), patients shared across splits (from the
+//! good lines of broken lists too), with a count per kind; and class prevalence per split.
 
-use super::lists::{Item, read_split};
+use super::lists::{Item, read_split_all};
 use super::spec::{DatasetSpec, ListFormat};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize)]
@@ -17,19 +18,68 @@ pub struct SplitReport {
     pub mask_pattern: Option<&'static str>,
 }
 
+/// What kind of problem a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A split list (or image-mask folder) that cannot be read at all.
+    UnreadableList,
+    MalformedLine,
+    MissingImage,
+    UnreadableImage,
+    SharedPatient,
+}
+
+impl Kind {
+    /// The kind as the JSON report spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::UnreadableList => "unreadable_list",
+            Kind::MalformedLine => "malformed_line",
+            Kind::MissingImage => "missing_image",
+            Kind::UnreadableImage => "unreadable_image",
+            Kind::SharedPatient => "shared_patient",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    pub kind: Kind,
+    pub message: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
     pub dataset: String,
     pub root: PathBuf,
     pub splits: Vec<SplitReport>,
-    /// One sentence per problem; empty means the dataset is usable.
+    /// Every problem with its kind, in the order found.
+    pub problems: Vec<Problem>,
+    /// How many problems of each kind.
+    pub counts: BTreeMap<Kind, usize>,
+    /// One sentence per problem (the messages of `problems`); empty means the dataset is usable.
     pub errors: Vec<String>,
 }
 
-fn readable(path: &Path) -> Result<(), String> {
-    let reader = image::ImageReader::open(path).map_err(|_| format!("image {} is missing", path.display()))?;
-    let reader = reader.with_guessed_format().map_err(|e| format!("image {} cannot be read: {e}", path.display()))?;
-    reader.into_dimensions().map(|_| ()).map_err(|e| format!("image {} is not a readable image: {e}", path.display()))
+impl CheckReport {
+    fn push(&mut self, kind: Kind, message: String) {
+        *self.counts.entry(kind).or_default() += 1;
+        self.errors.push(message.clone());
+        self.problems.push(Problem { kind, message });
+    }
+}
+
+fn readable(path: &Path) -> Result<(), (Kind, String)> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|_| (Kind::MissingImage, format!("image {} is missing", path.display())))?;
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| (Kind::UnreadableImage, format!("image {} cannot be read: {e}", path.display())))?;
+    reader
+        .into_dimensions()
+        .map(|_| ())
+        .map_err(|e| (Kind::UnreadableImage, format!("image {} is not a readable image: {e}", path.display())))
 }
 
 /// The patient an image belongs to, where the format encodes it (ChestX-ray14 `<patient>_<n>.png`,
@@ -51,21 +101,32 @@ pub fn patient_id(spec: &DatasetSpec, item: &Item) -> Option<String> {
 }
 
 pub fn check(spec: &DatasetSpec, root: &Path, lists: &[PathBuf; 3]) -> CheckReport {
-    let mut report =
-        CheckReport { dataset: spec.name.clone(), root: root.to_path_buf(), splits: vec![], errors: vec![] };
-    let mut patients: Vec<(&str, BTreeSet<String>)> = Vec::new();
+    let mut report = CheckReport {
+        dataset: spec.name.clone(),
+        root: root.to_path_buf(),
+        splits: vec![],
+        problems: vec![],
+        counts: BTreeMap::new(),
+        errors: vec![],
+    };
+    // patient → (split, where the patient is first listed in it), in split order
+    let mut patients: BTreeMap<String, Vec<(&str, String)>> = BTreeMap::new();
     for (name, list) in ["train", "val", "test"].into_iter().zip(lists) {
-        let (items, mask_pattern) = match read_split(spec, root, list, 0) {
+        let read = match read_split_all(spec, root, list, 0) {
             Ok(read) => read,
             Err(e) => {
-                report.errors.push(format!("{e:#}"));
+                report.push(Kind::UnreadableList, format!("{e:#}"));
                 continue;
             }
         };
+        for e in &read.bad_lines {
+            report.push(Kind::MalformedLine, format!("{e:#}"));
+        }
+        let items = read.items;
         for item in &items {
             for path in std::iter::once(&item.image).chain(&item.masks) {
-                if let Err(e) = readable(path) {
-                    report.errors.push(format!("{e} (listed at {})", item.origin));
+                if let Err((kind, e)) = readable(path) {
+                    report.push(kind, format!("{e} (listed at {})", item.origin));
                 }
             }
         }
@@ -76,27 +137,29 @@ pub fn check(spec: &DatasetSpec, root: &Path, lists: &[PathBuf; 3]) -> CheckRepo
                 prevalence.insert(label.clone(), positive as f64 / items.len() as f64);
             }
         }
-        patients.push((name, items.iter().filter_map(|i| patient_id(spec, i)).collect()));
+        for item in &items {
+            if let Some(patient) = patient_id(spec, item) {
+                let seen = patients.entry(patient).or_default();
+                if seen.last().is_none_or(|(split, _)| *split != name) {
+                    seen.push((name, item.origin.clone()));
+                }
+            }
+        }
         report.splits.push(SplitReport {
             split: name.into(),
             list: list.clone(),
             items: items.len(),
             prevalence,
-            mask_pattern,
+            mask_pattern: read.mask_pattern,
         });
     }
-    for a in 0..patients.len() {
-        for b in a + 1..patients.len() {
-            let shared: Vec<&String> = patients[a].1.intersection(&patients[b].1).collect();
-            if let Some(first) = shared.first() {
-                report.errors.push(format!(
-                    "{} patients (e.g. {first}) appear in both the {} and {} splits",
-                    shared.len(),
-                    patients[a].0,
-                    patients[b].0
-                ));
-            }
-        }
+    for (patient, splits) in patients.into_iter().filter(|(_, splits)| splits.len() > 1) {
+        let names: Vec<&str> = splits.iter().map(|(split, _)| *split).collect();
+        let places: Vec<&str> = splits.iter().map(|(_, origin)| origin.as_str()).collect();
+        report.push(
+            Kind::SharedPatient,
+            format!("patient {patient} appears in the {} splits (at {})", names.join(" and "), places.join(", ")),
+        );
     }
     report
 }

@@ -29,53 +29,82 @@ fn parse_label(field: &str, path: &Path, line: usize) -> Result<f32> {
         .with_context(|| format!("{}:{line}: label `{field}` is not a number", path.display()))
 }
 
+/// A split read to its end: the items of its good lines and one error (file:line) per malformed line.
+#[derive(Debug, Default)]
+pub struct SplitRead {
+    pub items: Vec<Item>,
+    pub bad_lines: Vec<anyhow::Error>,
+    pub mask_pattern: Option<&'static str>,
+}
+
+impl SplitRead {
+    /// The items, or the first malformed line's error.
+    fn strict(self) -> Result<Vec<Item>> {
+        match self.bad_lines.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(self.items),
+        }
+    }
+}
+
+/// Parses every line (1-based numbers, blank lines skipped), keeping going past malformed ones.
+fn parse_lines<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+    mut parse: impl FnMut(usize, &'a str) -> Result<Item>,
+) -> SplitRead {
+    let mut read = SplitRead::default();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse(i + 1, line) {
+            Ok(item) => read.items.push(item),
+            Err(e) => read.bad_lines.push(e),
+        }
+    }
+    read
+}
+
 /// `path l1 ... lN`, whitespace-separated; blank lines are skipped.
 pub fn read_chestxray14(list: &Path, image_dir: &Path, n_labels: usize) -> Result<Vec<Item>> {
-    let text = read_text(list)?;
-    let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    chestxray14_lines(&read_text(list)?, list, image_dir, n_labels).strict()
+}
+
+fn chestxray14_lines(text: &str, list: &Path, image_dir: &Path, n_labels: usize) -> SplitRead {
+    parse_lines(text.lines().enumerate(), |line_no, line| {
         let mut fields = line.split_whitespace();
-        let Some(name) = fields.next() else { continue };
-        let labels = fields.map(|f| parse_label(f, list, i + 1)).collect::<Result<Vec<f32>>>()?;
+        let name = fields.next().unwrap_or_default();
+        let labels = fields.map(|f| parse_label(f, list, line_no)).collect::<Result<Vec<f32>>>()?;
         if labels.len() != n_labels {
             bail!(
-                "{}:{}: expected {n_labels} labels after the image name, found {}",
+                "{}:{line_no}: expected {n_labels} labels after the image name, found {}",
                 list.display(),
-                i + 1,
                 labels.len()
             );
         }
-        items.push(Item {
-            image: image_dir.join(name),
-            labels,
-            masks: vec![],
-            origin: format!("{}:{}", list.display(), i + 1),
-        });
-    }
-    Ok(items)
+        Ok(Item { image: image_dir.join(name), labels, masks: vec![], origin: format!("{}:{line_no}", list.display()) })
+    })
 }
 
 /// `path,label`; blank lines are skipped.
 pub fn read_shenzhen(list: &Path, image_dir: &Path) -> Result<Vec<Item>> {
-    let text = read_text(list)?;
-    let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    shenzhen_lines(&read_text(list)?, list, image_dir).strict()
+}
+
+fn shenzhen_lines(text: &str, list: &Path, image_dir: &Path) -> SplitRead {
+    parse_lines(text.lines().enumerate(), |line_no, line| {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != 2 {
-            bail!("{}:{}: expected `image,label`, found {} fields", list.display(), i + 1, fields.len());
+            bail!("{}:{line_no}: expected `image,label`, found {} fields", list.display(), fields.len());
         }
-        let label = parse_label(fields[1], list, i + 1)?;
-        items.push(Item {
+        let label = parse_label(fields[1], list, line_no)?;
+        Ok(Item {
             image: image_dir.join(fields[0].trim()),
             labels: vec![label],
             masks: vec![],
-            origin: format!("{}:{}", list.display(), i + 1),
-        });
-    }
-    Ok(items)
+            origin: format!("{}:{line_no}", list.display()),
+        })
+    })
 }
 
 /// CheXpert CSV: a header row, the image path first, labels from the 6th column; `-1` is uncertain (mapped by
@@ -87,42 +116,51 @@ pub fn read_chexpert(
     policy: UncertainPolicy,
     seed: u64,
 ) -> Result<Vec<Item>> {
-    let text = read_text(list)?;
+    chexpert_lines(&read_text(list)?, list, image_dir, n_labels, policy, seed).strict()
+}
+
+fn chexpert_lines(
+    text: &str,
+    list: &Path,
+    image_dir: &Path,
+    n_labels: usize,
+    policy: UncertainPolicy,
+    seed: u64,
+) -> SplitRead {
     let mut rng = PyRandom::new(seed);
-    let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
+    parse_lines(text.lines().enumerate().skip(1), |line_no, line| {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != 5 + n_labels {
             bail!(
-                "{}:{}: expected {} columns (path, 4 metadata, {n_labels} labels), found {}",
+                "{}:{line_no}: expected {} columns (path, 4 metadata, {n_labels} labels), found {}",
                 list.display(),
-                i + 1,
                 5 + n_labels,
                 fields.len()
             );
         }
-        let mut labels = Vec::with_capacity(n_labels);
-        for field in &fields[5..] {
-            let value = if field.trim().is_empty() { 0.0 } else { parse_label(field, list, i + 1)? };
-            labels.push(if value == -1.0 {
-                uncertain(policy, &mut rng)
-            } else if value == 1.0 {
-                1.0
-            } else {
-                0.0
-            });
-        }
-        items.push(Item {
+        let values = fields[5..]
+            .iter()
+            .map(|field| if field.trim().is_empty() { Ok(0.0) } else { parse_label(field, list, line_no) })
+            .collect::<Result<Vec<f32>>>()?;
+        let labels = values
+            .into_iter()
+            .map(|value| {
+                if value == -1.0 {
+                    uncertain(policy, &mut rng)
+                } else if value == 1.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(Item {
             image: image_dir.join(fields[0].trim()),
             labels,
             masks: vec![],
-            origin: format!("{}:{}", list.display(), i + 1),
-        });
-    }
-    Ok(items)
+            origin: format!("{}:{line_no}", list.display()),
+        })
+    })
 }
 
 fn uncertain(policy: UncertainPolicy, rng: &mut PyRandom) -> f32 {
@@ -136,31 +174,32 @@ fn uncertain(policy: UncertainPolicy, rng: &mut PyRandom) -> f32 {
 
 /// CSV with a header `path,label1,...`. Returns the header's label names and the items.
 pub fn read_csv(list: &Path, image_dir: &Path) -> Result<(Vec<String>, Vec<Item>)> {
-    let text = read_text(list)?;
+    let (names, read) = csv_lines(&read_text(list)?, list, image_dir)?;
+    Ok((names, read.strict()?))
+}
+
+/// The header's label names and the rows; Err only for a missing or empty header.
+fn csv_lines(text: &str, list: &Path, image_dir: &Path) -> Result<(Vec<String>, SplitRead)> {
     let mut lines = text.lines().enumerate();
     let Some((_, header)) = lines.next() else { bail!("{}:1: the CSV has no header row", list.display()) };
     let names: Vec<String> = header.split(',').skip(1).map(|s| s.trim().to_string()).collect();
     if names.is_empty() {
         bail!("{}:1: the header names no label columns after the path", list.display());
     }
-    let mut items = Vec::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
+    let read = parse_lines(lines, |line_no, line| {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != names.len() + 1 {
-            bail!("{}:{}: expected {} labels, found {}", list.display(), i + 1, names.len(), fields.len() - 1);
+            bail!("{}:{line_no}: expected {} labels, found {}", list.display(), names.len(), fields.len() - 1);
         }
-        let labels = fields[1..].iter().map(|f| parse_label(f, list, i + 1)).collect::<Result<Vec<f32>>>()?;
-        items.push(Item {
+        let labels = fields[1..].iter().map(|f| parse_label(f, list, line_no)).collect::<Result<Vec<f32>>>()?;
+        Ok(Item {
             image: image_dir.join(fields[0].trim()),
             labels,
             masks: vec![],
-            origin: format!("{}:{}", list.display(), i + 1),
-        });
-    }
-    Ok((names, items))
+            origin: format!("{}:{line_no}", list.display()),
+        })
+    });
+    Ok((names, read))
 }
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "gif", "bmp"];
@@ -223,16 +262,24 @@ pub fn read_split(
     list: &Path,
     seed: u64,
 ) -> Result<(Vec<Item>, Option<&'static str>)> {
+    let read = read_split_all(spec, root, list, seed)?;
+    let pattern = read.mask_pattern;
+    Ok((read.strict()?, pattern))
+}
+
+/// Reads one split to its end, past malformed lines (`data check` reports them all). Err only when the list
+/// as a whole cannot be read (missing file, CSV header, image-mask folders).
+pub fn read_split_all(spec: &DatasetSpec, root: &Path, list: &Path, seed: u64) -> Result<SplitRead> {
     let image_dir = spec.image_dir(root);
-    let items = match spec.list_format {
-        ListFormat::Chestxray14 => read_chestxray14(list, &image_dir, spec.labels.len())?,
-        ListFormat::Shenzhen => read_shenzhen(list, &image_dir)?,
+    Ok(match spec.list_format {
+        ListFormat::Chestxray14 => chestxray14_lines(&read_text(list)?, list, &image_dir, spec.labels.len()),
+        ListFormat::Shenzhen => shenzhen_lines(&read_text(list)?, list, &image_dir),
         ListFormat::Chexpert => {
             let policy = spec.uncertain_policy.unwrap_or(UncertainPolicy::Ones);
-            read_chexpert(list, &image_dir, spec.labels.len(), policy, seed)?
+            chexpert_lines(&read_text(list)?, list, &image_dir, spec.labels.len(), policy, seed)
         }
         ListFormat::Csv => {
-            let (names, items) = read_csv(list, &image_dir)?;
+            let (names, read) = csv_lines(&read_text(list)?, list, &image_dir)?;
             if !spec.labels.is_empty() && names != spec.labels {
                 bail!(
                     "{}:1: header labels {:?} differ from dataset {}'s {:?}",
@@ -242,13 +289,12 @@ pub fn read_split(
                     spec.labels
                 );
             }
-            items
+            read
         }
         ListFormat::ImageMask => {
             let layout = spec.masks.as_ref().context("image-mask dataset spec has no [masks] table")?;
             let (items, pattern) = read_image_mask(list, &layout.images, &layout.masks)?;
-            return Ok((items, Some(pattern)));
+            SplitRead { items, bad_lines: vec![], mask_pattern: Some(pattern) }
         }
-    };
-    Ok((items, None))
+    })
 }
