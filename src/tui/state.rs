@@ -109,7 +109,7 @@ impl RunView {
 
     /// The runs that are trials of one experiment: dataset, init and label percentage.
     pub fn trial_group(&self) -> (&str, &str, u32) {
-        (self.dataset(), self.model(), self.spec.as_ref().map_or(100, |s| s.data.anno_percent))
+        (self.dataset(), self.model(), self.anno_percent())
     }
 
     pub fn dataset(&self) -> &str {
@@ -120,14 +120,35 @@ impl RunView {
         self.status.as_ref().map(|s| s.state)
     }
 
+    /// The state as the TUI names it: a run the user killed reads "killed", not "stopped".
     pub fn state_name(&self) -> &'static str {
         match self.state() {
             None => "unknown",
             Some(RunState::Queued) => "queued",
             Some(RunState::Running) => "running",
+            Some(RunState::Stopped) if self.was_killed() => "killed",
             Some(RunState::Stopped) => "stopped",
             Some(RunState::Failed) => "failed",
             Some(RunState::Finished) => "finished",
+        }
+    }
+
+    /// Stopped by `runs kill` (the agent records the reason "killed by user").
+    pub fn was_killed(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.reason.as_deref()).is_some_and(|r| r.starts_with("killed"))
+    }
+
+    /// The anno % the run trains with (100 without a spec).
+    pub fn anno_percent(&self) -> u32 {
+        self.spec.as_ref().map_or(100, |s| s.data.anno_percent)
+    }
+
+    /// What `metric()` is: "test auc" once the result is in, else the validation headline's name.
+    pub fn metric_label(&self) -> String {
+        match (&self.result, &self.val_metric) {
+            (Some(r), _) => format!("test {}", r.metric),
+            (None, Some((name, _))) => format!("val {}", headline_label(name)),
+            (None, None) => "metric".into(),
         }
     }
 
@@ -171,7 +192,7 @@ impl RunView {
                 }
                 self.epoch_steps.insert(line.epoch, x);
                 self.epoch_elapsed = Some((line.epoch, line.elapsed_s));
-                self.val_metric = line.val.iter().next().map(|(k, v)| (k.clone(), *v));
+                self.val_metric = headline(&line.val);
             }
             if let Some(prev) = &self.last
                 && line.lr < prev.lr
@@ -192,6 +213,18 @@ impl RunView {
         self.val_metric = None;
         self.epoch_elapsed = None;
     }
+}
+
+/// The validation metric that stands for the run: the mean AUC or the per-image Dice, never one class's AUC.
+pub fn headline(val: &BTreeMap<String, f64>) -> Option<(String, f64)> {
+    HEADLINE_KEYS.iter().find_map(|k| val.get_key_value(*k)).or_else(|| val.iter().next()).map(|(k, v)| (k.clone(), *v))
+}
+
+/// The keys of metrics.jsonl's `val` map that summarise the task, best first.
+const HEADLINE_KEYS: [&str; 3] = ["auc_mean", "auc", "dice"];
+
+fn headline_label(key: &str) -> &str {
+    if key == "auc_mean" { "auc" } else { key }
 }
 
 /// One catalog model in the Zoo view: the catalog entry and what the zoo watcher last reported.
@@ -280,10 +313,12 @@ pub struct State {
     /// The run whose detail is open.
     pub detail: Option<String>,
     pub help: bool,
-    /// A control waiting for y (kill and restart ask first); the status line asks the question.
-    pub confirm: Option<(Control, String)>,
+    /// A control of these runs waiting for y (kill and restart ask first); the status line asks the question.
+    pub confirm: Option<(Control, Vec<String>)>,
     /// The status line: the last command's outcome or a problem.
     pub message: Option<String>,
+    /// Ticks (seconds) since `message` last changed: it is cleared after `MESSAGE_TICKS`.
+    pub message_age: u32,
     /// None until NVML has been asked.
     pub gpus: Option<Vec<GpuInfo>>,
     /// The whole zoo catalog, in the Zoo view's order.
@@ -322,6 +357,7 @@ impl State {
             help: false,
             confirm: None,
             message: None,
+            message_age: 0,
             gpus: None,
             zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
             datasets: dataset_infos(),

@@ -65,11 +65,31 @@ fn render_tabs(s: &State, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(format!(" {} {} ", i + 1, view.title()), style));
     }
     Line::from(spans).render(area, buf);
+    let marks = header_marks(s);
+    let width = marks.chars().count() as u16;
+    if !marks.is_empty() && width < area.width {
+        let right = Rect { x: area.x + area.width - width, width, ..area };
+        Line::from(marks).style(fg(s, Color::Magenta).add_modifier(Modifier::BOLD)).render(right, buf);
+    }
+}
+
+/// What stays in force across views, at the right of the tab bar: the selection (it decides what Compare
+/// shows and what run controls act on) and the Runs filter.
+pub fn header_marks(s: &State) -> String {
+    let mut marks = Vec::new();
+    if !s.selected.is_empty() {
+        marks.push(format!("{} selected", s.selected.len()));
+    }
+    if !s.filter.is_empty() {
+        marks.push(format!("filter \"{}\"", s.filter));
+    }
+    if marks.is_empty() { String::new() } else { format!(" {} ", marks.join("  ")) }
 }
 
 fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
-    if let Some((control, id)) = &s.confirm {
-        let question = format!("{} {id}? y to confirm, any other key cancels", control.verb());
+    if let Some((control, ids)) = &s.confirm {
+        let question =
+            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::update::targets_name(ids));
         Paragraph::new(question).style(fg(s, Color::Red).add_modifier(Modifier::BOLD)).render(area, buf);
         return;
     }

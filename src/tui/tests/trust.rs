@@ -1,0 +1,185 @@
+//! What a first-time user must be able to trust: controls act on what is selected, states and numbers are
+//! named for what they are, messages go away, a restarted run starts from nothing.
+
+use super::super::action::{Action, Control};
+use super::super::state::View;
+use super::super::store::{RunDelta, RunStore};
+use super::super::update::{Effect, MESSAGE_TICKS, update};
+use super::{A, B, delta, epoch_line, screen, two_runs};
+use crate::runs::record::{self, State as RunState, Status};
+use std::collections::BTreeMap;
+
+const C: &str = "20261126-081202-demo-cls-swav-t1";
+const D: &str = "20261126-081203-demo-cls-moco-v2-t1";
+
+#[test]
+fn controls_act_on_the_selection_not_the_row_under_the_cursor() {
+    let mut s = two_runs();
+    update(&mut s, delta(C, "swav", 1, RunState::Running, None));
+    update(&mut s, delta(D, "moco-v2", 1, RunState::Queued, None));
+    for row in [1, 2, 3] {
+        update(&mut s, Action::Top);
+        (0..row).for_each(|_| {
+            update(&mut s, Action::Down);
+        });
+        update(&mut s, Action::Select);
+    }
+    update(&mut s, Action::Top);
+    assert_eq!(s.current_run().unwrap().id, A, "the cursor is on the finished run, outside the selection");
+    let effects = update(&mut s, Action::RunControl(Control::Stop));
+    let ids = vec![B.to_string(), C.to_string(), D.to_string()];
+    assert_eq!(effects, [Effect::Control { control: Control::Stop, ids: ids.clone() }]);
+    assert_eq!(effects[0].cli_args()[..2], ["runs", "stop"]);
+    assert_eq!(effects[0].cli_args()[2..], ids[..]);
+
+    update(&mut s, Action::RunControl(Control::Kill));
+    assert_eq!(s.confirm, Some((Control::Kill, ids.clone())));
+    let question = screen(&s, 80, 24);
+    assert!(question.lines().last().unwrap().starts_with("kill 3 selected runs? y to confirm"), "{question}");
+    update(&mut s, Action::Confirm(false));
+
+    let resumable = update(&mut s, Action::RunControl(Control::Resume));
+    assert!(resumable.is_empty(), "nothing selected is stopped or failed");
+    assert_eq!(s.message.as_deref(), Some("none of the 3 selected runs can be told to resume"));
+
+    let done = effects[0].finished(false, "", &format!("{B}: stopping\nmedxfer: run {C} is gone\n{D}: stopping\n"));
+    update(&mut s, done);
+    assert_eq!(s.message.as_deref(), Some(format!("stop 3 runs: 1 refused: medxfer: run {C} is gone").as_str()));
+}
+
+#[test]
+fn the_selection_shows_in_every_view_and_esc_clears_it_after_the_filter() {
+    let mut s = two_runs();
+    update(&mut s, Action::Select);
+    update(&mut s, Action::FilterStart);
+    update(&mut s, Action::FilterInput('i'));
+    update(&mut s, Action::FilterDone);
+    for view in [View::Compare, View::Zoo, View::Leaderboard] {
+        update(&mut s, Action::Show(view));
+        let top = screen(&s, 80, 24).lines().next().unwrap().to_string();
+        assert!(top.ends_with("1 selected  filter \"i\""), "{view:?}: {top}");
+    }
+    update(&mut s, Action::Show(View::Runs));
+    update(&mut s, Action::Back);
+    assert!(s.filter.is_empty() && s.selected.len() == 1, "the first Esc clears the filter");
+    update(&mut s, Action::Back);
+    assert!(s.selected.is_empty(), "the second clears the selection");
+    assert_eq!(s.message.as_deref(), Some("cleared the selection of 1 runs"));
+    assert!(!screen(&s, 80, 24).lines().next().unwrap().contains("selected"));
+}
+
+#[test]
+fn a_killed_run_reads_killed() {
+    let mut s = two_runs();
+    let mut status = Status::new(RunState::Stopped);
+    status.reason = Some("killed by user".into());
+    update(&mut s, Action::RunData(Box::new(RunDelta { id: B.into(), status: Some(status), ..RunDelta::default() })));
+    assert_eq!(s.runs[B].state_name(), "killed");
+    let row = screen(&s, 80, 24).lines().find(|l| l.contains("random")).unwrap().to_string();
+    assert!(row.contains("killed") && !row.contains("stopped"), "{row}");
+}
+
+#[test]
+fn the_detail_names_the_mean_auc_while_training_and_the_test_auc_after() {
+    let mut s = two_runs();
+    let mut line = epoch_line(5, 1e-4);
+    line.val =
+        BTreeMap::from([("auc.Atelectasis".into(), 0.61), ("auc.Cardiomegaly".into(), 0.99), ("auc_mean".into(), 0.8)]);
+    update(&mut s, Action::RunData(Box::new(RunDelta { id: B.into(), lines: vec![line], ..RunDelta::default() })));
+    assert_eq!(s.runs[B].metric(), Some(0.8), "the mean, not one class");
+    update(&mut s, Action::Down);
+    update(&mut s, Action::Open);
+    let detail = screen(&s, 80, 24);
+    assert!(detail.contains("val auc 0.8000") && !detail.contains("Cardiomegaly"), "{detail}");
+
+    update(&mut s, Action::Back);
+    update(&mut s, Action::Top);
+    update(&mut s, Action::Open);
+    let finished = screen(&s, 80, 24);
+    assert!(finished.contains("test auc 0.9100"), "{finished}");
+}
+
+#[test]
+fn status_messages_expire_and_a_new_one_starts_its_own_time() {
+    let mut s = two_runs();
+    update(&mut s, Action::CommandFinished { ok: true, message: "first".into() });
+    for _ in 1..MESSAGE_TICKS {
+        update(&mut s, Action::Tick);
+    }
+    assert_eq!(s.message.as_deref(), Some("first"));
+    update(&mut s, Action::CommandFinished { ok: true, message: "second".into() });
+    update(&mut s, Action::Tick);
+    assert_eq!(s.message.as_deref(), Some("second"), "the new message is young");
+    s.dirty = false;
+    for _ in 1..MESSAGE_TICKS {
+        update(&mut s, Action::Tick);
+    }
+    assert!(s.message.is_none());
+    assert!(s.dirty, "the expiry redraws");
+    s.dirty = false;
+    update(&mut s, Action::Tick);
+    assert!(!s.dirty, "a tick that changes nothing draws nothing");
+}
+
+#[test]
+fn a_second_demo_sweep_that_queues_nothing_says_so() {
+    let mut s = two_runs();
+    let effects = update(&mut s, Action::DemoSweep);
+    let nothing = effects[0].finished(true, r#"{"count": 1, "new": 0, "existing": 1, "runs": []}"#, "");
+    assert_eq!(
+        nothing,
+        Action::CommandFinished {
+            ok: false,
+            message: "nothing queued: the 1 runs of this sweep exist already (R in Runs trains one again)".into()
+        }
+    );
+    let queued = effects[0].finished(true, r#"{"count": 1, "new": 1, "existing": 0, "runs": []}"#, "");
+    assert!(
+        matches!(&queued, Action::CommandFinished { ok: true, message } if message.starts_with("sweep queued: 1 new"))
+    );
+}
+
+#[test]
+fn the_runs_table_tells_label_fractions_apart_and_names_the_run_under_the_cursor() {
+    let mut s = two_runs();
+    let Action::RunData(mut half) =
+        delta("20261126-081200-demo-cls-imagenet-t1-a50", "imagenet", 1, RunState::Finished, Some(0.8))
+    else {
+        unreachable!()
+    };
+    half.spec.as_mut().unwrap().data.anno_percent = 50;
+    update(&mut s, Action::RunData(half));
+    let text = screen(&s, 80, 24);
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("imagenet")).collect();
+    assert!(rows.iter().any(|r| r.contains(" 50 ")) && rows.iter().any(|r| r.contains(" 100 ")), "{text}");
+    assert!(text.lines().nth(1).unwrap().contains(&format!("· {A}")), "{text}");
+}
+
+#[test]
+fn a_restarted_run_forgets_its_old_curves_and_result() {
+    let home = tempfile::tempdir().unwrap();
+    let run = home.path().join(A);
+    std::fs::create_dir(&run).unwrap();
+    let line = |epoch: u32| serde_json::to_string(&epoch_line(epoch, 1e-4)).unwrap() + "\n";
+    std::fs::write(run.join(record::METRICS_FILE), (1..=4).map(line).collect::<String>()).unwrap();
+    let mut s = two_runs();
+    let spec = super::spec(A, "imagenet", 1);
+    std::fs::write(run.join(record::RESULT_FILE), serde_json::to_string(&super::result(&spec, 0.91)).unwrap()).unwrap();
+    let mut store = RunStore::new(home.path().to_path_buf());
+    store.refresh(|d| {
+        update(&mut s, Action::RunData(Box::new(d)));
+    });
+    assert!(s.runs[A].result.is_some() && s.runs[A].val.len() == 8, "the delta's 4 lines and the file's 4");
+
+    // `runs restart`: metrics.jsonl and result.json are removed; the new trainer writes a fresh, longer file.
+    std::fs::remove_file(run.join(record::RESULT_FILE)).unwrap();
+    std::fs::remove_file(run.join(record::METRICS_FILE)).unwrap();
+    let fresh = (1..=2).map(|e| line(e).replace("\"epoch\"", "\"epoch\"  ")).collect::<String>().repeat(3);
+    std::fs::write(run.join(record::METRICS_FILE), fresh).unwrap();
+    store.refresh(|d| {
+        update(&mut s, Action::RunData(Box::new(d)));
+    });
+    let restarted = &s.runs[A];
+    assert!(restarted.result.is_none(), "the old result is gone");
+    assert_eq!(restarted.val.len(), 6, "only the new file's lines");
+}
