@@ -307,6 +307,8 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
     );
     assert!(zoo_row(&zoo, "random").is_none_or(|r| r.contains("builtin")), "{zoo}");
     tmux.keys("z", "j");
+    tmux.wait_for("z", &["Barlow Twins (barlowtwins): missing  [enter details]"]);
+    tmux.keys("z", "Enter");
     tmux.wait_for("z", &["Barlow Twins (barlowtwins)", "sha256     none in the catalog"]);
     tmux.keys("z", "p");
     let converted = tmux.wait_until(

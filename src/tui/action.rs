@@ -81,6 +81,8 @@ pub enum Action {
     Select,
     /// `T` in Runs: select every trial of the run's model (or unselect them all).
     SelectTrials,
+    /// Enter in Zoo: the full details of the model under the cursor, or the one-line summary (narrow terminals).
+    ToggleZooDetails,
     /// `m` in Compare: every run, or trials as mean and band.
     ToggleBands,
     /// `c` in Leaderboard: the per-class heat map or the ranking.

@@ -135,6 +135,13 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["enter"],
     },
     Binding {
+        name: "zoo_details",
+        about: "show/hide model details",
+        scope: Scope::Only(&[View::Zoo]),
+        action: || Action::ToggleZooDetails,
+        defaults: &["enter"],
+    },
+    Binding {
         name: "back",
         about: "close detail/filter/help",
         scope: Scope::Everywhere,

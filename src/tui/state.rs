@@ -330,6 +330,8 @@ pub struct State {
     pub color: bool,
     /// The terminal has 256 colours or more (else the 16 basic ones).
     pub rich_color: bool,
+    /// Zoo on a narrow terminal: the model's full details instead of a one-line summary under the list.
+    pub zoo_details: bool,
     /// Leaderboard: the per-class heat map instead of the ranking.
     pub board_heat: bool,
     /// Leaderboard: the study's published numbers as reference rows.
@@ -364,6 +366,7 @@ impl State {
             launch: LaunchForm::default(),
             color,
             rich_color: false,
+            zoo_details: false,
             board_heat: false,
             board_published: false,
             published: crate::runs::leaderboard::paper_results().unwrap_or_default(),

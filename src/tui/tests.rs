@@ -359,6 +359,10 @@ fn zoo_view_at_80x24_shows_states_runs_and_details() {
     assert!(row_of(&text, "barlowtwins").contains("converted"), "{text}");
     assert!(row_of(&text, "swav").contains("failed: sha256 mismatch"), "{text}");
     assert!(row_of(&text, "moco-v1").contains("downloading 42%"), "{text}");
+    assert!(text.contains("Barlow Twins (barlowtwins): converted  [enter details]"), "the summary line:\n{text}");
+    assert!(!text.contains("objective"), "details wait for enter:\n{text}");
+    update(&mut s, Action::ToggleZooDetails);
+    let text = screen(&s, 80, 24);
     assert!(text.contains(" Barlow Twins (barlowtwins) "), "details title:\n{text}");
     assert!(text.contains("objective  Barlow Twins (redundancy reduction) on ImageNet-1k"), "{text}");
     assert!(text.contains("paper      Barlow Twins: Self-Supervised Learning via Redundancy Reduction"), "{text}");

@@ -316,6 +316,7 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::ToggleBands => s.compare_each = !s.compare_each,
+        Action::ToggleZooDetails => s.zoo_details = !s.zoo_details,
         Action::ToggleHeatMap => s.board_heat = !s.board_heat,
         Action::TogglePublished => {
             s.board_published = !s.board_published;

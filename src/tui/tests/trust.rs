@@ -183,3 +183,37 @@ fn a_restarted_run_forgets_its_old_curves_and_result() {
     assert!(restarted.result.is_none(), "the old result is gone");
     assert_eq!(restarted.val.len(), 6, "only the new file's lines");
 }
+
+#[test]
+fn the_zoo_shows_sixteen_models_at_80x24_and_cuts_nothing_at_120() {
+    let mut s = super::typical_zoo();
+    update(&mut s, Action::Show(View::Zoo));
+    let text = screen(&s, 80, 24);
+    let models = s.zoo.iter().filter(|m| text.lines().any(|l| l.starts_with(&format!(" {} ", m.entry.id)))).count();
+    assert!(models >= 16, "{models} models at 80x24:\n{text}");
+
+    let wide = screen(&s, 120, 40);
+    assert!(wide.contains("self-supervised-imagenet:"), "{wide}");
+    for id in ["simclr-v1", "inat2021"] {
+        let row = wide.lines().find(|l| l.starts_with(&format!(" {id} "))).unwrap();
+        assert!(row.contains("(manual)"), "{row}");
+    }
+    while s.current_model().unwrap().entry.id != "simclr-v1" {
+        update(&mut s, Action::Down);
+    }
+    let wide = screen(&s, 120, 40);
+    let steps = s.current_model().unwrap().entry.steps.clone();
+    assert!(!steps.is_empty());
+    let details: String =
+        wide.lines().map(|l| l.chars().skip(72).collect::<String>().trim().to_string() + " ").collect();
+    for (i, step) in steps.iter().enumerate() {
+        let start = format!("{}. {}", i + 1, step.split_whitespace().next().unwrap());
+        assert!(details.contains(&start), "step {start:?} shown:\n{wide}");
+    }
+    assert!(details.contains("medxfer zoo import simclr-v1 FILE"), "{wide}");
+    for word in ["Self-Supervised", "Representations"] {
+        let whole = wide.lines().any(|l| l.contains(word));
+        let paper = &s.current_model().unwrap().entry.paper;
+        assert!(!paper.contains(word) || whole, "{word} kept whole:\n{wide}");
+    }
+}
