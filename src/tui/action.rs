@@ -81,6 +81,10 @@ pub enum Action {
     Select,
     /// `T` in Runs: select every trial of the run's model (or unselect them all).
     SelectTrials,
+    /// `L` in Runs: the open run's log over the whole screen (again: back to curves and log).
+    ToggleFullLog,
+    /// `M`: a pop-up with the whole text of the status line's message, or of the last failure.
+    ToggleMessage,
     /// Enter in Zoo: the full details of the model under the cursor, or the one-line summary (narrow terminals).
     ToggleZooDetails,
     /// `m` in Compare: every run, or trials as mean and band.

@@ -212,6 +212,20 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["r"],
     },
     Binding {
+        name: "full_log",
+        about: "full-screen log",
+        scope: RUNS,
+        action: || Action::ToggleFullLog,
+        defaults: &["L"],
+    },
+    Binding {
+        name: "whole_message",
+        about: "the whole last message",
+        scope: Scope::Everywhere,
+        action: || Action::ToggleMessage,
+        defaults: &["M"],
+    },
+    Binding {
         name: "restart_run",
         about: "restart anew (asks)",
         scope: RUNS,

@@ -160,14 +160,32 @@ impl RunView {
     /// Seconds left while running: the mean epoch time so far (metrics' elapsed_s at the newest epoch line)
     /// times the planned epochs, less the time already spent; None before the first epoch ends. Early
     /// stopping (patience) can end a run sooner.
+    /// Before the first epoch ends, the step lines' throughput over the batches left (validation not counted).
     pub fn eta_s(&self) -> Option<f64> {
-        let (epoch, at) = self.epoch_elapsed?;
-        let planned = self.spec.as_ref()?.hyper.epochs;
-        if self.state() != Some(RunState::Running) || epoch == 0 {
+        let hyper = &self.spec.as_ref()?.hyper;
+        let planned = hyper.epochs;
+        if self.state() != Some(RunState::Running) {
             return None;
         }
-        let spent = self.last.as_ref().map_or(at, |l| l.elapsed_s.max(at));
-        Some((at / f64::from(epoch) * f64::from(planned.max(epoch)) - spent).max(0.0))
+        match self.epoch_elapsed {
+            Some((epoch, at)) if epoch > 0 => {
+                let spent = self.last.as_ref().map_or(at, |l| l.elapsed_s.max(at));
+                Some((at / f64::from(epoch) * f64::from(planned.max(epoch)) - spent).max(0.0))
+            }
+            _ => {
+                let last = self.last.as_ref().filter(|l| l.images_per_s > 0.0)?;
+                let left = (last.epoch_batches? * u64::from(planned)).saturating_sub(last.step);
+                Some(left as f64 * hyper.batch_size as f64 / last.images_per_s)
+            }
+        }
+    }
+
+    /// Batches done in the current epoch and batches per epoch, from the newest step line.
+    pub fn epoch_progress(&self) -> Option<(u64, u64)> {
+        let last = self.last.as_ref().filter(|l| l.kind == "step")?;
+        let batches = last.epoch_batches?;
+        let start = self.epoch_steps.range(..last.epoch).next_back().map_or(0.0, |(_, step)| *step) as u64;
+        Some((last.step.saturating_sub(start).min(batches), batches))
     }
 
     /// Where the run trains: the agent's GPU or CPU slot, else the device its spec asks for.
@@ -317,6 +335,14 @@ pub struct State {
     pub confirm: Option<(Control, Vec<String>)>,
     /// The status line: the last command's outcome or a problem.
     pub message: Option<String>,
+    /// The newest failure's whole text (kept after the status line moves on), for the `M` pop-up.
+    pub last_failure: Option<String>,
+    /// The `M` pop-up is open.
+    pub popup: bool,
+    /// The open run's log: lines scrolled up from its end (0 follows the end).
+    pub log_scroll: usize,
+    /// The open run's log over the whole view.
+    pub log_full: bool,
     /// Ticks (seconds) since `message` last changed: it is cleared after `MESSAGE_TICKS`.
     pub message_age: u32,
     /// None until NVML has been asked.
@@ -360,6 +386,10 @@ impl State {
             confirm: None,
             message: None,
             message_age: 0,
+            last_failure: None,
+            popup: false,
+            log_scroll: 0,
+            log_full: false,
             gpus: None,
             zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
             datasets: dataset_infos(),

@@ -9,8 +9,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Bytes of train.log shown as the log tail.
-const LOG_TAIL_BYTES: u64 = 2048;
+/// Bytes of train.log kept as the log tail (the detail scrolls through them).
+const LOG_TAIL_BYTES: u64 = 64 << 10;
 /// metrics.jsonl bytes read per refresh, over all runs: a long history loads over several refreshes,
 /// with frames drawn in between, and only one chunk of parsed lines is held at a time.
 pub const READ_BUDGET: u64 = 4 << 20;

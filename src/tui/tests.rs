@@ -58,6 +58,7 @@ pub fn epoch_line(epoch: u32, lr: f64) -> MetricLine {
         images_per_s: 42.0,
         elapsed_s: f64::from(epoch) * 10.0,
         val: BTreeMap::from([("auc".into(), 0.5 + f64::from(epoch) / 20.0)]),
+        epoch_batches: None,
     }
 }
 

@@ -261,6 +261,23 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         Action::Open => {
             if s.view == View::Runs {
                 s.detail = s.current_run().map(|r| r.id.clone());
+                s.log_scroll = 0;
+            }
+        }
+        Action::ToggleFullLog => {
+            if s.detail.is_none() {
+                s.detail = s.current_run().map(|r| r.id.clone());
+                s.log_full = s.detail.is_some();
+            } else {
+                s.log_full = !s.log_full;
+            }
+            s.log_scroll = 0;
+        }
+        Action::ToggleMessage => {
+            if s.message.is_none() && s.last_failure.is_none() {
+                s.message = Some("no message to show".into());
+            } else {
+                s.popup = !s.popup;
             }
         }
         Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
@@ -269,13 +286,16 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             edit_launch_field(s, action);
         }
         Action::Back => {
-            if s.help {
+            if s.popup {
+                s.popup = false;
+            } else if s.help {
                 s.help = false;
             } else if s.filter_editing {
                 s.filter_editing = false;
                 s.filter.clear();
             } else if s.detail.is_some() {
                 s.detail = None;
+                s.log_full = false;
             } else if !s.filter.is_empty() {
                 s.filter.clear();
             } else if !s.selected.is_empty() {
@@ -469,7 +489,12 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             s.dirty = was_dirty || s.gpus.as_ref() != Some(&gpus);
             s.gpus = Some(gpus);
         }
-        Action::CommandFinished { message, .. } => s.message = Some(message),
+        Action::CommandFinished { ok, message } => {
+            if !ok {
+                s.last_failure = Some(message.clone());
+            }
+            s.message = Some(message);
+        }
         Action::ZooStates(statuses) => {
             let mut changed = false;
             for status in statuses {
@@ -482,7 +507,10 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             }
             s.dirty = was_dirty || changed;
         }
-        Action::ZooDone { id, message, .. } => {
+        Action::ZooDone { id, message, ok } => {
+            if !ok {
+                s.last_failure = Some(message.clone());
+            }
             if let Some(m) = s.zoo.iter_mut().find(|m| m.entry.id == id) {
                 m.pending = None;
             }
@@ -670,6 +698,10 @@ fn show(s: &mut State, view: View) {
 
 fn move_cursor(s: &mut State, to: impl Fn(usize, usize) -> usize) {
     if s.detail.is_some() && s.view == View::Runs {
+        // In a run's detail the keys scroll its log: "up" goes back in time.
+        let lines = s.detail.as_ref().and_then(|id| s.runs.get(id)).map_or(0, |r| r.log_tail.len());
+        let from_top = lines.saturating_sub(1).saturating_sub(s.log_scroll);
+        s.log_scroll = lines.saturating_sub(1).saturating_sub(to(from_top, lines));
         return;
     }
     let rows = s.rows_in_view();

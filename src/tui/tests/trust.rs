@@ -217,3 +217,89 @@ fn the_zoo_shows_sixteen_models_at_80x24_and_cuts_nothing_at_120() {
         assert!(!paper.contains(word) || whole, "{word} kept whole:\n{wide}");
     }
 }
+
+fn with_log(s: &mut super::super::state::State, id: &str, lines: usize, reason: Option<&str>) {
+    let mut status = Status::new(RunState::Failed);
+    status.reason = reason.map(str::to_string);
+    let log_tail = Some((1..=lines).map(|i| format!("line {i:03} of the log")).collect());
+    update(
+        s,
+        Action::RunData(Box::new(RunDelta { id: id.into(), status: Some(status), log_tail, ..RunDelta::default() })),
+    );
+}
+
+#[test]
+fn the_log_scrolls_fills_the_screen_and_shows_the_whole_reason() {
+    let mut s = two_runs();
+    let reason =
+        format!("trainer exited without a result 3 times; see {}", "/very/long/home/runs/".repeat(4) + "train.log");
+    with_log(&mut s, A, 40, Some(&reason));
+    update(&mut s, Action::Open);
+    let detail = screen(&s, 80, 24);
+    assert!(detail.contains("line 040 of the log") && detail.contains("line 038 of the log"), "{detail}");
+    let joined: String = detail.lines().map(str::trim_end).collect();
+    assert!(joined.contains(&format!("reason: {reason}")), "the whole reason, wrapped:\n{detail}");
+    for _ in 0..5 {
+        update(&mut s, Action::Up);
+    }
+    let up = screen(&s, 80, 24);
+    assert!(up.contains("line 035 of the log") && !up.contains("line 040 of the log"), "{up}");
+    assert!(up.contains("5 lines up"), "{up}");
+    update(&mut s, Action::Bottom);
+    assert_eq!(s.log_scroll, 0);
+    update(&mut s, Action::Top);
+    assert_eq!(s.log_scroll, 39, "the first line");
+
+    update(&mut s, Action::ToggleFullLog);
+    update(&mut s, Action::Bottom);
+    let full = screen(&s, 80, 24);
+    let shown = (1..=40).filter(|i| full.contains(&format!("line {i:03} of"))).count();
+    assert!(shown >= 15, "{shown} log lines over the whole view:\n{full}");
+    assert!(!full.contains("loss: * train"), "no curves in the full log:\n{full}");
+    update(&mut s, Action::Back);
+    assert!(s.detail.is_none() && !s.log_full);
+}
+
+#[test]
+fn the_whole_failure_opens_in_a_pop_up() {
+    let mut s = two_runs();
+    let long = format!("medxfer zoo pull swav failed: {}", "a very long reason that does not fit ".repeat(5));
+    update(&mut s, Action::CommandFinished { ok: false, message: long.clone() });
+    for _ in 0..MESSAGE_TICKS {
+        update(&mut s, Action::Tick);
+    }
+    assert!(s.message.is_none(), "expired from the status line");
+    update(&mut s, Action::ToggleMessage);
+    let text = screen(&s, 80, 24);
+    let joined: String = text.lines().map(|l| l.trim_matches(|c| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
+    assert!(joined.contains("a very long reason that does not fit a very long"), "{text}");
+    assert!(text.contains("message (esc or M closes)"), "{text}");
+    update(&mut s, Action::Back);
+    assert!(!s.popup);
+}
+
+#[test]
+fn progress_and_eta_show_before_the_first_epoch_ends() {
+    let mut s = two_runs();
+    let id = "20261126-081209-demo-cls-swav-t1";
+    let Action::RunData(mut d) = delta(id, "swav", 1, RunState::Running, None) else { unreachable!() };
+    let step = |n: u64| crate::runs::record::MetricLine {
+        kind: "step".into(),
+        epoch: 1,
+        step: n,
+        val: BTreeMap::new(),
+        images_per_s: 8.0,
+        epoch_batches: Some(50),
+        ..epoch_line(1, 1e-4)
+    };
+    d.lines = vec![step(3)];
+    update(&mut s, Action::RunData(d));
+    let run = &s.runs[id];
+    assert_eq!(run.epoch_progress(), Some((3, 50)));
+    // 10 epochs of 50 batches of 32 images (the study's batch size), 3 batches done, 8 images/s.
+    let batch = run.spec.as_ref().unwrap().hyper.batch_size as f64;
+    assert_eq!(run.eta_s(), Some((500.0 - 3.0) * batch / 8.0));
+    update(&mut s, Action::Bottom);
+    update(&mut s, Action::Open);
+    assert!(screen(&s, 80, 24).contains("(step 3/50)"), "{}", screen(&s, 80, 24));
+}

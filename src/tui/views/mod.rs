@@ -36,6 +36,9 @@ impl Widget for &State {
         if self.help {
             render_help(self, body, buf);
         }
+        if self.popup {
+            render_popup(self, body, buf);
+        }
     }
 }
 
@@ -108,6 +111,25 @@ fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
         format!("{filter}{} help  {} quit", s.keymap.key_of("help"), s.keymap.key_of("quit"))
     };
     Paragraph::new(text).style(fg(s, Color::Yellow)).render(area, buf);
+}
+
+/// The whole text of the status line's message (or of the last failure), wrapped in a box.
+fn render_popup(s: &State, body: Rect, buf: &mut Buffer) {
+    let text = s.message.as_ref().or(s.last_failure.as_ref()).cloned().unwrap_or_default();
+    let width = body.width.saturating_sub(4).max(10).min(body.width);
+    let inner_width = width.saturating_sub(2).max(1) as usize;
+    let lines: Vec<Line> = text
+        .lines()
+        .flat_map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars.chunks(inner_width).map(|c| Line::from(c.iter().collect::<String>())).collect::<Vec<_>>()
+        })
+        .collect();
+    let height = (lines.len() as u16 + 2).min(body.height);
+    let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + (body.height - height) / 2, width, height };
+    Clear.render(area, buf);
+    let title = format!(" message ({} or {} closes) ", s.keymap.key_of("back"), s.keymap.key_of("whole_message"));
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
 
 fn render_help(s: &State, body: Rect, buf: &mut Buffer) {

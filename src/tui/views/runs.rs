@@ -117,7 +117,11 @@ pub fn format_duration(secs: f64) -> String {
 }
 
 fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
-    let log_rows = if area.height >= 30 { 8 } else { 3 };
+    if s.log_full {
+        render_log(s, run, area, buf);
+        return;
+    }
+    let log_rows = if area.height >= 30 { 10 } else { 6 };
     let [head, curves, log] =
         Layout::vertical([Constraint::Length(3), Constraint::Min(4), Constraint::Length(log_rows)]).areas(area);
     let status = run.status.as_ref();
@@ -126,8 +130,9 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
     let lines = vec![
         Line::from(format!("{}  [{}]", run.id, run.state_name())).style(fg(s, state_color(run))),
         Line::from(format!(
-            "epoch {}/{planned}  best {}  val loss {}  {} {}  lr {}",
+            "epoch {}/{planned}{}  best {}  val loss {}  {} {}  lr {}",
             status.map_or(0, |st| st.epoch),
+            run.epoch_progress().map_or(String::new(), |(done, of)| format!(" (step {done}/{of})")),
             best.map_or("-".into(), |b| b.to_string()),
             num(run.val.last(), 4),
             run.metric_label(),
@@ -146,11 +151,48 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
         Curve { series: &run.val, symbol: 'o', style: fg(s, Color::Yellow) },
     ];
     chart::render(&curves_drawn, &marks, curves, buf);
-    let reason = status.and_then(|st| st.reason.clone()).map(|r| format!("reason: {r}"));
-    let tail: Vec<Line> = reason
-        .into_iter()
-        .chain(run.log_tail.iter().rev().take(log_rows as usize).rev().cloned())
-        .map(Line::from)
-        .collect();
-    Paragraph::new(tail).block(Block::default().borders(Borders::TOP).title(" log ")).render(log, buf);
+    render_log(s, run, log, buf);
+}
+
+/// The run's reason (whole) and its log, wrapped to the width, ending `s.log_scroll` lines before the end.
+fn render_log(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
+    let keys = format!(
+        "{}/{} scroll, {} full screen",
+        s.keymap.key_of("up"),
+        s.keymap.key_of("down"),
+        s.keymap.key_of("full_log")
+    );
+    let title =
+        if s.log_scroll > 0 { format!(" log ({} lines up; {keys}) ", s.log_scroll) } else { format!(" log ({keys}) ") };
+    let block = Block::default().borders(Borders::TOP).title(title);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let width = inner.width.max(1) as usize;
+    let reason = run.status.as_ref().and_then(|st| st.reason.as_deref()).map(|r| format!("reason: {r}"));
+    let mut top: Vec<Line> =
+        reason.iter().flat_map(|r| wrap(r, width)).map(|l| Line::from(l).style(fg(s, Color::Red))).collect();
+    top.truncate(inner.height as usize / 2);
+    let room = (inner.height as usize).saturating_sub(top.len());
+    let end = run.log_tail.len().saturating_sub(s.log_scroll);
+    let mut log: Vec<String> = Vec::new();
+    for line in run.log_tail[..end].iter().rev() {
+        let mut wrapped = wrap(line, width);
+        wrapped.extend(log);
+        log = wrapped;
+        if log.len() >= room {
+            break;
+        }
+    }
+    let skip = log.len().saturating_sub(room);
+    top.extend(log.into_iter().skip(skip).map(Line::from));
+    Paragraph::new(top).render(inner, buf);
+}
+
+/// `text` cut into lines of `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
