@@ -186,10 +186,10 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         files.status.best_val_loss = Some(st.early.best);
         files.save_status()?;
         files.log(&format!(
-            "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s {:?}",
+            "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s; {}",
             loss_sum / batches.max(1) as f64,
             val.loss,
-            m.val
+            scores_text(&m.val)
         ));
         if stop.load(Ordering::SeqCst) && st.epoch < h.epochs && !st.early.should_stop() {
             files.log(&format!("stop asked after epoch {epoch}"));
@@ -202,11 +202,15 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         files.log(&format!("testing with {} (best epoch {epoch})", best_path.display()));
     }
     let result = test(spec, &splits, &net, device, &st)?;
-    let scores = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>();
-    let details = [scores(&result.per_class), scores(&result.extra)].concat();
-    files.log(&format!("test {}: mean {:.5}; {}", result.metric, result.mean, details.join(", ")));
+    let details = [scores_text(&result.per_class), scores_text(&result.extra)].join(", ");
+    files.log(&format!("test {}: mean {:.5}; {}", result.metric, result.mean, details.trim_matches([',', ' '])));
     result.save(&files.dir)?;
     Ok(Outcome::Finished)
+}
+
+/// "auc.Mass 0.90333, auc_mean 0.91167": scores as train.log shows them.
+fn scores_text(scores: &BTreeMap<String, f64>) -> String {
+    scores.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>().join(", ")
 }
 
 fn line(st: &State, files: &RunFiles, kind: &str, epoch: u32, loss: Option<f64>, rate: f64) -> MetricLine {
