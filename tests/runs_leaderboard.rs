@@ -304,3 +304,15 @@ fn runs_logs_prints_the_log_and_follows_it_until_the_run_ends() {
     assert_eq!(rest, ["finished"], "-f prints the last lines and ends with the run");
     assert!(follow.wait().unwrap().success());
 }
+
+#[test]
+fn one_trial_has_no_spread_and_says_so_in_every_export() {
+    let one = [result("20261126-080000-demo-cls-imagenet-t1", "imagenet", 1, 100, 0.91, "tencrop")];
+    let two = sample_results();
+    let lb = |rs: &[RunResult]| leaderboard::build(rs, "demo-cls", &Options::default()).unwrap();
+    for text in [export::markdown(&lb(&one)), export::latex(&lb(&one)), export::table(&lb(&one), false)] {
+        assert!(text.contains("91.00 (1 trial)") && !text.contains("91.00 ±") && !text.contains("91.00 $"), "{text}");
+    }
+    let md = export::markdown(&lb(&two));
+    assert!(md.contains("86.00 ± 0.82") && !md.contains("(1 trial)"), "{md}");
+}

@@ -85,6 +85,19 @@ fn classification_from_random_init_learns_the_findings() {
     let epochs: Vec<u32> = epoch_lines(&dir).iter().map(|m| m.epoch).collect();
     assert_eq!(epochs, (1..=result.epochs_run).collect::<Vec<_>>());
     assert!(dir.join("best.safetensors").exists() && dir.join("last.ckpt").exists());
+
+    // Step lines carry the epoch's batch count, so a reader can show progress inside an epoch.
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<MetricLine> =
+        text.lines().map(|l| serde_json::from_str::<MetricLine>(l).unwrap()).filter(|m| m.kind == "step").collect();
+    assert!(!steps.is_empty());
+    let batches = steps[0].epoch_batches.expect("a step line names the batches per epoch");
+    assert!(batches > 0 && steps.iter().all(|m| m.epoch_batches == Some(batches)), "{steps:?}");
+    let log = std::fs::read_to_string(dir.join("train.log")).unwrap();
+    let best = Status::load(&dir).unwrap().best_epoch.unwrap();
+    assert!(log.contains(&format!("(best epoch {best})")), "{log}");
+    assert!(log.contains(&format!("test auc: mean {:.5}; ", result.mean)), "{log}");
+    assert!(!log.contains("Some(") && !log.contains("{\""), "no debug formatting in the log:\n{log}");
 }
 
 #[test]

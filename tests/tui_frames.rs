@@ -31,6 +31,7 @@ fn delta(i: usize) -> RunDelta {
             images_per_s: 50.0,
             elapsed_s: step as f64,
             val: BTreeMap::from([("auc".into(), 0.8)]),
+            epoch_batches: None,
         })
         .collect();
     let spec = RunSpec {

@@ -13,6 +13,11 @@ fn pct_opt(v: Option<f64>) -> String {
     v.map(pct).unwrap_or_else(|| "n/a".into())
 }
 
+/// "91.00 ± 1.20", with `pm` as the plus-minus sign; one trial has no spread and says so.
+fn mean_std(s: &Summary, pm: &str) -> String {
+    if s.n < 2 { format!("{} (1 trial)", pct(s.mean)) } else { format!("{} {pm} {}", pct(s.mean), pct_opt(s.std)) }
+}
+
 fn ci(s: &Summary) -> String {
     s.ci95.map(|(lo, hi)| format!("[{}, {}]", pct(lo), pct(hi))).unwrap_or_else(|| "n/a".into())
 }
@@ -69,7 +74,7 @@ pub fn table(lb: &Leaderboard, per_class: bool) -> String {
                 r.rank.to_string(),
                 r.init.clone(),
                 s.n.to_string(),
-                format!("{} ± {}", pct(s.mean), pct_opt(s.std)),
+                mean_std(s, "±"),
                 ci(s),
                 pct(s.min),
                 pct(s.max),
@@ -97,7 +102,7 @@ pub fn table(lb: &Leaderboard, per_class: bool) -> String {
         let header = std::iter::once("init".to_string()).chain(t.anno_percents.iter().map(|a| format!("{a}%")));
         let mut rows = vec![header.collect::<Vec<_>>()];
         for r in &t.rows {
-            let cells = r.points.iter().map(|p| p.as_ref().map(|s| format!("{} ± {}", pct(s.mean), pct_opt(s.std))));
+            let cells = r.points.iter().map(|p| p.as_ref().map(|s| mean_std(s, "±")));
             rows.push(std::iter::once(r.init.clone()).chain(cells.map(|c| c.unwrap_or_else(|| "-".into()))).collect());
         }
         out.push_str(&align(&rows));
@@ -234,7 +239,7 @@ pub fn markdown(lb: &Leaderboard) -> String {
         let _ = writeln!(out, "|---:|---|---:|---|---|---|");
         for r in &g.rows {
             let s = &r.summary;
-            let mean = format!("{} ± {}", pct(s.mean), pct_opt(s.std));
+            let mean = mean_std(s, "±");
             let p = p_text(lb, r);
             let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", r.rank, md_escape(&r.init), s.n, mean, ci(s), p);
         }
@@ -275,7 +280,7 @@ pub fn latex(lb: &Leaderboard) -> String {
         );
         for r in &g.rows {
             let s = &r.summary;
-            let mean = format!("{} $\\pm$ {}", pct(s.mean), pct_opt(s.std));
+            let mean = mean_std(s, "$\\pm$");
             let p = match p_text(lb, r).as_str() {
                 "-" => "--".to_string(),
                 other => other.replace(" *", "$^*$"),

@@ -306,6 +306,9 @@ pub struct MetricLine {
     /// Validation metrics (epoch lines).
     #[serde(default)]
     pub val: BTreeMap<String, f64>,
+    /// Batches in one training epoch (step lines), for progress and ETA inside an epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_batches: Option<u64>,
 }
 
 /// result.json: what the leaderboard aggregates.

@@ -106,6 +106,7 @@ mod tests {
             images_per_s: 1.0,
             elapsed_s: 1.0,
             val: Default::default(),
+            epoch_batches: None,
         }
     }
 

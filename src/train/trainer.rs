@@ -26,8 +26,10 @@ pub enum Outcome {
     Stopped,
 }
 
-/// A metrics.jsonl step line every this many steps.
+/// A metrics.jsonl step line every this many steps, or sooner when this many seconds passed since the last
+/// one (a slow CPU run still shows its progress and throughput inside an epoch).
 const STEP_LINE_EVERY: u64 = 10;
+const STEP_LINE_SECONDS: f64 = 5.0;
 const RNG_NOTE: &str = "tch manual_seed(seed) before init, manual_seed(seed + epoch) at each epoch; \
                         data order and augmentation from (seed, epoch)";
 
@@ -126,6 +128,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         tch::manual_seed(spec.seed.wrapping_add(u64::from(epoch)) as i64);
         let started = std::time::Instant::now();
         let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
+        let mut last_step_line = started;
         for batch in train_loader.epoch(u64::from(epoch)) {
             let batch = batch.with_context(|| format!("epoch {epoch}"))?;
             let (x, y) = (batch.images_on(device), batch.targets.to_device(device));
@@ -145,9 +148,14 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
             st.optimizer.step(&params);
             st.step += 1;
             (loss_sum, batches, images) = (loss_sum + v, batches + 1, images + batch.indices.len());
-            if st.step.is_multiple_of(STEP_LINE_EVERY) {
+            if st.step.is_multiple_of(STEP_LINE_EVERY) || last_step_line.elapsed().as_secs_f64() >= STEP_LINE_SECONDS {
+                last_step_line = std::time::Instant::now();
                 let rate = images as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                files.append_metric(&line(&st, files, "step", epoch, Some(v), rate))?;
+                let step_line = MetricLine {
+                    epoch_batches: Some(train_loader.batches_per_epoch() as u64),
+                    ..line(&st, files, "step", epoch, Some(v), rate)
+                };
+                files.append_metric(&step_line)?;
             }
             if stop.load(Ordering::SeqCst) {
                 save_last(&last, &vs, &st, spec, st.elapsed_before + files.elapsed_s())?;
@@ -178,10 +186,10 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         files.status.best_val_loss = Some(st.early.best);
         files.save_status()?;
         files.log(&format!(
-            "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s {:?}",
+            "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s; {}",
             loss_sum / batches.max(1) as f64,
             val.loss,
-            m.val
+            scores_text(&m.val)
         ));
         if stop.load(Ordering::SeqCst) && st.epoch < h.epochs && !st.early.should_stop() {
             files.log(&format!("stop asked after epoch {epoch}"));
@@ -190,12 +198,19 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     }
     if best_path.exists() {
         crate::model::load_all(&mut vs, &best_path)?;
-        files.log(&format!("testing with {} (epoch {:?})", best_path.display(), st.early.best_epoch));
+        let epoch = st.early.best_epoch.map_or("unknown".into(), |e| e.to_string());
+        files.log(&format!("testing with {} (best epoch {epoch})", best_path.display()));
     }
     let result = test(spec, &splits, &net, device, &st)?;
-    files.log(&format!("test {}: mean {:.5} {:?} {:?}", result.metric, result.mean, result.per_class, result.extra));
+    let details = [scores_text(&result.per_class), scores_text(&result.extra)].join(", ");
+    files.log(&format!("test {}: mean {:.5}; {}", result.metric, result.mean, details.trim_matches([',', ' '])));
     result.save(&files.dir)?;
     Ok(Outcome::Finished)
+}
+
+/// "auc.Mass 0.90333, auc_mean 0.91167": scores as train.log shows them.
+fn scores_text(scores: &BTreeMap<String, f64>) -> String {
+    scores.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>().join(", ")
 }
 
 fn line(st: &State, files: &RunFiles, kind: &str, epoch: u32, loss: Option<f64>, rate: f64) -> MetricLine {
@@ -209,6 +224,7 @@ fn line(st: &State, files: &RunFiles, kind: &str, epoch: u32, loss: Option<f64>,
         images_per_s: rate,
         elapsed_s: st.elapsed_before + files.elapsed_s(),
         val: BTreeMap::new(),
+        epoch_batches: None,
     }
 }
 

@@ -77,10 +77,16 @@ pub enum Action {
     Open,
     /// Esc: close the help, the filter or the run detail.
     Back,
-    /// Space: add the run under the cursor to (or remove it from) the comparison.
+    /// Space: add the run under the cursor to (or remove it from) the selection (Compare, run controls).
     Select,
     /// `T` in Runs: select every trial of the run's model (or unselect them all).
     SelectTrials,
+    /// `L` in Runs: the open run's log over the whole screen (again: back to curves and log).
+    ToggleFullLog,
+    /// `M`: a pop-up with the whole text of the status line's message, or of the last failure.
+    ToggleMessage,
+    /// Enter in Zoo: the full details of the model under the cursor, or the one-line summary (narrow terminals).
+    ToggleZooDetails,
     /// `m` in Compare: every run, or trials as mean and band.
     ToggleBands,
     /// `c` in Leaderboard: the per-class heat map or the ranking.
@@ -107,7 +113,8 @@ pub enum Action {
     DryRun,
     /// `a` in Launch: choose every converted model (again: choose none).
     ChooseConverted,
-    /// Stop, kill, resume or restart the run under the cursor (kill and restart ask first).
+    /// Stop, kill, resume or restart the selected runs, or the run under the cursor when none is selected
+    /// (kill and restart ask first).
     RunControl(Control),
     /// The answer to a pending question (y: go ahead; any other key: cancel).
     Confirm(bool),
@@ -119,6 +126,8 @@ pub enum Action {
     DataCheck,
     /// The terminal was resized: redraw.
     Redraw,
+    /// One second passed (the app's clock): status-line messages age and expire.
+    Tick,
     RunData(Box<RunDelta>),
     RunRemoved(String),
     Gpus(Vec<GpuInfo>),

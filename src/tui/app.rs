@@ -63,6 +63,7 @@ async fn event_loop(home: Home, mut state: State) -> Result<i32> {
     spawn_watcher(home.runs.clone(), tx.clone());
     spawn_zoo_watcher(home.clone(), tx.clone(), zoo_poke.clone());
     spawn_gpu_probe(tx.clone());
+    spawn_clock(tx.clone());
     spawn_signal_handlers(tx.clone())?;
     let mut store = RunStore::new(home.runs.clone());
     let exports = home.root.join(EXPORTS_DIR);
@@ -225,6 +226,20 @@ fn spawn_zoo_watcher(home: Home, tx: UnboundedSender<Msg>, poke: Arc<Notify>) {
             tokio::select! {
                 _ = tokio::time::sleep(ZOO_EVERY) => {}
                 _ = poke.notified() => {}
+            }
+        }
+    });
+}
+
+/// One `Action::Tick` a second: the clock that ages status-line messages (update itself reads no clock).
+fn spawn_clock(tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if tx.send(Msg::Do(Action::Tick)).is_err() {
+                return;
             }
         }
     });

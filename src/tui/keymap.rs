@@ -135,6 +135,13 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["enter"],
     },
     Binding {
+        name: "zoo_details",
+        about: "show/hide model details",
+        scope: Scope::Only(&[View::Zoo]),
+        action: || Action::ToggleZooDetails,
+        defaults: &["enter"],
+    },
+    Binding {
         name: "back",
         about: "close detail/filter/help",
         scope: Scope::Everywhere,
@@ -203,6 +210,20 @@ pub const BINDINGS: &[Binding] = &[
         scope: RUNS,
         action: || Action::RunControl(Control::Resume),
         defaults: &["r"],
+    },
+    Binding {
+        name: "full_log",
+        about: "full-screen log",
+        scope: RUNS,
+        action: || Action::ToggleFullLog,
+        defaults: &["L"],
+    },
+    Binding {
+        name: "whole_message",
+        about: "the whole last message",
+        scope: Scope::Everywhere,
+        action: || Action::ToggleMessage,
+        defaults: &["M"],
     },
     Binding {
         name: "restart_run",

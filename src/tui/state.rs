@@ -109,7 +109,7 @@ impl RunView {
 
     /// The runs that are trials of one experiment: dataset, init and label percentage.
     pub fn trial_group(&self) -> (&str, &str, u32) {
-        (self.dataset(), self.model(), self.spec.as_ref().map_or(100, |s| s.data.anno_percent))
+        (self.dataset(), self.model(), self.anno_percent())
     }
 
     pub fn dataset(&self) -> &str {
@@ -120,14 +120,35 @@ impl RunView {
         self.status.as_ref().map(|s| s.state)
     }
 
+    /// The state as the TUI names it: a run the user killed reads "killed", not "stopped".
     pub fn state_name(&self) -> &'static str {
         match self.state() {
             None => "unknown",
             Some(RunState::Queued) => "queued",
             Some(RunState::Running) => "running",
+            Some(RunState::Stopped) if self.was_killed() => "killed",
             Some(RunState::Stopped) => "stopped",
             Some(RunState::Failed) => "failed",
             Some(RunState::Finished) => "finished",
+        }
+    }
+
+    /// Stopped by `runs kill` (the agent records the reason "killed by user").
+    pub fn was_killed(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.reason.as_deref()).is_some_and(|r| r.starts_with("killed"))
+    }
+
+    /// The anno % the run trains with (100 without a spec).
+    pub fn anno_percent(&self) -> u32 {
+        self.spec.as_ref().map_or(100, |s| s.data.anno_percent)
+    }
+
+    /// What `metric()` is: "test auc" once the result is in, else the validation headline's name.
+    pub fn metric_label(&self) -> String {
+        match (&self.result, &self.val_metric) {
+            (Some(r), _) => format!("test {}", r.metric),
+            (None, Some((name, _))) => format!("val {}", headline_label(name)),
+            (None, None) => "metric".into(),
         }
     }
 
@@ -139,14 +160,32 @@ impl RunView {
     /// Seconds left while running: the mean epoch time so far (metrics' elapsed_s at the newest epoch line)
     /// times the planned epochs, less the time already spent; None before the first epoch ends. Early
     /// stopping (patience) can end a run sooner.
+    /// Before the first epoch ends, the step lines' throughput over the batches left (validation not counted).
     pub fn eta_s(&self) -> Option<f64> {
-        let (epoch, at) = self.epoch_elapsed?;
-        let planned = self.spec.as_ref()?.hyper.epochs;
-        if self.state() != Some(RunState::Running) || epoch == 0 {
+        let hyper = &self.spec.as_ref()?.hyper;
+        let planned = hyper.epochs;
+        if self.state() != Some(RunState::Running) {
             return None;
         }
-        let spent = self.last.as_ref().map_or(at, |l| l.elapsed_s.max(at));
-        Some((at / f64::from(epoch) * f64::from(planned.max(epoch)) - spent).max(0.0))
+        match self.epoch_elapsed {
+            Some((epoch, at)) if epoch > 0 => {
+                let spent = self.last.as_ref().map_or(at, |l| l.elapsed_s.max(at));
+                Some((at / f64::from(epoch) * f64::from(planned.max(epoch)) - spent).max(0.0))
+            }
+            _ => {
+                let last = self.last.as_ref().filter(|l| l.images_per_s > 0.0)?;
+                let left = (last.epoch_batches? * u64::from(planned)).saturating_sub(last.step);
+                Some(left as f64 * hyper.batch_size as f64 / last.images_per_s)
+            }
+        }
+    }
+
+    /// Batches done in the current epoch and batches per epoch, from the newest step line.
+    pub fn epoch_progress(&self) -> Option<(u64, u64)> {
+        let last = self.last.as_ref().filter(|l| l.kind == "step")?;
+        let batches = last.epoch_batches?;
+        let start = self.epoch_steps.range(..last.epoch).next_back().map_or(0.0, |(_, step)| *step) as u64;
+        Some((last.step.saturating_sub(start).min(batches), batches))
     }
 
     /// Where the run trains: the agent's GPU or CPU slot, else the device its spec asks for.
@@ -171,7 +210,7 @@ impl RunView {
                 }
                 self.epoch_steps.insert(line.epoch, x);
                 self.epoch_elapsed = Some((line.epoch, line.elapsed_s));
-                self.val_metric = line.val.iter().next().map(|(k, v)| (k.clone(), *v));
+                self.val_metric = headline(&line.val);
             }
             if let Some(prev) = &self.last
                 && line.lr < prev.lr
@@ -192,6 +231,18 @@ impl RunView {
         self.val_metric = None;
         self.epoch_elapsed = None;
     }
+}
+
+/// The validation metric that stands for the run: the mean AUC or the per-image Dice, never one class's AUC.
+pub fn headline(val: &BTreeMap<String, f64>) -> Option<(String, f64)> {
+    HEADLINE_KEYS.iter().find_map(|k| val.get_key_value(*k)).or_else(|| val.iter().next()).map(|(k, v)| (k.clone(), *v))
+}
+
+/// The keys of metrics.jsonl's `val` map that summarise the task, best first.
+const HEADLINE_KEYS: [&str; 3] = ["auc_mean", "auc", "dice"];
+
+fn headline_label(key: &str) -> &str {
+    if key == "auc_mean" { "auc" } else { key }
 }
 
 /// One catalog model in the Zoo view: the catalog entry and what the zoo watcher last reported.
@@ -280,10 +331,20 @@ pub struct State {
     /// The run whose detail is open.
     pub detail: Option<String>,
     pub help: bool,
-    /// A control waiting for y (kill and restart ask first); the status line asks the question.
-    pub confirm: Option<(Control, String)>,
+    /// A control of these runs waiting for y (kill and restart ask first); the status line asks the question.
+    pub confirm: Option<(Control, Vec<String>)>,
     /// The status line: the last command's outcome or a problem.
     pub message: Option<String>,
+    /// The newest failure's whole text (kept after the status line moves on), for the `M` pop-up.
+    pub last_failure: Option<String>,
+    /// The `M` pop-up is open.
+    pub popup: bool,
+    /// The open run's log: lines scrolled up from its end (0 follows the end).
+    pub log_scroll: usize,
+    /// The open run's log over the whole view.
+    pub log_full: bool,
+    /// Ticks (seconds) since `message` last changed: it is cleared after `MESSAGE_TICKS`.
+    pub message_age: u32,
     /// None until NVML has been asked.
     pub gpus: Option<Vec<GpuInfo>>,
     /// The whole zoo catalog, in the Zoo view's order.
@@ -295,6 +356,8 @@ pub struct State {
     pub color: bool,
     /// The terminal has 256 colours or more (else the 16 basic ones).
     pub rich_color: bool,
+    /// Zoo on a narrow terminal: the model's full details instead of a one-line summary under the list.
+    pub zoo_details: bool,
     /// Leaderboard: the per-class heat map instead of the ranking.
     pub board_heat: bool,
     /// Leaderboard: the study's published numbers as reference rows.
@@ -322,12 +385,18 @@ impl State {
             help: false,
             confirm: None,
             message: None,
+            message_age: 0,
+            last_failure: None,
+            popup: false,
+            log_scroll: 0,
+            log_full: false,
             gpus: None,
             zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
             datasets: dataset_infos(),
             launch: LaunchForm::default(),
             color,
             rich_color: false,
+            zoo_details: false,
             board_heat: false,
             board_published: false,
             published: crate::runs::leaderboard::paper_results().unwrap_or_default(),

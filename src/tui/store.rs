@@ -9,8 +9,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Bytes of train.log shown as the log tail.
-const LOG_TAIL_BYTES: u64 = 2048;
+/// Bytes of train.log kept as the log tail (the detail scrolls through them).
+const LOG_TAIL_BYTES: u64 = 64 << 10;
 /// metrics.jsonl bytes read per refresh, over all runs: a long history loads over several refreshes,
 /// with frames drawn in between, and only one chunk of parsed lines is held at a time.
 pub const READ_BUDGET: u64 = 4 << 20;
@@ -22,9 +22,12 @@ pub struct RunDelta {
     pub spec: Option<RunSpec>,
     pub status: Option<Status>,
     pub result: Option<RunResult>,
+    /// result.json is gone (a restart): forget the result.
+    pub result_removed: bool,
     /// New metric lines, in file order.
     pub lines: Vec<MetricLine>,
-    /// metrics.jsonl shrank (a resumed run dropped lines): forget earlier lines before applying `lines`.
+    /// metrics.jsonl shrank (a resumed run dropped lines), was removed or replaced (a restart): forget earlier
+    /// lines before applying `lines`.
     pub reset: bool,
     pub log_tail: Option<Vec<String>>,
     /// The agent's slot for the run (agent.json), read whenever status.json changes.
@@ -43,6 +46,8 @@ struct Tail {
     log: Stamp,
     metrics_offset: u64,
     metrics_line: u64,
+    /// The identity (inode, creation time) of the metrics.jsonl read so far: another one is a new file.
+    metrics_file: Option<(u64, Option<SystemTime>)>,
 }
 
 /// Tails every run folder under one `runs/` folder.
@@ -125,7 +130,12 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more:
         }
         delta.slot = AgentRecord::load(run).map(|r| r.slot);
     }
-    if changed(&run.join(record::RESULT_FILE), &mut tail.result).is_some() {
+    let result_file = run.join(record::RESULT_FILE);
+    if tail.result.is_some() && !result_file.exists() {
+        tail.result = None;
+        delta.result_removed = true;
+    }
+    if changed(&result_file, &mut tail.result).is_some() {
         match RunResult::load(run) {
             Ok(result) => delta.result = Some(result),
             Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
@@ -150,13 +160,25 @@ fn changed(path: &Path, seen: &mut Stamp) -> Option<Stamp> {
 
 /// Reads complete lines appended since the last offset; a half-written last line waits for the next refresh.
 fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta, budget: &mut u64, more: &mut bool) {
-    let Ok(mut file) = std::fs::File::open(path) else { return };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if len < tail.metrics_offset {
+    use std::os::unix::fs::MetadataExt;
+    let forget = |tail: &mut Tail, delta: &mut RunDelta| {
         tail.metrics_offset = 0;
         tail.metrics_line = 0;
         delta.reset = true;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        if tail.metrics_file.take().is_some() {
+            forget(tail, delta);
+        }
+        return;
+    };
+    let meta = file.metadata().ok();
+    let len = meta.as_ref().map_or(0, |m| m.len());
+    let identity = meta.map(|m| (m.ino(), m.created().ok()));
+    if len < tail.metrics_offset || (tail.metrics_file.is_some() && identity != tail.metrics_file) {
+        forget(tail, delta);
     }
+    tail.metrics_file = identity;
     if len == tail.metrics_offset || file.seek(SeekFrom::Start(tail.metrics_offset)).is_err() {
         return;
     }

@@ -58,6 +58,7 @@ pub fn epoch_line(epoch: u32, lr: f64) -> MetricLine {
         images_per_s: 42.0,
         elapsed_s: f64::from(epoch) * 10.0,
         val: BTreeMap::from([("auc".into(), 0.5 + f64::from(epoch) / 20.0)]),
+        epoch_batches: None,
     }
 }
 
@@ -146,14 +147,14 @@ fn effects_come_from_demo_sweep_and_stop() {
     assert_eq!(effects.len(), 1);
     assert_eq!(
         effects[0].cli_args().join(" "),
-        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1",
+        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1 --json",
         "nothing converted yet: random alone"
     );
     let stop = Action::RunControl(Control::Stop);
     assert!(update(&mut s, stop.clone()).is_empty(), "the finished run cannot be stopped");
     assert!(s.message.as_deref().unwrap_or_default().contains("nothing to stop"));
     update(&mut s, Action::Down);
-    assert_eq!(update(&mut s, stop), [Effect::Control { control: Control::Stop, id: B.into() }]);
+    assert_eq!(update(&mut s, stop), [Effect::Control { control: Control::Stop, ids: vec![B.into()] }]);
     update(&mut s, Action::CommandFinished { ok: false, message: "medxfer runs stop failed: no agent".into() });
     assert_eq!(s.message.as_deref(), Some("medxfer runs stop failed: no agent"));
     update(&mut s, Action::Quit);
@@ -177,7 +178,9 @@ fn runs_table_fits_80x24_and_widens_at_160() {
     assert!(small.lines().next().unwrap().contains("4 Runs"), "{small}");
     assert!(small.contains("finished") && small.contains("imagenet") && small.contains("0.910"), "{small}");
     assert!(small.contains("running") && small.contains("random"), "{small}");
-    assert!(!small.contains(A), "ids only when wide:\n{small}");
+    let header = small.lines().find(|l| l.contains("state")).unwrap();
+    assert!(!header.contains(" id"), "the id column only when wide:\n{small}");
+    assert!(small.lines().nth(1).unwrap().contains(&format!("· {A}")), "the title names the cursor's run:\n{small}");
     assert!(small.lines().last().unwrap().contains("? help  q quit"), "{small}");
     let wide = screen(&s, 160, 48);
     assert!(wide.contains(A) && wide.contains("ETA") && wide.contains("cpu"), "{wide}");
@@ -209,7 +212,7 @@ fn leaderboard_ranks_by_mean_with_population_std() {
     assert!((rows[0].mean - 0.92).abs() < 1e-12 && (rows[0].std - 0.01).abs() < 1e-12, "{rows:?}");
     update(&mut s, Action::Show(View::Leaderboard));
     let text = screen(&s, 80, 24);
-    assert!(text.contains("auc 0.9200 ± 0.0100") && text.contains("auc 0.6100 ± 0.0000"), "{text}");
+    assert!(text.contains("auc 0.9200 ± 0.0100") && text.contains("auc 0.6100 (1 trial)"), "{text}");
 }
 
 #[test]
@@ -357,6 +360,10 @@ fn zoo_view_at_80x24_shows_states_runs_and_details() {
     assert!(row_of(&text, "barlowtwins").contains("converted"), "{text}");
     assert!(row_of(&text, "swav").contains("failed: sha256 mismatch"), "{text}");
     assert!(row_of(&text, "moco-v1").contains("downloading 42%"), "{text}");
+    assert!(text.contains("Barlow Twins (barlowtwins): converted  [enter details]"), "the summary line:\n{text}");
+    assert!(!text.contains("objective"), "details wait for enter:\n{text}");
+    update(&mut s, Action::ToggleZooDetails);
+    let text = screen(&s, 80, 24);
     assert!(text.contains(" Barlow Twins (barlowtwins) "), "details title:\n{text}");
     assert!(text.contains("objective  Barlow Twins (redundancy reduction) on ImageNet-1k"), "{text}");
     assert!(text.contains("paper      Barlow Twins: Self-Supervised Learning via Redundancy Reduction"), "{text}");
@@ -453,11 +460,11 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
             "launching demo sweep: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
         )
     );
-    update(&mut s, sweep.finished(true, "sweep: 2 runs, 2 queued", ""));
+    update(&mut s, sweep.finished(true, r#"{"count": 2, "new": 2, "existing": 0, "runs": []}"#, ""));
     assert_eq!(
         s.message.as_deref(),
         Some(
-            "sweep queued: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+            "sweep queued: 2 new runs of random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
         )
     );
     update(&mut s, sweep.finished(false, "", "\nmedxfer: cannot reach the agent\n"));
@@ -544,3 +551,4 @@ mod columns;
 mod compare;
 mod controls;
 mod launch;
+mod trust;

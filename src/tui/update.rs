@@ -39,10 +39,10 @@ pub enum Effect {
     },
     /// The `EnqueueSweep` inside, planned with `--dry-run --json`: writes nothing, says which runs exist.
     DryRun(Box<Effect>),
-    /// `medxfer runs <verb> ID`.
+    /// `medxfer runs <verb> ID...`.
     Control {
         control: Control,
-        id: String,
+        ids: Vec<String>,
     },
     ZooPull {
         id: String,
@@ -64,6 +64,7 @@ impl Effect {
     pub fn cli_args(&self) -> Vec<String> {
         match self {
             Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
+                // --json: the outcome is read back as a `SweepSummary`, not from the text.
                 let mut args = vec![
                     "sweep".into(),
                     "--dataset".into(),
@@ -80,14 +81,17 @@ impl Effect {
                 for set in sets {
                     args.extend(["--set".to_string(), set.clone()]);
                 }
+                args.push("--json".into());
                 args
             }
             Effect::DryRun(sweep) => {
                 let mut args = sweep.cli_args();
-                args.extend(["--dry-run".to_string(), "--json".to_string()]);
+                args.insert(args.len() - 1, "--dry-run".to_string());
                 args
             }
-            Effect::Control { control, id } => vec!["runs".into(), control.verb().into(), id.clone()],
+            Effect::Control { control, ids } => {
+                ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
+            }
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
@@ -123,39 +127,58 @@ impl Effect {
         let failed = || format!("{command} failed: {}", first());
         match self {
             Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
-                let message = if ok {
-                    let each = if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
-                    let anno = if anno_percents.is_empty() {
-                        String::new()
-                    } else {
-                        let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
-                        format!(" at {}% labels", list.join(","))
-                    };
-                    format!("sweep queued: {} on {dataset}{anno}, {each} ({})", models.join(", "), sets.join(" "))
-                } else {
-                    failed()
+                let summary = serde_json::from_str::<SweepSummary>(stdout);
+                let message = match summary {
+                    Ok(plan) if ok && plan.new == 0 => format!(
+                        "nothing queued: the {} runs of this sweep exist already (R in Runs trains one again)",
+                        plan.count
+                    ),
+                    Ok(plan) if ok => {
+                        let each =
+                            if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
+                        let anno = if anno_percents.is_empty() {
+                            String::new()
+                        } else {
+                            let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
+                            format!(" at {}% labels", list.join(","))
+                        };
+                        let existing = if plan.existing > 0 {
+                            format!(" ({} exist already)", plan.existing)
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "sweep queued: {} new runs of {} on {dataset}{anno}, {each} ({}){existing}",
+                            plan.new,
+                            models.join(", "),
+                            sets.join(" ")
+                        )
+                    }
+                    _ => failed(),
                 };
-                Action::CommandFinished { ok, message }
+                Action::CommandFinished { ok: ok && message.starts_with("sweep queued"), message }
             }
-            Effect::DryRun(_) => match serde_json::from_str::<serde_json::Value>(stdout) {
+            Effect::DryRun(_) => match serde_json::from_str::<SweepSummary>(stdout) {
                 Ok(plan) if ok => {
-                    let count = |key: &str| plan[key].as_u64().unwrap_or(0);
-                    let message = format!(
-                        "dry run: {} runs, {} new, {} already exist",
-                        count("count"),
-                        count("new"),
-                        count("existing")
-                    );
+                    let message =
+                        format!("dry run: {} runs, {} new, {} already exist", plan.count, plan.new, plan.existing);
                     Action::CommandFinished { ok, message }
                 }
                 _ => Action::CommandFinished { ok: false, message: failed() },
             },
-            Effect::Control { .. } => {
-                // `runs <verb>` reports "ID: outcome" on success.
-                let message = if ok {
-                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
-                } else {
-                    failed()
+            Effect::Control { control, ids } => {
+                // `runs <verb>` reports "ID: outcome" per run on stderr; a refusal starts with "medxfer:".
+                let refusals: Vec<&str> = lines().filter(|l| l.starts_with("medxfer:")).collect();
+                let message = match (ok, ids.len()) {
+                    (true, 1) => lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string),
+                    (true, n) => format!("{} {n} runs: done", control.verb()),
+                    (false, 1) => failed(),
+                    (false, n) => format!(
+                        "{} {n} runs: {} refused: {}",
+                        control.verb(),
+                        refusals.len(),
+                        refusals.first().copied().unwrap_or("no message")
+                    ),
                 };
                 Action::CommandFinished { ok, message }
             }
@@ -183,6 +206,17 @@ impl Effect {
     }
 }
 
+/// What `medxfer sweep --json` (and `--dry-run --json`) prints about its plan.
+#[derive(Debug, serde::Deserialize)]
+struct SweepSummary {
+    count: u64,
+    new: u64,
+    existing: u64,
+}
+
+/// Seconds a status-line message stays (the app sends one `Action::Tick` a second).
+pub const MESSAGE_TICKS: u32 = 15;
+
 /// Reads `data check --json`'s report: items per split, how many images exist, the problems.
 fn check_summary(report: &serde_json::Value) -> DataCheck {
     let splits: Vec<(String, usize)> = report["splits"]
@@ -199,6 +233,15 @@ fn check_summary(report: &serde_json::Value) -> DataCheck {
 }
 
 pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
+    let before = s.message.clone();
+    let effects = apply(s, action);
+    if s.message != before {
+        s.message_age = 0;
+    }
+    effects
+}
+
+fn apply(s: &mut State, action: Action) -> Vec<Effect> {
     let was_dirty = s.dirty;
     s.dirty = true;
     if s.help && !matches!(action, Action::Quit | Action::ToggleHelp | Action::Back | Action::Redraw) && is_key(&action)
@@ -218,6 +261,23 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
         Action::Open => {
             if s.view == View::Runs {
                 s.detail = s.current_run().map(|r| r.id.clone());
+                s.log_scroll = 0;
+            }
+        }
+        Action::ToggleFullLog => {
+            if s.detail.is_none() {
+                s.detail = s.current_run().map(|r| r.id.clone());
+                s.log_full = s.detail.is_some();
+            } else {
+                s.log_full = !s.log_full;
+            }
+            s.log_scroll = 0;
+        }
+        Action::ToggleMessage => {
+            if s.message.is_none() && s.last_failure.is_none() {
+                s.message = Some("no message to show".into());
+            } else {
+                s.popup = !s.popup;
             }
         }
         Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
@@ -226,15 +286,21 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             edit_launch_field(s, action);
         }
         Action::Back => {
-            if s.help {
+            if s.popup {
+                s.popup = false;
+            } else if s.help {
                 s.help = false;
             } else if s.filter_editing {
                 s.filter_editing = false;
                 s.filter.clear();
             } else if s.detail.is_some() {
                 s.detail = None;
-            } else {
+                s.log_full = false;
+            } else if !s.filter.is_empty() {
                 s.filter.clear();
+            } else if !s.selected.is_empty() {
+                s.message = Some(format!("cleared the selection of {} runs", s.selected.len()));
+                s.selected.clear();
             }
         }
         Action::Select if s.view == View::Launch => {
@@ -270,6 +336,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::ToggleBands => s.compare_each = !s.compare_each,
+        Action::ToggleZooDetails => s.zoo_details = !s.zoo_details,
         Action::ToggleHeatMap => s.board_heat = !s.board_heat,
         Action::TogglePublished => {
             s.board_published = !s.board_published;
@@ -358,32 +425,32 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             return vec![effect];
         }
         Action::RunControl(control) => {
-            let verb = control.verb();
-            let Some(run) = s.current_run() else {
-                s.message = Some(format!("no run under the cursor to {verb}"));
-                return Vec::new();
-            };
-            if control == Control::Stop && !matches!(run.state(), Some(RunState::Running | RunState::Queued)) {
-                s.message = Some(format!("{} is {}: nothing to stop", run.id, run.state_name()));
-                return Vec::new();
-            }
-            let id = run.id.clone();
+            let Some(ids) = control_targets(s, control) else { return Vec::new() };
             if control.asks_first() {
                 s.message = None;
-                s.confirm = Some((control, id));
+                s.confirm = Some((control, ids));
                 return Vec::new();
             }
-            return run_control(s, control, id);
+            return run_control(s, control, ids);
         }
         Action::Confirm(yes) => {
-            if let Some((control, id)) = s.confirm.take() {
+            if let Some((control, ids)) = s.confirm.take() {
                 if yes {
-                    return run_control(s, control, id);
+                    return run_control(s, control, ids);
                 }
-                s.message = Some(format!("{} {id}: cancelled", control.verb()));
+                s.message = Some(format!("{} {}: cancelled", control.verb(), targets_name(&ids)));
             }
         }
         Action::Redraw => {}
+        Action::Tick => {
+            s.message_age = s.message_age.saturating_add(1);
+            let expired = s.message.is_some() && s.message_age >= MESSAGE_TICKS;
+            if expired {
+                s.message = None;
+            }
+            s.dirty = was_dirty || expired;
+            return Vec::new();
+        }
         Action::RunData(delta) => {
             let delta = *delta;
             let run = s.runs.entry(delta.id.clone()).or_insert_with(|| RunView::new(delta.id.clone()));
@@ -394,7 +461,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
                 run.status = delta.status;
                 run.slot = delta.slot;
             }
-            if delta.result.is_some() {
+            if delta.result.is_some() || delta.result_removed {
                 run.result = delta.result;
             }
             if let Some(log) = delta.log_tail {
@@ -422,7 +489,12 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             s.dirty = was_dirty || s.gpus.as_ref() != Some(&gpus);
             s.gpus = Some(gpus);
         }
-        Action::CommandFinished { message, .. } => s.message = Some(message),
+        Action::CommandFinished { ok, message } => {
+            if !ok {
+                s.last_failure = Some(message.clone());
+            }
+            s.message = Some(message);
+        }
         Action::ZooStates(statuses) => {
             let mut changed = false;
             for status in statuses {
@@ -435,7 +507,10 @@ pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
             }
             s.dirty = was_dirty || changed;
         }
-        Action::ZooDone { id, message, .. } => {
+        Action::ZooDone { id, message, ok } => {
+            if !ok {
+                s.last_failure = Some(message.clone());
+            }
             if let Some(m) = s.zoo.iter_mut().find(|m| m.entry.id == id) {
                 m.pending = None;
             }
@@ -559,8 +634,45 @@ fn export(s: &mut State) -> Vec<Effect> {
     vec![effect]
 }
 
-fn run_control(s: &mut State, control: Control, id: String) -> Vec<Effect> {
-    let effect = Effect::Control { control, id };
+/// The runs a control acts on: the selection when there is one (outside an open detail), else the run under
+/// the cursor. From a selection, only runs the control applies to are kept; None (with the reason on the
+/// status line) when nothing is left.
+fn control_targets(s: &mut State, control: Control) -> Option<Vec<String>> {
+    let verb = control.verb();
+    if s.detail.is_none() && !s.selected.is_empty() {
+        let applies = |r: &RunView| match control {
+            Control::Stop | Control::Kill => matches!(r.state(), Some(RunState::Running | RunState::Queued)),
+            Control::Resume => matches!(r.state(), Some(RunState::Stopped | RunState::Failed)),
+            Control::Restart => r.state() != Some(RunState::Running),
+        };
+        let ids: Vec<String> = s.selected.iter().filter(|id| s.runs.get(*id).is_some_and(applies)).cloned().collect();
+        if ids.is_empty() {
+            s.message = Some(format!("none of the {} selected runs can be told to {verb}", s.selected.len()));
+            return None;
+        }
+        return Some(ids);
+    }
+    let Some(run) = s.current_run() else {
+        s.message = Some(format!("no run under the cursor to {verb}"));
+        return None;
+    };
+    if control == Control::Stop && !matches!(run.state(), Some(RunState::Running | RunState::Queued)) {
+        s.message = Some(format!("{} is {}: nothing to stop", run.id, run.state_name()));
+        return None;
+    }
+    Some(vec![run.id.clone()])
+}
+
+/// One run by its id, several by their count.
+pub fn targets_name(ids: &[String]) -> String {
+    match ids {
+        [id] => id.clone(),
+        _ => format!("{} selected runs", ids.len()),
+    }
+}
+
+fn run_control(s: &mut State, control: Control, ids: Vec<String>) -> Vec<Effect> {
+    let effect = Effect::Control { control, ids };
     s.message = Some(format!("running: {}", effect.describe()));
     vec![effect]
 }
@@ -575,6 +687,7 @@ fn is_key(action: &Action) -> bool {
             | Action::ZooStates(_)
             | Action::ZooDone { .. }
             | Action::DataChecked { .. }
+            | Action::Tick
     )
 }
 
@@ -585,6 +698,10 @@ fn show(s: &mut State, view: View) {
 
 fn move_cursor(s: &mut State, to: impl Fn(usize, usize) -> usize) {
     if s.detail.is_some() && s.view == View::Runs {
+        // In a run's detail the keys scroll its log: "up" goes back in time.
+        let lines = s.detail.as_ref().and_then(|id| s.runs.get(id)).map_or(0, |r| r.log_tail.len());
+        let from_top = lines.saturating_sub(1).saturating_sub(s.log_scroll);
+        s.log_scroll = lines.saturating_sub(1).saturating_sub(to(from_top, lines));
         return;
     }
     let rows = s.rows_in_view();

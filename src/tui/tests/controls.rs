@@ -8,7 +8,7 @@ use super::{A, B, screen, two_runs};
 use std::collections::BTreeMap;
 
 fn control(id: &str, control: Control) -> Effect {
-    Effect::Control { control, id: id.into() }
+    Effect::Control { control, ids: vec![id.into()] }
 }
 
 #[test]
@@ -31,7 +31,7 @@ fn kill_and_restart_ask_first_and_act_only_on_yes() {
     let mut s = two_runs();
     update(&mut s, Action::Down);
     assert!(update(&mut s, Action::RunControl(Control::Kill)).is_empty(), "nothing before the answer");
-    assert_eq!(s.confirm, Some((Control::Kill, B.into())));
+    assert_eq!(s.confirm, Some((Control::Kill, vec![B.into()])));
     let text = screen(&s, 80, 24);
     assert!(text.lines().last().unwrap().contains(&format!("kill {}", &B[..30])), "{text}");
     let wide = screen(&s, 160, 48);
@@ -44,7 +44,7 @@ fn kill_and_restart_ask_first_and_act_only_on_yes() {
 
     update(&mut s, Action::Up);
     assert!(update(&mut s, Action::RunControl(Control::Restart)).is_empty());
-    assert_eq!(s.confirm, Some((Control::Restart, A.into())));
+    assert_eq!(s.confirm, Some((Control::Restart, vec![A.into()])));
     assert!(update(&mut s, Action::Confirm(false)).is_empty(), "no: nothing runs");
     assert_eq!(s.message.as_deref(), Some(format!("restart {A}: cancelled").as_str()));
     assert!(update(&mut s, Action::Confirm(true)).is_empty(), "the question was answered already");

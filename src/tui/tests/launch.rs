@@ -84,13 +84,16 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
     );
     assert_eq!(
         effects[0].cli_args().join(" "),
-        "sweep --dataset demo-cls --models barlowtwins,random --trials 2 --anno-percent 10,100 --set epochs=3 --set image_size=32"
+        "sweep --dataset demo-cls --models barlowtwins,random --trials 2 --anno-percent 10,100 --set epochs=3 --set image_size=32 --json"
     );
     assert!(s.message.as_deref().unwrap().starts_with("launching 8 runs: medxfer sweep"), "{:?}", s.message);
-    update(&mut s, effects[0].finished(true, "", ""));
+    update(&mut s, effects[0].finished(true, r#"{"count": 8, "new": 6, "existing": 2, "runs": []}"#, ""));
     assert_eq!(
         s.message.as_deref(),
-        Some("sweep queued: barlowtwins, random on demo-cls at 10,100% labels, 2 trials each (epochs=3 image_size=32)")
+        Some(
+            "sweep queued: 6 new runs of barlowtwins, random on demo-cls at 10,100% labels, 2 trials each \
+             (epochs=3 image_size=32) (2 exist already)"
+        )
     );
 }
 

@@ -37,6 +37,15 @@ impl BoardRow {
 
 /// The ranking per dataset from `runs::leaderboard` (population std, imagenet baseline), each dataset followed
 /// by its published reference rows when they are shown (then every dataset with published numbers is listed).
+/// "auc 0.9200 ± 0.0100"; one trial has no spread, and says so instead of "± 0.0000".
+fn score(r: &BoardRow) -> String {
+    if r.is_reference() || r.trials >= 2 {
+        format!("{} {:.4} ± {:.4}", r.metric, r.mean, r.std)
+    } else {
+        format!("{} {:.4} (1 trial)", r.metric, r.mean)
+    }
+}
+
 pub fn rows(s: &State) -> Vec<BoardRow> {
     let results = results(s);
     let mut datasets: BTreeSet<&str> = results.iter().map(|r| r.dataset.as_str()).collect();
@@ -120,7 +129,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
             if r.is_reference() { "paper".into() } else { r.rank.to_string() },
             r.init.clone(),
             if r.is_reference() { "-".into() } else { r.trials.to_string() },
-            format!("{} {:.4} ± {:.4}", r.metric, r.mean, r.std),
+            score(r),
         ];
         let row = Row::new(cells);
         if i == cursor {

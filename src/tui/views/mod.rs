@@ -36,6 +36,9 @@ impl Widget for &State {
         if self.help {
             render_help(self, body, buf);
         }
+        if self.popup {
+            render_popup(self, body, buf);
+        }
     }
 }
 
@@ -65,11 +68,31 @@ fn render_tabs(s: &State, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(format!(" {} {} ", i + 1, view.title()), style));
     }
     Line::from(spans).render(area, buf);
+    let marks = header_marks(s);
+    let width = marks.chars().count() as u16;
+    if !marks.is_empty() && width < area.width {
+        let right = Rect { x: area.x + area.width - width, width, ..area };
+        Line::from(marks).style(fg(s, Color::Magenta).add_modifier(Modifier::BOLD)).render(right, buf);
+    }
+}
+
+/// What stays in force across views, at the right of the tab bar: the selection (it decides what Compare
+/// shows and what run controls act on) and the Runs filter.
+pub fn header_marks(s: &State) -> String {
+    let mut marks = Vec::new();
+    if !s.selected.is_empty() {
+        marks.push(format!("{} selected", s.selected.len()));
+    }
+    if !s.filter.is_empty() {
+        marks.push(format!("filter \"{}\"", s.filter));
+    }
+    if marks.is_empty() { String::new() } else { format!(" {} ", marks.join("  ")) }
 }
 
 fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
-    if let Some((control, id)) = &s.confirm {
-        let question = format!("{} {id}? y to confirm, any other key cancels", control.verb());
+    if let Some((control, ids)) = &s.confirm {
+        let question =
+            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::update::targets_name(ids));
         Paragraph::new(question).style(fg(s, Color::Red).add_modifier(Modifier::BOLD)).render(area, buf);
         return;
     }
@@ -88,6 +111,25 @@ fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
         format!("{filter}{} help  {} quit", s.keymap.key_of("help"), s.keymap.key_of("quit"))
     };
     Paragraph::new(text).style(fg(s, Color::Yellow)).render(area, buf);
+}
+
+/// The whole text of the status line's message (or of the last failure), wrapped in a box.
+fn render_popup(s: &State, body: Rect, buf: &mut Buffer) {
+    let text = s.message.as_ref().or(s.last_failure.as_ref()).cloned().unwrap_or_default();
+    let width = body.width.saturating_sub(4).max(10).min(body.width);
+    let inner_width = width.saturating_sub(2).max(1) as usize;
+    let lines: Vec<Line> = text
+        .lines()
+        .flat_map(|l| {
+            let chars: Vec<char> = l.chars().collect();
+            chars.chunks(inner_width).map(|c| Line::from(c.iter().collect::<String>())).collect::<Vec<_>>()
+        })
+        .collect();
+    let height = (lines.len() as u16 + 2).min(body.height);
+    let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + (body.height - height) / 2, width, height };
+    Clear.render(area, buf);
+    let title = format!(" message ({} or {} closes) ", s.keymap.key_of("back"), s.keymap.key_of("whole_message"));
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
 
 fn render_help(s: &State, body: Rect, buf: &mut Buffer) {

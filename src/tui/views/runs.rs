@@ -11,12 +11,13 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Widget};
 
 /// The table's columns: header, width, and the order in which they are dropped when the terminal is too
 /// narrow (lowest first; 0 = never).
-const COLUMNS: [(&str, u16, u8); 13] = [
+const COLUMNS: [(&str, u16, u8); 14] = [
     ("", 1, 0),
     ("state", 8, 0),
     ("model", 14, 0),
     ("dataset", 10, 3),
     ("t", 2, 6),
+    ("a%", 3, 6),
     ("epoch", 5, 9),
     ("train", 7, 2),
     ("val", 7, 8),
@@ -51,19 +52,22 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 
 fn render_table(s: &State, area: Rect, buf: &mut Buffer) {
     let runs = s.visible_runs();
-    let title = format!(" Runs {} (sort: {}) ", runs.len(), s.sort.name());
+    let inner = Block::default().borders(Borders::TOP).inner(area);
+    let shown = fitting_columns(inner.width);
+    let cursor = s.cursor[View::Runs.index()];
+    // Without the id column, the title names the run under the cursor (t1 and t1-a50 look alike otherwise).
+    let id_shown = shown.iter().any(|&i| COLUMNS[i].0 == "id");
+    let current = runs.get(cursor).filter(|_| !id_shown).map_or(String::new(), |r| format!("· {} ", r.id));
+    let title = format!(" Runs {} (sort: {}) {current}", runs.len(), s.sort.name());
     let block = Block::default().borders(Borders::TOP).title(title);
-    let inner = block.inner(area);
     block.render(area, buf);
     if runs.is_empty() {
         let hint = format!("no runs yet: press {} in Launch for the demo sweep", s.keymap.key_of("demo_sweep"));
         Paragraph::new(hint).render(inner, buf);
         return;
     }
-    let shown = fitting_columns(inner.width);
     let header: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].0).collect();
     let widths = shown.iter().map(|&i| Constraint::Length(COLUMNS[i].1));
-    let cursor = s.cursor[View::Runs.index()];
     let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
     let rows = runs.iter().enumerate().skip(offset).take(inner.height as usize).map(|(i, run)| {
         let row = Row::new(shown.iter().map(|&c| cell(s, run, c)));
@@ -86,6 +90,7 @@ fn cell(s: &State, run: &RunView, column: usize) -> String {
         "model" => run.model().into(),
         "dataset" => run.dataset().into(),
         "t" => run.spec.as_ref().map_or("-".into(), |sp| sp.trial.to_string()),
+        "a%" => run.anno_percent().to_string(),
         "epoch" => run.status.as_ref().map_or("-".into(), |st| st.epoch.to_string()),
         "train" => num(run.train.last(), 4),
         "val" => num(run.val.last(), 4),
@@ -100,7 +105,7 @@ fn cell(s: &State, run: &RunView, column: usize) -> String {
 fn state_color(run: &RunView) -> Color {
     match run.state_name() {
         "running" => Color::Green,
-        "failed" => Color::Red,
+        "failed" | "killed" => Color::Red,
         "stopped" => Color::Yellow,
         _ => Color::Reset,
     }
@@ -112,7 +117,11 @@ pub fn format_duration(secs: f64) -> String {
 }
 
 fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
-    let log_rows = if area.height >= 30 { 8 } else { 3 };
+    if s.log_full {
+        render_log(s, run, area, buf);
+        return;
+    }
+    let log_rows = if area.height >= 30 { 10 } else { 6 };
     let [head, curves, log] =
         Layout::vertical([Constraint::Length(3), Constraint::Min(4), Constraint::Length(log_rows)]).areas(area);
     let status = run.status.as_ref();
@@ -121,11 +130,12 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
     let lines = vec![
         Line::from(format!("{}  [{}]", run.id, run.state_name())).style(fg(s, state_color(run))),
         Line::from(format!(
-            "epoch {}/{planned}  best {}  val {}  {} {}  lr {}",
+            "epoch {}/{planned}{}  best {}  val loss {}  {} {}  lr {}",
             status.map_or(0, |st| st.epoch),
+            run.epoch_progress().map_or(String::new(), |(done, of)| format!(" (step {done}/{of})")),
             best.map_or("-".into(), |b| b.to_string()),
             num(run.val.last(), 4),
-            run.val_metric.as_ref().map_or("metric", |m| m.0.as_str()),
+            run.metric_label(),
             num(run.metric(), 4),
             run.last.as_ref().map_or("-".into(), |l| format!("{:.2e}", l.lr)),
         )),
@@ -141,11 +151,48 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
         Curve { series: &run.val, symbol: 'o', style: fg(s, Color::Yellow) },
     ];
     chart::render(&curves_drawn, &marks, curves, buf);
-    let reason = status.and_then(|st| st.reason.clone()).map(|r| format!("reason: {r}"));
-    let tail: Vec<Line> = reason
-        .into_iter()
-        .chain(run.log_tail.iter().rev().take(log_rows as usize).rev().cloned())
-        .map(Line::from)
-        .collect();
-    Paragraph::new(tail).block(Block::default().borders(Borders::TOP).title(" log ")).render(log, buf);
+    render_log(s, run, log, buf);
+}
+
+/// The run's reason (whole) and its log, wrapped to the width, ending `s.log_scroll` lines before the end.
+fn render_log(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
+    let keys = format!(
+        "{}/{} scroll, {} full screen",
+        s.keymap.key_of("up"),
+        s.keymap.key_of("down"),
+        s.keymap.key_of("full_log")
+    );
+    let title =
+        if s.log_scroll > 0 { format!(" log ({} lines up; {keys}) ", s.log_scroll) } else { format!(" log ({keys}) ") };
+    let block = Block::default().borders(Borders::TOP).title(title);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let width = inner.width.max(1) as usize;
+    let reason = run.status.as_ref().and_then(|st| st.reason.as_deref()).map(|r| format!("reason: {r}"));
+    let mut top: Vec<Line> =
+        reason.iter().flat_map(|r| wrap(r, width)).map(|l| Line::from(l).style(fg(s, Color::Red))).collect();
+    top.truncate(inner.height as usize / 2);
+    let room = (inner.height as usize).saturating_sub(top.len());
+    let end = run.log_tail.len().saturating_sub(s.log_scroll);
+    let mut log: Vec<String> = Vec::new();
+    for line in run.log_tail[..end].iter().rev() {
+        let mut wrapped = wrap(line, width);
+        wrapped.extend(log);
+        log = wrapped;
+        if log.len() >= room {
+            break;
+        }
+    }
+    let skip = log.len().saturating_sub(room);
+    top.extend(log.into_iter().skip(skip).map(Line::from));
+    Paragraph::new(top).render(inner, buf);
+}
+
+/// `text` cut into lines of `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
