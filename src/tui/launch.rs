@@ -160,3 +160,23 @@ pub fn plan(s: &State) -> Result<Plan, String> {
             .collect(),
     })
 }
+
+/// What would make the plan's runs fail: models without converted weights, a dataset whose images are not
+/// in the home. Enter refuses while any is left; one sentence each.
+pub fn problems(s: &State, plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !plan.not_converted.is_empty() {
+        problems.push(format!(
+            "not converted: {}: pull with {} in Zoo, or unselect",
+            plan.not_converted.join(", "),
+            s.keymap.key_of("zoo_pull")
+        ));
+    }
+    if s.datasets.iter().any(|d| d.name == plan.dataset && !d.demo) {
+        problems.push(format!(
+            "{} needs its image folder, which the form cannot set yet: medxfer sweep --dataset {} --root DIR",
+            plan.dataset, plan.dataset
+        ));
+    }
+    problems
+}

@@ -572,6 +572,10 @@ fn launch_action(s: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::Enqueue | Action::DryRun => match launch::plan(s) {
+            Ok(plan) if action == Action::Enqueue && !launch::problems(s, &plan).is_empty() => {
+                let problems = launch::problems(s, &plan);
+                s.message = Some(format!("nothing enqueued: {}", problems.join("; ")));
+            }
             Ok(plan) => {
                 let (effect, verb) = match action {
                     Action::DryRun => (Effect::DryRun(Box::new(plan.effect())), "planning"),

@@ -303,3 +303,24 @@ fn progress_and_eta_show_before_the_first_epoch_ends() {
     update(&mut s, Action::Open);
     assert!(screen(&s, 80, 24).contains("(step 3/50)"), "{}", screen(&s, 80, 24));
 }
+
+#[test]
+fn launch_refuses_runs_that_are_sure_to_fail() {
+    let mut s = super::typical_zoo();
+    update(&mut s, Action::Show(View::Launch));
+    for id in ["imagenet", "barlowtwins"] {
+        s.launch.models.insert(id.into());
+    }
+    assert!(update(&mut s, Action::Enqueue).is_empty(), "imagenet is not converted");
+    assert_eq!(
+        s.message.as_deref(),
+        Some("nothing enqueued: not converted: imagenet: pull with p in Zoo, or unselect")
+    );
+    assert_eq!(update(&mut s, Action::DryRun).len(), 1, "planning alone is allowed");
+    s.launch.models.remove("imagenet");
+    s.launch.dataset = "chestxray14".into();
+    assert!(update(&mut s, Action::Enqueue).is_empty());
+    assert!(s.message.as_deref().unwrap().contains("chestxray14 needs its image folder"), "{:?}", s.message);
+    s.launch.dataset = "demo-cls".into();
+    assert_eq!(update(&mut s, Action::Enqueue).len(), 1, "converted models on a demo dataset go");
+}

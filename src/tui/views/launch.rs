@@ -84,14 +84,18 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
             return;
         }
     };
-    let mut lines = vec![
+    let problems = super::super::launch::problems(s, &plan);
+    let head = if problems.is_empty() {
         Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key("enqueue")))
-            .style(fg(s, Color::Green)),
-        Line::from(format!("{} checks which exist already", key("dry_run"))),
-    ];
-    if !plan.not_converted.is_empty() {
-        let names = plan.not_converted.join(", ");
-        lines.push(Line::from(format!("not converted: {names}")).style(fg(s, Color::Yellow)));
+            .style(fg(s, Color::Green))
+    } else {
+        Line::from(format!("{} runs on {}, blocked:", plan.runs(), plan.dataset))
+    };
+    let mut lines = vec![head, Line::from(format!("{} checks which exist already", key("dry_run")))];
+    let width = inner.width.max(1) as usize;
+    for problem in problems {
+        let chars: Vec<char> = problem.chars().collect();
+        lines.extend(chars.chunks(width).map(|c| Line::from(c.iter().collect::<String>()).style(fg(s, Color::Red))));
     }
     let budget = (inner.height as usize).saturating_sub(lines.len());
     let shown = if plan.runs() > budget { budget.saturating_sub(1) } else { budget };
