@@ -89,7 +89,7 @@ pub async fn pull_one(
     let mut progress = Progress::new(&entry.id, tx);
     let _lock = lock_model(&paths, &progress).await?;
     if paths.file.is_file() {
-        if !paths.converted.is_file() {
+        if opts.convert && !paths.converted.is_file() {
             convert(entry, &paths);
         }
         return Ok(Outcome::Present);
@@ -115,8 +115,16 @@ pub async fn pull_one(
             return Err(anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()));
         }
     };
-    finish(home, entry, &paths, &fetched, url.as_str())
-        .map_err(|e| anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()))
+    let installed = if opts.convert {
+        finish(home, entry, &paths, &fetched, url.as_str())
+    } else {
+        verify::install(home, entry, &paths, &fetched, url.as_str()).map(|verdict| Outcome::Installed {
+            sha256: fetched.sha256.clone(),
+            verdict,
+            converted: false,
+        })
+    };
+    installed.map_err(|e| anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()))
 }
 
 fn finish(

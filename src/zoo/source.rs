@@ -17,6 +17,8 @@ pub struct PullOptions {
     pub fetch: super::download::FetchOptions,
     /// Downloads at once for several ids.
     pub concurrency: usize,
+    /// Convert each checkpoint after its download (`zoo pull --no-convert` turns it off).
+    pub convert: bool,
 }
 
 impl PullOptions {
@@ -38,6 +40,7 @@ impl PullOptions {
                 https_only,
             },
             concurrency: config.zoo.concurrent_downloads.max(1),
+            convert: true,
         })
     }
 
