@@ -5,6 +5,7 @@ mod zoo_server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use zoo_server::Server;
 
@@ -159,7 +160,73 @@ fn offline_opens_no_connection_and_says_what_is_missing() {
     let err = stderr(&out);
     assert!(err.contains("offline (MEDXFER_OFFLINE=1): byol is missing"), "{err}");
     assert!(err.contains("swav is missing"), "{err}");
+    assert!(err.contains("set MEDXFER_ZOO_MIRROR=BASE or `mirror = \"BASE\"` under [zoo] in"), "{err}");
+    assert!(err.contains("run `medxfer zoo import byol FILE`"), "{err}");
     assert_eq!(server.connections(), 0);
+}
+
+/// Writes `<home>/config.toml` with these `[zoo]` settings.
+fn zoo_config(home: &Path, settings: &str) {
+    std::fs::write(home.join("config.toml"), format!("[zoo]\n{settings}\n")).unwrap();
+}
+
+#[test]
+fn an_unreachable_mirror_fails_with_the_ways_around_and_list_shows_the_failure() {
+    let home = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    zoo_config(home.path(), &format!("mirror = \"{mirror}\"\nretries = 0"));
+    let out = medxfer(home.path(), None).args(["zoo", "pull", "moco-v1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("cannot download moco-v1 from {mirror}/moco-v1/")), "{err}");
+    assert!(err.contains("set MEDXFER_ZOO_MIRROR=BASE"), "{err}");
+    let config = home.path().join("config.toml");
+    assert!(err.contains(&format!("`mirror = \"BASE\"` under [zoo] in {}", config.display())), "{err}");
+    assert!(err.contains("run `medxfer zoo import moco-v1 FILE`"), "{err}");
+    let rows = binary_list(home.path());
+    let row = rows.iter().find(|r| r["id"] == "moco-v1").unwrap();
+    assert_eq!(row["state"], "failed", "a failed pull must not look interrupted: {row}");
+    let reason = row["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot reach 127.0.0.1"), "{reason}");
+    assert!(reason.contains("next: `medxfer zoo pull moco-v1` to retry"), "{reason}");
+}
+
+#[test]
+fn several_ids_download_with_at_most_the_configured_connections() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let models = [
+        ("moco-v1", "moco_v1_200ep_pretrain.pth.tar"),
+        ("moco-v2", "moco_v2_800ep_pretrain.pth.tar"),
+        ("insdis", "InsDis.pth"),
+    ];
+    for (i, (id, file)) in models.iter().enumerate() {
+        server.put(&format!("/{id}/{file}"), zoo_server::bytes(600_000, 40 + i as u64));
+    }
+    zoo_config(home.path(), "concurrent_downloads = 2");
+    server.state.paused.store(true, Ordering::SeqCst);
+    let ids = models.iter().map(|m| m.0);
+    let mut child =
+        medxfer(home.path(), Some(&server.base)).args(["zoo", "pull", "--no-convert"]).args(ids).spawn().unwrap();
+    wait_until("two downloads in flight", || server.state.in_flight.load(Ordering::SeqCst) == 2);
+    // The two open downloads wrote their first chunk: the third, if unbounded, would have connected by now.
+    wait_until("first chunks written", || {
+        let grown = |(id, file): &(&str, &str)| {
+            std::fs::metadata(cached(home.path(), id, &format!("{file}.part"))).is_ok_and(|m| m.len() > 0)
+        };
+        models.iter().filter(|m| grown(m)).count() == 2
+    });
+    assert_eq!(server.connections(), 2);
+    server.state.paused.store(false, Ordering::SeqCst);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(server.state.max_in_flight.load(Ordering::SeqCst), 2);
+    assert_eq!(server.served().len(), 3, "{:?}", server.served());
+    for (id, _) in models {
+        // Pinned on first use and, with --no-convert, not converted (random bytes would record a conversion failure).
+        assert_eq!(list_state(home.path(), id)["state"], "downloaded", "{id}");
+    }
 }
 
 #[test]

@@ -85,16 +85,17 @@ async fn a_cut_connection_resumes_and_the_server_sends_only_the_missing_bytes() 
 #[tokio::test]
 async fn a_server_ignoring_range_makes_the_download_start_over_cleanly() {
     let (server, c) = (Server::start(), case());
-    let data = zoo_server::bytes(500_000, 2);
+    // Larger than the blocks handed to the writer and hasher threads, so the restart reaches them.
+    let data = zoo_server::bytes(3_000_000, 2);
     server.put("/m/m.pth", data.clone());
     server.state.ignore_range.store(true, std::sync::atomic::Ordering::SeqCst);
-    server.fault(Fault::Cut(200_000));
+    server.fault(Fault::Cut(2_200_000));
     let e = entry("m", "m.pth", Some(sha(&data)));
     pull(&c.home, &e, &options(&server, 5000, 3)).await.unwrap();
     let served = server.served();
-    assert_eq!(served[1].range.as_deref(), Some("bytes=200000-"));
+    assert_eq!(served[1].range.as_deref(), Some("bytes=2200000-"));
     assert_eq!(served[1].status, 200);
-    assert_eq!(server.body_bytes(), 200_000 + data.len() as u64);
+    assert_eq!(server.body_bytes(), 2_200_000 + data.len() as u64);
     assert_eq!(std::fs::read(ModelPaths::new(&c.home, &e).file).unwrap(), data);
 }
 
@@ -108,10 +109,13 @@ async fn a_stall_times_out_with_a_clear_message_and_the_next_pull_resumes() {
     let err = format!("{:#}", pull(&c.home, &e, &options(&server, 300, 0)).await.unwrap_err());
     assert!(err.contains("download stalled: no data from 127.0.0.1 for 0.3 s at byte 100000"), "{err}");
     match zoo::state_of(&c.home, &e) {
-        ModelState::Downloading { bytes, percent, active, .. } => {
-            assert_eq!(bytes, 100_000);
-            assert_eq!(percent.map(|p| p.round()), Some(25.0));
-            assert!(!active);
+        ModelState::Failed { reason } => {
+            assert!(reason.starts_with("cannot download m from"), "{reason}");
+            assert!(reason.contains("download stalled"), "{reason}");
+            assert!(
+                reason.contains("`medxfer zoo pull m` to retry (it resumes from byte 100000 of 400000)"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -190,8 +194,63 @@ async fn offline_opens_no_connection_and_names_what_is_missing() {
     let results = zoo::pull_many(&c.home, std::slice::from_ref(&e), &opts, None).await;
     let err = format!("{:#}", results[0].1.as_ref().unwrap_err());
     assert!(err.contains("offline (MEDXFER_OFFLINE=1): m is missing"), "{err}");
-    assert!(err.contains("medxfer zoo import m FILE"), "{err}");
+    assert_names_every_way_around(&c.home, &err);
     assert_eq!(server.connections(), 0);
+}
+
+/// The advice every download error ends with: the mirror variable, the config key and `zoo import`.
+fn assert_names_every_way_around(home: &Home, err: &str) {
+    assert!(err.contains("set MEDXFER_ZOO_MIRROR=BASE"), "{err}");
+    let config_key = format!("`mirror = \"BASE\"` under [zoo] in {}", home.config_file.display());
+    assert!(err.contains(&config_key), "{err}");
+    assert!(err.contains("(a server with BASE/m/m.pth)"), "{err}");
+    assert!(
+        err.contains("download https://example.org/m.pth on a connected machine and run `medxfer zoo import m FILE`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_fails_naming_the_mirror_variable_the_config_key_and_import() {
+    let c = case();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut opts = PullOptions::from_env(&medxfer::config::Config::default()).unwrap();
+    (opts.mirror, opts.offline, opts.fetch.https_only, opts.fetch.retries) =
+        (Some(base.parse().unwrap()), false, false, 0);
+    let e = entry("m", "m.pth", None);
+    let err = format!("{:#}", pull(&c.home, &e, &opts).await.unwrap_err());
+    assert!(err.starts_with(&format!("cannot download m from {base}/m/m.pth: ")), "{err}");
+    assert!(err.contains("cannot reach 127.0.0.1"), "{err}");
+    assert_names_every_way_around(&c.home, &err);
+    match zoo::state_of(&c.home, &e) {
+        ModelState::Failed { reason } => {
+            assert!(reason.contains("cannot reach 127.0.0.1"), "{reason}");
+            assert!(reason.contains("next: `medxfer zoo pull m` to retry, a mirror (MEDXFER_ZOO_MIRROR"), "{reason}");
+            assert!(reason.ends_with("or `medxfer zoo import m FILE`"), "{reason}");
+        }
+        other => panic!("a failed pull must not look interrupted: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_corrupted_byte_deep_in_a_large_download_is_refused() {
+    let (server, c) = (Server::start(), case());
+    let data = zoo_server::bytes(5_000_000, 8);
+    server.put("/m/m.pth", data.clone());
+    server.fault(Fault::Cut(1_500_000));
+    let e = entry("m", "m.pth", Some(sha(&data)));
+    *server.state.flip_byte.lock().unwrap() = Some(4_321_987);
+    let err = format!("{:#}", pull(&c.home, &e, &options(&server, 5000, 3)).await.unwrap_err());
+    let mut corrupted = data.clone();
+    corrupted[4_321_987] = !corrupted[4_321_987];
+    assert!(err.contains(&format!("expected {} (catalog), got {}", sha(&data), sha(&corrupted))), "{err}");
+    let paths = ModelPaths::new(&c.home, &e);
+    assert!(!paths.file.exists() && !paths.part.exists());
+    assert_eq!(server.served()[1].range.as_deref(), Some("bytes=1500000-"), "the corrupted part was a resume");
+    pull(&c.home, &e, &options(&server, 5000, 0)).await.unwrap();
+    assert_eq!(std::fs::read(&paths.file).unwrap(), data);
 }
 
 #[tokio::test]

@@ -34,6 +34,9 @@ pub enum ZooCommand {
         /// Every model that can be downloaded automatically (or from the mirror).
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+        /// Download and verify only; convert later with `zoo pull` again.
+        #[arg(long)]
+        no_convert: bool,
     },
     /// Re-hash downloaded files against the catalog or zoo.lock (all downloaded models by default).
     Verify { ids: Vec<String> },
@@ -56,7 +59,7 @@ pub fn run(args: Args) -> Result<i32> {
     match args.command {
         ZooCommand::List { json } => list(home, &catalog, json),
         ZooCommand::Show { id, json } => show(home, catalog.require(&id)?, json),
-        ZooCommand::Pull { ids, all } => {
+        ZooCommand::Pull { ids, all, no_convert } => {
             let entries: Vec<Entry> = if all {
                 let opts = PullOptions::from_env(&ctx.config)?;
                 let fetchable = |e: &&Entry| e.has_file() && (!e.manual || opts.mirror.is_some());
@@ -64,7 +67,7 @@ pub fn run(args: Args) -> Result<i32> {
             } else {
                 ids.iter().map(|id| catalog.require(id).cloned()).collect::<Result<_>>()?
             };
-            pull(&ctx, &entries)
+            pull(&ctx, &entries, !no_convert)
         }
         ZooCommand::Verify { ids } => verify(home, &catalog, &ids),
         ZooCommand::Import { id, file } => {
@@ -154,8 +157,8 @@ fn show(home: &crate::home::Home, entry: &Entry, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &super::Ctx, entries: &[Entry]) -> Result<i32> {
-    let opts = PullOptions::from_env(&ctx.config)?;
+fn pull(ctx: &super::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
+    let opts = PullOptions { convert, ..PullOptions::from_env(&ctx.config)? };
     let runtime = tokio::runtime::Runtime::new()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let home = ctx.home.clone();

@@ -73,7 +73,8 @@ pub enum ModelState {
     /// No checkpoint needed (`random`).
     Builtin,
     Missing,
-    /// A `.part` exists; `active` when a process holds the model's lock now.
+    /// A `.part` exists and no attempt failed; `active` when a process holds the model's lock now (not
+    /// active: the process was stopped, and the next pull resumes).
     Downloading {
         bytes: u64,
         total: Option<u64>,
@@ -86,6 +87,7 @@ pub enum ModelState {
     Verified,
     /// Installed and `resnet50.safetensors` exists.
     Converted,
+    /// The last download, its verification or the conversion failed: why, and the next step.
     Failed {
         reason: String,
     },
@@ -127,15 +129,26 @@ pub fn state_of(home: &Home, entry: &Entry) -> ModelState {
         }
         return if recorded.state == "verified" { ModelState::Verified } else { ModelState::Downloaded };
     }
-    if let Ok(meta) = std::fs::metadata(&paths.part) {
-        let bytes = meta.len();
+    let part_bytes = std::fs::metadata(&paths.part).ok().map(|m| m.len());
+    let active = part_bytes.is_some() && IdLock::is_held(&paths.lock_file);
+    if recorded.state == "failed" && !active {
+        let reason = recorded.reason.unwrap_or_else(|| "unknown".into());
+        let resume = match (part_bytes.filter(|b| *b > 0), recorded.total) {
+            (Some(bytes), Some(total)) => format!(" (it resumes from byte {bytes} of {total})"),
+            (Some(bytes), None) => format!(" (it resumes from byte {bytes})"),
+            _ => String::new(),
+        };
+        let id = &entry.id;
+        return ModelState::Failed {
+            reason: format!(
+                "{reason}; next: `medxfer zoo pull {id}` to retry{resume}, a mirror (MEDXFER_ZOO_MIRROR or [zoo] mirror), or `medxfer zoo import {id} FILE`"
+            ),
+        };
+    }
+    if let Some(bytes) = part_bytes {
         let total = recorded.total.filter(|t| *t > 0);
         let percent = total.map(|t| (bytes as f64 * 100.0 / t as f64).min(100.0));
-        let active = IdLock::is_held(&paths.lock_file);
         return ModelState::Downloading { bytes, total, percent, active };
-    }
-    if recorded.state == "failed" {
-        return ModelState::Failed { reason: recorded.reason.unwrap_or_else(|| "unknown".into()) };
     }
     ModelState::Missing
 }

@@ -1,15 +1,19 @@
 //! One HTTP download into a `.part` file: sha256 computed while streaming, Range resume (also across
 //! processes: the existing bytes are hashed first), start over when the server ignores Range, retries
-//! with backoff, and a stall timeout. The caller verifies and installs the result.
+//! with backoff, and a stall timeout. Writing and hashing run on their own threads beside the transfer.
+//! The caller verifies and installs the result.
 
 use super::progress::Progress;
 use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
 use reqwest::{Client, StatusCode, Url, header};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 #[derive(Debug, Clone)]
@@ -31,14 +35,28 @@ pub struct Fetched {
     pub size: u64,
 }
 
-/// The `.part` file with the running digest of its bytes.
+/// Bytes received are handed to the writer and the hasher in blocks of about `BLOCK`, or sooner when
+/// the last hand-over is `HAND_OVER_EVERY` old (a slow connection still reaches the disk steadily).
+const BLOCK: usize = 1 << 20;
+const HAND_OVER_EVERY: Duration = Duration::from_millis(50);
+/// Blocks queued per stage; bounds the memory a fast connection can fill while the disk or the hash lags.
+const QUEUE: usize = 8;
+
+/// The `.part` file being written on one thread and hashed on another, beside the transfer: the
+/// network loop only hands over shared blocks (no copy), so the slowest of the three sets the pace.
 struct Partial {
-    file: File,
-    hasher: Sha256,
+    path: PathBuf,
     len: u64,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// None until the first bytes of the file went to the disk.
+    handed_at: Option<Instant>,
+    writer: Stage<PartWriter>,
+    hasher: Stage<Sha256>,
 }
 
 impl Partial {
+    /// Opens `path` and hashes what is already there (a resumed download).
     fn open(path: &Path) -> Result<Partial> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -59,22 +77,175 @@ impl Partial {
             len += n as u64;
         }
         file.seek(SeekFrom::Start(len))?;
-        Ok(Partial { file, hasher, len })
+        let writer =
+            Stage::spawn("zoo-write", PartWriter { file, at: len, written_back: len }, |w, block| match block {
+                Block::Data(chunks) => w.write(&chunks),
+                Block::Reset => w.reset(),
+            })?;
+        let hasher = Stage::spawn("zoo-sha256", hasher, |hasher, block| {
+            match block {
+                Block::Data(chunks) => chunks.iter().for_each(|c| hasher.update(c)),
+                Block::Reset => *hasher = Sha256::new(),
+            }
+            Ok(())
+        })?;
+        Ok(Partial {
+            path: path.to_path_buf(),
+            len,
+            pending: Vec::new(),
+            pending_len: 0,
+            handed_at: None,
+            writer,
+            hasher,
+        })
+    }
+
+    async fn reset(&mut self) -> std::io::Result<()> {
+        self.pending.clear();
+        self.pending_len = 0;
+        self.len = 0;
+        self.writer.send(Block::Reset).await?;
+        self.hasher.send(Block::Reset).await
+    }
+
+    async fn append(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        self.len += bytes.len() as u64;
+        self.pending_len += bytes.len();
+        self.pending.push(bytes);
+        if self.pending_len >= BLOCK || self.handed_at.is_none_or(|t| t.elapsed() >= HAND_OVER_EVERY) {
+            self.hand_over().await
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn hand_over(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let block = Arc::new(std::mem::take(&mut self.pending));
+        self.pending_len = 0;
+        self.handed_at = Some(Instant::now());
+        self.writer.send(Block::Data(block.clone())).await?;
+        self.hasher.send(Block::Data(block)).await
+    }
+
+    /// Writes out everything received, fsyncs the file and returns its digest and size.
+    async fn complete(mut self) -> Result<Fetched> {
+        let path = self.path.clone();
+        let cannot_write = |e| anyhow::Error::new(e).context(format!("cannot write {}", path.display()));
+        self.hand_over().await.map_err(cannot_write)?;
+        let file = self.writer.finish().await.map_err(cannot_write)?.file;
+        let hasher = self.hasher.finish().await?;
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await?
+            .with_context(|| format!("cannot fsync {}", path.display()))?;
+        Ok(Fetched { sha256: hex::encode(hasher.finalize()), size: self.len })
+    }
+
+    /// Writes out everything received and closes the file (a failed download keeps its bytes to resume).
+    async fn close(mut self) {
+        let _ = self.hand_over().await;
+        let _ = self.writer.finish().await;
+        let _ = self.hasher.finish().await;
+    }
+}
+
+/// Writes the `.part` and starts the kernel's writeback every `WRITE_BACK_EVERY` bytes, so the disk
+/// works beside the transfer and the one fsync before install has little left to do.
+struct PartWriter {
+    file: File,
+    at: u64,
+    written_back: u64,
+}
+
+const WRITE_BACK_EVERY: u64 = 8 << 20;
+
+impl PartWriter {
+    fn write(&mut self, chunks: &[Bytes]) -> std::io::Result<()> {
+        for chunk in chunks {
+            self.file.write_all(chunk)?;
+            self.at += chunk.len() as u64;
+        }
+        if self.at - self.written_back >= WRITE_BACK_EVERY {
+            start_write_back(&self.file, self.written_back, self.at - self.written_back);
+            self.written_back = self.at;
+        }
+        Ok(())
     }
 
     fn reset(&mut self) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
-        self.hasher = Sha256::new();
-        self.len = 0;
+        (self.at, self.written_back) = (0, 0);
         Ok(())
     }
+}
 
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
-        Ok(())
+/// Asks the kernel to start writing this range to disk without waiting for it (a hint: errors surface
+/// at the fsync).
+#[cfg(target_os = "linux")]
+fn start_write_back(file: &File, from: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor this function borrows; no memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), from as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_write_back(_file: &File, _from: u64, _len: u64) {}
+
+enum Block {
+    Data(Arc<Vec<Bytes>>),
+    /// The server starts over: drop everything so far.
+    Reset,
+}
+
+/// A thread that owns `T` and applies the blocks sent to it, in order.
+struct Stage<T> {
+    tx: Option<mpsc::Sender<Block>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<T>>>,
+}
+
+impl<T: Send + 'static> Stage<T> {
+    fn spawn(
+        name: &str,
+        mut owned: T,
+        mut apply: impl FnMut(&mut T, Block) -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<Stage<T>> {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
+            while let Some(block) = rx.blocking_recv() {
+                apply(&mut owned, block)?;
+            }
+            Ok(owned)
+        })?;
+        Ok(Stage { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Queues `block`; when the thread has stopped on an error, returns that error.
+    async fn send(&mut self, block: Block) -> std::io::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(block).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.finish().await.map(drop)
+    }
+
+    /// Lets the thread apply what is queued, then returns what it owns (or the error that stopped it).
+    async fn finish(&mut self) -> std::io::Result<T> {
+        self.tx = None;
+        let Some(thread) = self.thread.take() else {
+            return Err(std::io::Error::other("the download's writer already stopped"));
+        };
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(result)) => result,
+            _ => Err(std::io::Error::other("the download's writer thread panicked")),
+        }
     }
 }
 
@@ -99,10 +270,14 @@ pub async fn fetch(
         let before = partial.len;
         match attempt(client, url, &mut partial, opts, progress, on_total).await {
             Ok(()) => break,
-            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Fatal(e)) => {
+                partial.close().await;
+                return Err(e);
+            }
             Err(Failure::Transient(e)) => {
                 failures = if partial.len > before { 1 } else { failures + 1 };
                 if failures > opts.retries {
+                    partial.close().await;
                     return Err(e.context(format!("gave up after {} retries", opts.retries)));
                 }
                 let wait = opts.backoff.saturating_mul(1 << (failures - 1).min(16)).min(Duration::from_secs(30));
@@ -117,8 +292,7 @@ pub async fn fetch(
             }
         }
     }
-    partial.file.sync_all().with_context(|| format!("cannot fsync {}", part.display()))?;
-    Ok(Fetched { sha256: hex::encode(partial.hasher.finalize()), size: partial.len })
+    partial.complete().await
 }
 
 async fn attempt(
@@ -153,7 +327,7 @@ async fn attempt(
         StatusCode::PARTIAL_CONTENT => {
             let (start, total) = content_range(&response).unwrap_or((u64::MAX, None));
             if start != from {
-                partial.reset().map_err(io_fatal)?;
+                partial.reset().await.map_err(io_fatal)?;
                 return Err(transient(anyhow!("{host} answered a range starting at {start}, not {from}")));
             }
             total
@@ -161,7 +335,7 @@ async fn attempt(
         StatusCode::OK => {
             if from > 0 {
                 tracing::info!(url = %url, "server ignored Range; starting over");
-                partial.reset().map_err(io_fatal)?;
+                partial.reset().await.map_err(io_fatal)?;
             }
             response.content_length()
         }
@@ -171,7 +345,7 @@ async fn attempt(
                 on_total(total);
                 return Ok(());
             }
-            partial.reset().map_err(io_fatal)?;
+            partial.reset().await.map_err(io_fatal)?;
             return Err(transient(anyhow!("{host} refused the range from byte {from}; starting over")));
         }
         s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS => {
@@ -197,7 +371,7 @@ async fn attempt(
             Ok(Err(e)) => return Err(transient(anyhow::Error::new(e).context(format!("connection to {host} broke")))),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(bytes))) => {
-                partial.append(&bytes).map_err(io_fatal)?;
+                partial.append(bytes).await.map_err(io_fatal)?;
                 progress.bytes(partial.len, total);
             }
         }

@@ -9,7 +9,7 @@ use super::progress::{Event, Progress};
 use super::source::PullOptions;
 use super::verify::{self, Verdict};
 use crate::home::Home;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -89,19 +89,14 @@ pub async fn pull_one(
     let mut progress = Progress::new(&entry.id, tx);
     let _lock = lock_model(&paths, &progress).await?;
     if paths.file.is_file() {
-        if !paths.converted.is_file() {
+        if opts.convert && !paths.converted.is_file() {
             convert(entry, &paths);
         }
         return Ok(Outcome::Present);
     }
+    let advice = || super::source::elsewhere_advice(home, entry);
     if opts.offline {
-        let from = entry.urls.first().map(String::as_str).unwrap_or("its source");
-        bail!(
-            "offline (MEDXFER_OFFLINE=1): {} is missing from {}; fetch {from} on a connected machine and run `medxfer zoo import {} FILE`",
-            entry.id,
-            paths.dir.display(),
-            entry.id
-        );
+        bail!("offline (MEDXFER_OFFLINE=1): {} is missing from {}; {}", entry.id, paths.dir.display(), advice());
     }
     let url = opts.source(entry)?;
     let Some(client) = client else { bail!("no HTTP client for {}", entry.id) };
@@ -113,13 +108,23 @@ pub async fn pull_one(
     let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
+            let e = e.context(format!("cannot download {} from {url}", entry.id));
             let total = Recorded::load(&paths).and_then(|r| r.total);
-            let reason = Some(format!("{e:#}"));
+            let reason = Some(crate::cli::one_sentence(&e));
             Recorded { state: "failed".into(), reason, total, ..Recorded::default() }.save(&paths)?;
-            return Err(e.context(format!("cannot download {} from {url}", entry.id)));
+            return Err(anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()));
         }
     };
-    finish(home, entry, &paths, &fetched, url.as_str())
+    let installed = if opts.convert {
+        finish(home, entry, &paths, &fetched, url.as_str())
+    } else {
+        verify::install(home, entry, &paths, &fetched, url.as_str()).map(|verdict| Outcome::Installed {
+            sha256: fetched.sha256.clone(),
+            verdict,
+            converted: false,
+        })
+    };
+    installed.map_err(|e| anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()))
 }
 
 fn finish(

@@ -3,6 +3,7 @@
 
 use super::catalog::Entry;
 use crate::config::Config;
+use crate::home::Home;
 use anyhow::{Result, bail};
 use reqwest::Url;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct PullOptions {
     pub fetch: super::download::FetchOptions,
     /// Downloads at once for several ids.
     pub concurrency: usize,
+    /// Convert each checkpoint after its download (`zoo pull --no-convert` turns it off).
+    pub convert: bool,
 }
 
 impl PullOptions {
@@ -37,6 +40,7 @@ impl PullOptions {
                 https_only,
             },
             concurrency: config.zoo.concurrent_downloads.max(1),
+            convert: true,
         })
     }
 
@@ -66,6 +70,19 @@ impl PullOptions {
         }
         Ok(url)
     }
+}
+
+/// The ways around a download that cannot happen from here, appended to every download error: a mirror
+/// (the environment variable or the config key) or a file fetched elsewhere and imported.
+pub fn elsewhere_advice(home: &Home, entry: &Entry) -> String {
+    let from = entry.urls.first().map(String::as_str).unwrap_or("the file");
+    format!(
+        "to get it another way, set MEDXFER_ZOO_MIRROR=BASE or `mirror = \"BASE\"` under [zoo] in {} (a server with BASE/{}/{}), or download {from} on a connected machine and run `medxfer zoo import {} FILE`",
+        home.config_file.display(),
+        entry.id,
+        entry.file,
+        entry.id
+    )
 }
 
 /// "ID needs a person: 1. ... 2. ..." on one line.

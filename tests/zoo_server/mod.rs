@@ -45,6 +45,8 @@ pub struct State {
     pub paused: AtomicBool,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+    /// The first file body that sends the byte at this file offset sends it inverted.
+    pub flip_byte: Mutex<Option<usize>>,
 }
 
 pub struct Server {
@@ -182,6 +184,12 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
         Some(Fault::Cut(n)) | Some(Fault::Stall(n)) => (n as usize).min(body.len()),
         _ => body.len(),
     };
+    let mut flip = state.flip_byte.lock().unwrap();
+    if let Some(i) = flip.and_then(|at| at.checked_sub(start.unwrap_or(0))).filter(|i| *i < limit) {
+        body[i] = !body[i];
+        *flip = None;
+    }
+    drop(flip);
     let throttle = *state.throttle.lock().unwrap();
     let chunk = throttle.map(|t| t.0).unwrap_or(256 * 1024);
     let index = {
