@@ -6,3 +6,4 @@ pub mod leaderboard;
 pub mod record;
 pub mod stats;
 pub mod store;
+pub mod tensorboard;

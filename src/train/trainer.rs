@@ -194,6 +194,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     }
     let result = test(spec, &splits, &net, device, &st)?;
     files.log(&format!("test {}: mean {:.5} {:?} {:?}", result.metric, result.mean, result.per_class, result.extra));
+    files.append_result(&result)?;
     result.save(&files.dir)?;
     Ok(Outcome::Finished)
 }
