@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod leaderboard;
+pub mod mlflow;
 pub mod record;
 pub mod stats;
 pub mod store;
