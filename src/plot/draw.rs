@@ -68,8 +68,8 @@ pub fn bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Bars, p_value
     root.fill(&WHITE).map_err(pe)?;
     let n = f.bars.len();
     let (lo, hi) = padded(f.bars.iter().flat_map(|b| [b.low, b.high]).chain(f.baseline_mean));
-    // Room on the right for the significance marks.
-    let hi = hi + (hi - lo) * if p_values { 0.25 } else { 0.08 };
+    // Room on the right for the significance marks and the legend.
+    let hi = hi + (hi - lo) * if p_values { 0.75 } else { 0.6 };
     let names: Vec<String> =
         f.bars.iter().map(|b| if b.published { format!("{} (published)", b.init) } else { b.init.clone() }).collect();
     let label_width = names.iter().map(|s| s.chars().count() as u32 * 10 + 20).max().unwrap_or(80);
@@ -190,6 +190,7 @@ pub fn efficiency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Efficie
     chart
         .configure_mesh()
         .x_desc("labelled training data (%)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(f.metric.to_uppercase())
         .label_style((FONT, TEXT))
         .axis_desc_style((FONT, TEXT))
@@ -233,6 +234,7 @@ pub fn curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Curves) -> 
     chart
         .configure_mesh()
         .x_desc("epoch")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("loss")
         .label_style((FONT, TEXT))
         .axis_desc_style((FONT, TEXT))
