@@ -13,6 +13,7 @@ pub mod home;
 pub mod logging;
 pub mod model;
 pub mod perf;
+pub mod plot;
 pub mod runs;
 pub mod sched;
 pub mod torch_bin;

@@ -1,4 +1,5 @@
-//! A minimal protocol-buffer wire-format reader: varints and (field, value) pairs, no schema.
+//! A minimal protocol-buffer wire format: a reader of varints and (field, value) pairs, no schema, and the
+//! few writers that TensorBoard's event files need.
 
 use anyhow::{Result, anyhow, bail};
 
@@ -57,6 +58,44 @@ pub fn fields(msg: &[u8]) -> Result<Vec<(u32, Wire<'_>)>> {
     Ok(out)
 }
 
+/// Appends a base-128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
+}
+
+/// Appends a varint field (int32/int64/uint64/enum; negative numbers as their 64-bit two's complement).
+pub fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
+    put_key(out, field, 0);
+    put_varint(out, v);
+}
+
+/// Appends a `double` field.
+pub fn put_double(out: &mut Vec<u8>, field: u32, v: f64) {
+    put_key(out, field, 1);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a `float` field.
+pub fn put_float(out: &mut Vec<u8>, field: u32, v: f32) {
+    put_key(out, field, 5);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a length-delimited field (bytes, string or an embedded message).
+pub fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_key(out, field, 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +111,20 @@ mod tests {
         assert_eq!(f, vec![(1, Wire::Varint(150)), (2, Wire::Bytes(b"hi")), (6, Wire::Fixed32(1))]);
         assert!(fields(&[0x12, 0x05, b'h']).is_err());
         assert!(varint(&[0xff; 11], &mut 0).is_err());
+    }
+
+    #[test]
+    fn written_fields_read_back() {
+        let mut msg = Vec::new();
+        put_varint_field(&mut msg, 1, 150);
+        put_bytes(&mut msg, 2, b"hi");
+        put_double(&mut msg, 3, 0.25);
+        put_float(&mut msg, 4, 1.5);
+        put_varint_field(&mut msg, 5, u64::MAX);
+        assert_eq!(&msg[..7], &[0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i']);
+        let f = fields(&msg).unwrap();
+        assert_eq!(f[2], (3, Wire::Fixed64(0.25f64.to_bits())));
+        assert_eq!(f[3], (4, Wire::Fixed32(1.5f32.to_bits())));
+        assert_eq!(f[4], (5, Wire::Varint(u64::MAX)));
     }
 }

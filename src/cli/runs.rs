@@ -19,6 +19,8 @@ pub enum RunsCommand {
     Show(ShowArgs),
     /// Print a run's train.log; with -f, keep printing what is added until the run ends.
     Logs(LogsArgs),
+    /// Push runs to an MLflow tracking server (experiment per dataset, run per run; re-exporting updates).
+    Export(ExportArgs),
     #[command(flatten)]
     Control(super::queue::RunControl),
 }
@@ -48,12 +50,29 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The tracking server's URL, e.g. http://127.0.0.1:5000 (MLFLOW_TRACKING_TOKEN is sent if set).
+    #[arg(long, value_name = "URL", required = true)]
+    pub mlflow: String,
+    /// Run ids (or unique prefixes); default: every run in the home.
+    #[arg(conflicts_with = "sweep")]
+    pub ids: Vec<String>,
+    /// Every run of this sweep.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Print what was exported as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let ctx = super::Ctx::load()?;
     match args.command {
         RunsCommand::Ls(a) => ls(&ctx, a),
         RunsCommand::Show(a) => show(&ctx, a),
         RunsCommand::Logs(a) => logs(&ctx, a),
+        RunsCommand::Export(a) => export(&ctx, a),
         RunsCommand::Control(cmd) => super::queue::run_control(&ctx, cmd),
     }
 }
@@ -214,4 +233,39 @@ fn print_from(path: &std::path::Path, offset: u64) -> Result<u64> {
     let copied = std::io::copy(&mut file, &mut out)?;
     out.flush()?;
     Ok(copied)
+}
+
+fn export(ctx: &super::Ctx, args: ExportArgs) -> Result<i32> {
+    let client = crate::runs::mlflow::Client::new(&args.mlflow)?;
+    let runs: Vec<RunEntry> = if args.ids.is_empty() {
+        let (runs, warnings) = store::list_runs(&ctx.home.runs);
+        for w in &warnings {
+            eprintln!("medxfer: warning: {w}");
+        }
+        runs.into_iter().filter(|r| args.sweep.is_none() || r.spec.sweep == args.sweep).collect()
+    } else {
+        args.ids.iter().map(|id| store::find_run(&ctx.home.runs, id)).collect::<Result<_>>()?
+    };
+    if runs.is_empty() {
+        let which = args.sweep.map_or_else(|| "no runs".to_string(), |s| format!("no runs of sweep {s:?}"));
+        anyhow::bail!("{which} under {} to export", ctx.home.runs.display());
+    }
+    let mut done = Vec::new();
+    for run in &runs {
+        let e = client.export(run)?;
+        let verb = if e.created { "created" } else { "updated" };
+        eprintln!("medxfer: {verb} MLflow run {} for {} ({} metrics)", e.mlflow_run_id, e.run_id, e.metrics);
+        if !e.kept_params.is_empty() {
+            eprintln!(
+                "medxfer: warning: {}: MLflow keeps params once; these differ from spec.toml and were left as they were: {}",
+                e.run_id,
+                e.kept_params.join(", ")
+            );
+        }
+        done.push(e);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    }
+    Ok(0)
 }

@@ -3,6 +3,8 @@
 
 pub mod export;
 pub mod leaderboard;
+pub mod mlflow;
 pub mod record;
 pub mod stats;
 pub mod store;
+pub mod tensorboard;

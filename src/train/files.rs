@@ -1,7 +1,8 @@
 //! The files a run writes besides checkpoints: status.json, metrics.jsonl (append-only, truncated to
-//! the checkpoint's epoch on resume) and train.log.
+//! the checkpoint's epoch on resume), the same scalars as a TensorBoard event file, and train.log.
 
-use crate::runs::record::{LOG_FILE, METRICS_FILE, MetricLine, State, Status};
+use crate::runs::record::{LOG_FILE, METRICS_FILE, MetricLine, RunResult, State, Status};
+use crate::runs::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,6 +12,7 @@ pub struct RunFiles {
     pub dir: PathBuf,
     pub status: Status,
     log: File,
+    events: EventWriter,
     started: std::time::Instant,
 }
 
@@ -24,7 +26,8 @@ impl RunFiles {
             .with_context(|| format!("cannot open {}", path.display()))?;
         let mut status = Status::new(State::Running);
         status.pid = Some(std::process::id());
-        Ok(RunFiles { dir: dir.to_path_buf(), status, log, started: std::time::Instant::now() })
+        let events = EventWriter::new(dir);
+        Ok(RunFiles { dir: dir.to_path_buf(), status, log, events, started: std::time::Instant::now() })
     }
 
     /// Seconds since this process opened the run.
@@ -48,8 +51,20 @@ impl RunFiles {
         self.status.save(&self.dir)
     }
 
-    /// Appends one line to metrics.jsonl and flushes it.
+    /// Appends one line to metrics.jsonl, then its scalars to the event file.
     pub fn append_metric(&self, line: &MetricLine) -> Result<()> {
+        self.append_metric_line(line)?;
+        let (step, scalars) = tensorboard::scalars_of_line(line);
+        self.events.write(step, &scalars)
+    }
+
+    /// The test results as scalars in the event file (result.json is the record of them).
+    pub fn append_result(&self, result: &RunResult) -> Result<()> {
+        let (step, scalars) = tensorboard::scalars_of_result(result);
+        self.events.write(step, &scalars)
+    }
+
+    fn append_metric_line(&self, line: &MetricLine) -> Result<()> {
         let path = self.dir.join(METRICS_FILE);
         let mut f = OpenOptions::new()
             .create(true)

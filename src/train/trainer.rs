@@ -204,6 +204,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     let result = test(spec, &splits, &net, device, &st)?;
     let details = [scores_text(&result.per_class), scores_text(&result.extra)].join(", ");
     files.log(&format!("test {}: mean {:.5}; {}", result.metric, result.mean, details.trim_matches([',', ' '])));
+    files.append_result(&result)?;
     result.save(&files.dir)?;
     Ok(Outcome::Finished)
 }

@@ -609,8 +609,8 @@ fn edit_launch_field(s: &mut State, action: Action) {
     }
 }
 
-/// The leaderboard of the dataset under the Leaderboard cursor, as CSV and Markdown (the `medxfer results`
-/// exports), with the published rows when they are shown.
+/// The leaderboard of the dataset under the Leaderboard cursor, as CSV, Markdown and the bars figure (the
+/// `medxfer results` exports), with the published rows when they are shown.
 fn export(s: &mut State) -> Vec<Effect> {
     let rows = leaderboard_view::rows(s);
     let Some(dataset) = rows.get(s.cursor[View::Leaderboard.index()]).map(|r| r.dataset.clone()) else {
@@ -629,9 +629,20 @@ fn export(s: &mut State) -> Vec<Effect> {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c.to_ascii_lowercase() } else { '-' })
         .collect();
+    let figure = crate::plot::figure::bars(&board, crate::plot::figure::Spread::Std, None)
+        .map(|bars| crate::plot::Figure::Bars { bars, p_values: false })
+        .and_then(|f| f.render(crate::plot::Format::Svg));
+    let svg = match figure {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            return Vec::new();
+        }
+    };
     let files = vec![
         (format!("leaderboard-{stem}.csv"), export::csv(&board)),
         (format!("leaderboard-{stem}.md"), export::markdown(&board)),
+        (format!("leaderboard-{stem}.svg"), svg),
     ];
     let effect = Effect::Export { files };
     s.message = Some(format!("running: {}", effect.describe()));

@@ -107,17 +107,21 @@ fn published_rows_are_shown_on_demand_unranked() {
 }
 
 #[test]
-fn export_writes_csv_and_markdown_of_the_cursor_dataset() {
+fn export_writes_csv_markdown_and_the_figure_of_the_cursor_dataset() {
     let mut s = board(false, false);
     let effects = update(&mut s, Action::Export);
     let [Effect::Export { files }] = effects.as_slice() else { panic!("{effects:?}") };
     let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(names, ["leaderboard-demo-cls.csv", "leaderboard-demo-cls.md"]);
+    assert_eq!(names, ["leaderboard-demo-cls.csv", "leaderboard-demo-cls.md", "leaderboard-demo-cls.svg"]);
+    assert!(files[2].1.starts_with("<svg") && files[2].1.contains(">\nimagenet\n</text>"), "{}", files[2].1);
     assert!(files[0].1.starts_with("source,dataset,"), "{}", files[0].1);
     assert!(files[0].1.contains("medxfer,demo-cls,100,auc"), "{}", files[0].1);
     assert!(!files[0].1.contains("published"), "no reference rows unless shown");
     assert!(files[1].1.contains("| 1 | imagenet | 2 |"), "{}", files[1].1);
-    assert_eq!(s.message.as_deref(), Some("running: export leaderboard-demo-cls.csv, leaderboard-demo-cls.md"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("running: export leaderboard-demo-cls.csv, leaderboard-demo-cls.md, leaderboard-demo-cls.svg")
+    );
     update(&mut s, Effect::exported(Ok(vec!["/h/exports/a.csv".into(), "/h/exports/a.md".into()])));
     assert_eq!(s.message.as_deref(), Some("exported /h/exports/a.csv and /h/exports/a.md"));
     update(&mut s, Effect::exported(Err("disk full".into())));
@@ -127,6 +131,7 @@ fn export_writes_csv_and_markdown_of_the_cursor_dataset() {
     let effects = update(&mut s, Action::Export);
     let [Effect::Export { files }] = effects.as_slice() else { panic!("{effects:?}") };
     assert!(files[1].1.contains("Published"), "shown reference rows are exported too:\n{}", files[1].1);
+    assert!(files[2].1.contains("(published)"), "and drawn:\n{}", files[2].1);
 
     let mut empty = State::new(super::super::keymap::Keymap::default(), false);
     update(&mut empty, Action::Show(View::Leaderboard));
