@@ -66,6 +66,7 @@ fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
                 images_per_s: 40.0 + step as f64,
                 elapsed_s: step as f64,
                 val: BTreeMap::new(),
+                epoch_batches: Some(2),
             });
         }
         lines.push(MetricLine {
@@ -78,6 +79,7 @@ fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
             images_per_s: 45.0,
             elapsed_s: e * 20.0,
             val: BTreeMap::from([("auc".to_string(), 0.6 + e / 10.0), ("auc_Mass, left".to_string(), 0.5 + e / 20.0)]),
+            epoch_batches: None,
         });
     }
     for m in &lines {
