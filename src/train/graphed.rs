@@ -87,8 +87,8 @@ impl StepRunner {
             }
             Decision::Replay => {
                 let r = self.recorded.as_mut().expect("the policy replays only after a recording");
-                let _ = r.images.copy_(images);
-                let _ = r.targets.copy_(targets);
+                r.images.copy_(images);
+                r.targets.copy_(targets);
                 optimizer.before_replay();
                 r.graph.replay()?;
                 Ok((r.loss.shallow_clone(), decision))

@@ -288,7 +288,7 @@ fn laid_out_like(t: Tensor, like: &Tensor) -> Tensor {
         return t;
     }
     let mut out = like.empty_like();
-    let _ = out.copy_(&t);
+    out.copy_(&t);
     out
 }
 
