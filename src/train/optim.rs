@@ -349,11 +349,12 @@ mod tests {
 
     /// A conv weight laid out channels-last, a bias, and a parameter that never gets a gradient.
     fn model() -> Vec<(String, Tensor)> {
-        tch::manual_seed(3);
-        let conv = Tensor::randn([4, 3, 3, 3], tch::kind::FLOAT_CPU);
+        // fixed values, not the global RNG, which tests on other threads reseed
+        let values = |n: i64, f: f64| (Tensor::arange(n, tch::kind::FLOAT_CPU) * f).sin();
+        let conv = values(108, 0.37).reshape([4, 3, 3, 3]);
         let conv = crate::perf::channels_last(&conv).unwrap().set_requires_grad(true);
-        let bias = Tensor::randn([4], tch::kind::FLOAT_CPU).set_requires_grad(true);
-        let frozen = Tensor::randn([2], tch::kind::FLOAT_CPU).set_requires_grad(true);
+        let bias = values(4, 1.3).set_requires_grad(true);
+        let frozen = values(2, 0.5).set_requires_grad(true);
         vec![("conv.weight".into(), conv), ("conv.bias".into(), bias), ("frozen".into(), frozen)]
     }
 
