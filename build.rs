@@ -26,18 +26,44 @@ fn main() {
 }
 
 /// The shim uses only ATen's public C++ API, compiled the way torch-sys compiles its own wrapper.
+/// cuda_graph.cpp also needs the CUDA runtime's headers; without them it is built as stubs that say so.
 fn build_shim(lib: &std::path::Path) {
-    let include = lib.parent().expect("libtorch's lib folder has a parent").join("include");
+    let torch = lib.parent().expect("libtorch's lib folder has a parent");
+    let include = torch.join("include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
     println!("cargo:rerun-if-changed=src/perf/shim.cpp");
+    println!("cargo:rerun-if-changed=src/perf/cuda_graph.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    cc::Build::new()
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .file("src/perf/shim.cpp")
+        .file("src/perf/cuda_graph.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
-        .warnings(false)
-        .compile("medxfer_shim");
+        .warnings(false);
+    if let Some(cuda) = cuda_headers(torch) {
+        println!("cargo:rerun-if-changed={}", cuda.display());
+        build.include(cuda).define("MEDXFER_CUDA_GRAPH", None);
+    }
+    build.compile("medxfer_shim");
+}
+
+/// A folder with the CUDA runtime's host headers: a toolkit's (CUDA_HOME, /usr/local/cuda) or pip's
+/// (nvidia-cuda-runtime + nvidia-cuda-crt beside the torch package, e.g. nvidia/cu13/include).
+fn cuda_headers(torch: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut candidates: Vec<std::path::PathBuf> =
+        std::env::var_os("CUDA_HOME").map(|h| vec![h.into()]).unwrap_or_default();
+    candidates.iter_mut().for_each(|h| h.push("include"));
+    if let Some(nvidia) = torch.parent().map(|p| p.join("nvidia")) {
+        let mut pip: Vec<_> =
+            std::fs::read_dir(nvidia).into_iter().flatten().flatten().map(|e| e.path().join("include")).collect();
+        pip.sort();
+        candidates.extend(pip);
+    }
+    candidates.push("/usr/local/cuda/include".into());
+    candidates.into_iter().find(|d| d.join("cuda_runtime_api.h").exists() && d.join("crt/host_defines.h").exists())
 }

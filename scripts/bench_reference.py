@@ -1,7 +1,8 @@
 """The study's way of doing each benchmarked job in Python (torch eager, PIL + torchvision + DataLoader,
 torch.load + safetensors), for scripts/bench. Prints one JSON object like `medxfer bench`.
 
-usage: bench_reference.py train-step BATCH SIZE WARMUP STEPS THREADS [DEVICE PRECISION MEMORY_FORMAT]
+usage: bench_reference.py train-step BATCH SIZE WARMUP STEPS THREADS [DEVICE PRECISION MEMORY_FORMAT [GRAPH]]
+       bench_reference.py optim-step WARMUP STEPS THREADS IMPL [DEVICE]   (IMPL: fused | foreach | single)
        bench_reference.py loader LIST IMAGES MODE SIZE BATCH WORKERS
        bench_reference.py make-images DIR COUNT SIDE
        bench_reference.py make-checkpoint PATH
@@ -14,7 +15,8 @@ def rate(what, images, seconds):
     print(json.dumps({"what": what, "images": images, "seconds": seconds, "images_per_s": images / seconds}))
 
 
-def train_step(batch, size, warmup, steps, threads, device="cpu", precision="fp32", memory_format="nchw"):
+def train_step(batch, size, warmup, steps, threads, device="cpu", precision="fp32", memory_format="nchw",
+               graph="eager"):
     import contextlib, torch, torchvision
     if threads:
         torch.set_num_threads(threads)
@@ -43,6 +45,28 @@ def train_step(batch, size, warmup, steps, threads, device="cpu", precision="fp3
         return loss.item()
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    how = "eager"
+    if graph == "graph" and device.startswith("cuda"):
+        # PyTorch's whole-network capture (docs, "CUDA Graphs"): capturable fused Adam, warm-up on a side stream
+        opt = torch.optim.Adam(net.parameters(), lr=torch.tensor(2e-4, device=device), fused=True, capturable=True)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(g):
+            with autocast():
+                static_loss = loss_fn(net(x).float(), y)
+            static_loss.backward()
+            opt.step()
+
+        def step():
+            g.replay()
+            return static_loss.item()
+        how = "CUDA graph"
     for _ in range(warmup):
         step()
     sync()
@@ -50,8 +74,33 @@ def train_step(batch, size, warmup, steps, threads, device="cpu", precision="fp3
     for _ in range(steps):
         step()
     sync()
-    rate(f"torch eager resnet50 train step, batch {batch}, {size}px, {device}, {precision} {memory_format}",
+    rate(f"torch {how} resnet50 train step, batch {batch}, {size}px, {device}, {precision} {memory_format}",
          batch * steps, time.perf_counter() - t)
+
+
+def optim_step(warmup, steps, threads, impl, device="cpu"):
+    """torch.optim.Adam over ResNet50's parameters (14 classes) with fixed random gradients."""
+    import torch, torchvision
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50(num_classes=14).to(device)
+    params = list(net.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p)
+    flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "single": {"foreach": False}}[impl]
+    opt = torch.optim.Adam(params, lr=2e-4, **flags)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for _ in range(warmup):
+        opt.step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(steps):
+        opt.step()
+    sync()
+    seconds = time.perf_counter() - t
+    print(json.dumps({"what": f"torch.optim.Adam({impl}) over resnet50's {len(params)} parameters, {device}",
+                      "steps": steps, "seconds": seconds, "steps_per_s": steps / seconds}))
 
 
 class ListDataset:
@@ -130,6 +179,8 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "train-step":
         train_step(*map(int, args[:5]), *args[5:])
+    elif cmd == "optim-step":
+        optim_step(*map(int, args[:3]), *args[3:])
     elif cmd == "loader":
         loader(args[0], args[1], args[2], *map(int, args[3:]))
     elif cmd == "make-images":

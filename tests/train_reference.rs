@@ -1,4 +1,4 @@
-//! The trainer's numerics against the Python references: optimizer steps against torch.optim,
+//! The trainer's numerics against the Python references: optimizer steps (plain and fused) against torch.optim,
 //! AUROC against scikit-learn's roc_auc_score (with ties), ReduceLROnPlateau and cosine against torch.
 
 use medxfer::train::checkpoint;
@@ -103,21 +103,22 @@ fn optimizers_schedules_and_auroc_match_the_python_references() {
     let reference = checkpoint::load(&dir.path().join("out.safetensors")).unwrap().tensors;
 
     let get = |name: &str| input.iter().find(|(n, _)| n == name).unwrap().1.shallow_clone();
-    for cfg in ["adam", "adam_wd", "adamw", "sgd", "sgd_wd"] {
+    let fused = [("adam", true), ("adam_wd", true), ("adamw", true)];
+    for (cfg, fused) in ["adam", "adam_wd", "adamw", "sgd", "sgd_wd"].map(|c| (c, false)).into_iter().chain(fused) {
         let params: Vec<(String, Tensor)> =
             ["w", "b"].iter().map(|n| (n.to_string(), get(&format!("p.{n}")).copy().set_requires_grad(true))).collect();
-        let mut opt = rust_optimizer(cfg);
+        let mut opt = Optimizer::new(rust_optimizer(cfg).config.with_fused(fused));
         for k in 0..STEPS {
             Optimizer::zero_grad(&params);
             // d/dp sum(p * g) = g exactly: the gradient torch gets.
             let loss = params.iter().map(|(n, p)| (p * get(&format!("g{k}.{n}"))).sum(Kind::Float));
             loss.reduce(|a, b| a + b).unwrap().backward();
-            opt.step(&params);
+            opt.step(&params).unwrap();
         }
         for (n, p) in &params {
             let want = &reference.iter().find(|(r, _)| *r == format!("{cfg}.{n}")).unwrap().1;
             let rel = ((p.detach() - want).abs() / want.abs().clamp_min(1e-12)).max().double_value(&[]);
-            assert!(rel < 1e-6, "{cfg}.{n}: relative difference {rel} from torch.optim");
+            assert!(rel < 1e-6, "{cfg}.{n} (fused {fused}): relative difference {rel} from torch.optim");
         }
     }
 

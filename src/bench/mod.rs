@@ -7,6 +7,7 @@ use crate::data::{Item, Loader, LoaderConfig, Mode, Normalization};
 use crate::perf::{self, MemoryFormat, Precision};
 use crate::runs::record::Task;
 use crate::train::evaluate::LossKind;
+use crate::train::graphed::{self, StepRunner};
 use crate::train::optim::{OptimConfig, OptimKind, Optimizer};
 use crate::train::setup;
 use anyhow::{Context, Result};
@@ -32,7 +33,8 @@ impl Rate {
     }
 }
 
-/// ResNet50 (14 classes) train steps on random inputs: forward, BCE-with-logits, backward, Adam.
+/// ResNet50 (14 classes) train steps on random inputs: forward, BCE-with-logits, backward, Adam; run as
+/// the trainer runs them (`graphed::StepRunner`: recorded into a CUDA graph when `how.cuda_graph`).
 pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, steps: usize, how: Speed) -> Result<Rate> {
     tch::manual_seed(0);
     perf::configure(how.precision, device)?;
@@ -42,21 +44,29 @@ pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, ste
         perf::make_channels_last(&vs)?;
     }
     let params = setup::trainable(&vs);
-    let mut optimizer = Optimizer::new(OptimConfig::new(OptimKind::parse("adam")?, 2e-4, 0.0, 0.9));
+    let config = OptimConfig::new(OptimKind::Adam, 2e-4, 0.0, 0.9).with_fused(how.fused_optimizer);
+    let mut optimizer = Optimizer::new(config);
     let x = Tensor::randn([batch as i64, 3, size as i64, size as i64], (Kind::Float, device));
     let x = if how.memory_format == MemoryFormat::Nhwc { perf::channels_last(&x)? } else { x };
     let y = Tensor::rand([batch as i64, 14], (Kind::Float, device)).round();
-    let mut step = || -> Result<f64> {
+    let mut runner = StepRunner::new(device, how.cuda_graph, graphed::WARMUP_STEPS);
+    let mut train_step = |x: &Tensor, y: &Tensor, optimizer: &mut Optimizer| -> Result<Tensor> {
         Optimizer::zero_grad(&params);
         let logits = {
             let _autocast = perf::Autocast::enter(how.precision, device)?;
-            net.forward_t(&x, true)
+            net.forward_t(x, true)
         };
-        let loss = LossKind::Bce.compute(&logits.to_kind(Kind::Float), &y);
+        let loss = LossKind::Bce.compute(&logits.to_kind(Kind::Float), y);
         loss.backward();
-        optimizer.step(&params);
+        optimizer.step(&params)?;
+        Ok(loss)
+    };
+    let mut step = || -> Result<f64> {
+        let (loss, _) = runner.run(&x, &y, &mut optimizer, &mut train_step)?;
         Ok(loss.double_value(&[]))
     };
+    // A graph is recorded after the runner's own warm-up: those steps count as warm-up here too.
+    let warmup = if how.cuda_graph { warmup.max(graphed::WARMUP_STEPS as usize + 1) } else { warmup };
     for _ in 0..warmup {
         step()?;
     }
@@ -71,18 +81,74 @@ pub fn train_steps(device: Device, batch: usize, size: usize, warmup: usize, ste
     if device.is_cuda() {
         tch::Cuda::synchronize(device_index(device));
     }
+    let graph = match runner.off_reason() {
+        None => "CUDA graph".to_string(),
+        Some(reason) if how.cuda_graph => format!("eager ({reason})"),
+        Some(_) => "eager".to_string(),
+    };
+    let optim = if how.fused_optimizer { "fused Adam" } else { "Adam" };
     let what = format!(
-        "resnet50 train step, batch {batch}, {size}px, {device:?}, {:?} {:?}",
+        "resnet50 train step, batch {batch}, {size}px, {device:?}, {:?} {:?}, {optim}, {graph}",
         how.precision, how.memory_format
     );
     Ok(Rate::new(what, batch * steps, started.elapsed().as_secs_f64()))
 }
 
-/// How a train step runs: precision and layout.
+/// How a train step runs: precision, layout, optimizer kernel, CUDA graph.
 #[derive(Debug, Clone, Copy)]
 pub struct Speed {
     pub precision: Precision,
     pub memory_format: MemoryFormat,
+    pub fused_optimizer: bool,
+    pub cuda_graph: bool,
+}
+
+/// Optimizer steps per second.
+#[derive(Debug, Serialize)]
+pub struct StepRate {
+    pub what: String,
+    pub steps: usize,
+    pub seconds: f64,
+    pub steps_per_s: f64,
+}
+
+/// Adam updates of ResNet50's parameters (14-class head, 161 tensors) with fixed random gradients: the
+/// optimizer alone, through the fused kernel or per parameter.
+pub fn optim_steps(device: Device, fused: bool, warmup: usize, steps: usize) -> Result<StepRate> {
+    tch::manual_seed(0);
+    let vs = VarStore::new(device);
+    let _net = setup::build(&vs, Task::Classification, 14, crate::model::Padding::Torch);
+    let params = setup::trainable(&vs);
+    for (_, p) in &params {
+        let mut g = p.grad();
+        if !g.defined() {
+            // a gradient the size of the parameter, set as autograd would (sum(p * r) has gradient r)
+            (p * Tensor::randn_like(p)).sum(Kind::Float).backward();
+            g = p.grad();
+        }
+        anyhow::ensure!(g.defined(), "no gradient for a parameter");
+    }
+    let mut optimizer = Optimizer::new(OptimConfig::new(OptimKind::Adam, 2e-4, 0.0, 0.9).with_fused(fused));
+    for _ in 0..warmup {
+        optimizer.step(&params)?;
+    }
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
+    }
+    let started = Instant::now();
+    for _ in 0..steps {
+        optimizer.step(&params)?;
+    }
+    if device.is_cuda() {
+        tch::Cuda::synchronize(device_index(device));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let what = format!(
+        "Adam step over resnet50's {} parameters, {device:?}, {}",
+        params.len(),
+        if fused { "fused" } else { "per parameter" }
+    );
+    Ok(StepRate { what, steps, seconds, steps_per_s: steps as f64 / seconds.max(1e-12) })
 }
 
 fn device_index(device: Device) -> i64 {

@@ -36,6 +36,27 @@ pub enum BenchCommand {
         /// nchw | nhwc
         #[arg(long, default_value = "nchw")]
         memory_format: String,
+        /// fused | plain: Adam through libtorch's fused kernel or per parameter.
+        #[arg(long, default_value = "fused")]
+        optimizer: String,
+        /// Record the step into a CUDA graph after warm-up and replay it (falls back to eager, saying why).
+        #[arg(long)]
+        cuda_graph: bool,
+    },
+    /// Adam steps alone over ResNet50's parameters with fixed gradients.
+    OptimStep {
+        /// fused | plain
+        #[arg(long, default_value = "fused")]
+        optimizer: String,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Intra-op threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// One pass of the classification loader over a ChestX-ray14-format list.
     Loader {
@@ -65,13 +86,32 @@ pub enum BenchCommand {
 
 pub fn run(args: Args) -> Result<i32> {
     let rate = match args.command {
-        BenchCommand::TrainStep { batch, size, warmup, steps, threads, device, precision, memory_format } => {
+        BenchCommand::TrainStep {
+            batch,
+            size,
+            warmup,
+            steps,
+            threads,
+            device,
+            precision,
+            memory_format,
+            optimizer,
+            cuda_graph,
+        } => {
             let device = crate::train::setup::device(&device, threads)?;
             let how = bench::Speed {
                 precision: Precision::parse(&precision)?,
                 memory_format: MemoryFormat::parse(&memory_format)?,
+                fused_optimizer: fused(&optimizer)?,
+                cuda_graph,
             };
             bench::train_steps(device, batch, size, warmup, steps, how)?
+        }
+        BenchCommand::OptimStep { optimizer, warmup, steps, threads, device } => {
+            let device = crate::train::setup::device(&device, threads)?;
+            let rate = bench::optim_steps(device, fused(&optimizer)?, warmup, steps)?;
+            println!("{}", serde_json::to_string(&rate)?);
+            return Ok(0);
         }
         BenchCommand::Loader { list, images, mode, size, batch, workers, epochs, cache } => {
             let mode = match mode.as_str() {
@@ -85,4 +125,12 @@ pub fn run(args: Args) -> Result<i32> {
     };
     println!("{}", serde_json::to_string(&rate)?);
     Ok(0)
+}
+
+fn fused(optimizer: &str) -> Result<bool> {
+    match optimizer {
+        "fused" => Ok(true),
+        "plain" => Ok(false),
+        other => anyhow::bail!("--optimizer {other:?} is not fused or plain"),
+    }
 }

@@ -1,7 +1,10 @@
 //! Speed settings tch does not expose, through a small C++ shim (shim.cpp, built by build.rs against the
 //! libtorch headers torch-sys uses): TF32, cuDNN benchmark, autocast to bf16, channels-last (NHWC).
 //! All of them also work on CPU (autocast to bf16 and NHWC convolutions exist there), so they are tested
-//! everywhere; only their speed needs a GPU.
+//! everywhere; only their speed needs a GPU. `fused`: libtorch's fused Adam kernels; `graph`: CUDA graphs.
+
+pub mod fused;
+pub mod graph;
 
 use anyhow::{Result, bail};
 use std::os::raw::c_int;

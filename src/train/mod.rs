@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod evaluate;
 pub mod files;
+pub mod graphed;
 pub mod lock;
 pub mod metrics;
 pub mod optim;

@@ -4,6 +4,7 @@
 use super::checkpoint::{self, BEST_FILE, LAST_FILE, scalar_tensors};
 use super::evaluate::{self, LossKind, TestScores};
 use super::files::{RunFiles, truncate_metrics};
+use super::graphed::{self, StepRunner};
 use super::optim::{OptimConfig, OptimKind, Optimizer};
 use super::schedule::{EarlyStop, Schedule};
 use super::setup;
@@ -25,6 +26,12 @@ pub enum Outcome {
     /// A stop was asked for (SIGTERM/SIGINT); last.ckpt holds the state to resume from.
     Stopped,
 }
+
+/// Set to 1, CUDA runs use the fused Adam kernel and record the train step into a CUDA graph
+/// (`graphed::StepRunner`); off by default until scripts/gpu-check has measured both on a GPU. On CPU, Adam
+/// and AdamW are always fused: measured ~7x faster than per-parameter ops (`make bench`, optimizer row),
+/// the same update within 1e-6 (tested) and the same last.ckpt.
+pub const CUDA_GRAPHS_ENV: &str = "MEDXFER_CUDA_GRAPHS";
 
 /// A metrics.jsonl step line every this many steps, or sooner when this many seconds passed since the last
 /// one (a slow CPU run still shows its progress and throughput inside an epoch).
@@ -81,7 +88,10 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         Task::Segmentation => LossKind::Dice,
     };
     let mut st = State {
-        optimizer: Optimizer::new(OptimConfig::new(OptimKind::parse(&h.optimizer)?, h.lr, h.weight_decay, h.momentum)),
+        optimizer: Optimizer::new(
+            OptimConfig::new(OptimKind::parse(&h.optimizer)?, h.lr, h.weight_decay, h.momentum)
+                .with_fused(!device.is_cuda() || cuda_graphs_wanted()),
+        ),
         schedule: Schedule::from_name(&h.scheduler, h.lr, h.epochs, h.patience)?,
         early: EarlyStop::new(h.patience),
         epoch: 0,
@@ -123,6 +133,25 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     }
     let params = setup::trainable(&vs);
     let best_path = files.dir.join(BEST_FILE);
+    let mut runner = StepRunner::new(device, cuda_graphs_wanted(), graphed::WARMUP_STEPS);
+    if device.is_cuda() {
+        files.log(&match runner.off_reason() {
+            Some(reason) => format!("train steps run eagerly: {reason}"),
+            None => format!("train steps are recorded into a CUDA graph after {} warm-up steps", graphed::WARMUP_STEPS),
+        });
+    }
+    // Autocast covers the forward pass only; the loss and evaluation stay in float32.
+    let mut train_step = |x: &tch::Tensor, y: &tch::Tensor, optimizer: &mut Optimizer| -> Result<tch::Tensor> {
+        Optimizer::zero_grad(&params);
+        let logits = {
+            let _autocast = perf::Autocast::enter(precision, device)?;
+            net.forward_t(x, true)
+        };
+        let value = loss.compute(&logits.to_kind(tch::Kind::Float), y);
+        value.backward();
+        optimizer.step(&params)?;
+        Ok(value)
+    };
     while st.epoch < h.epochs && !st.early.should_stop() {
         let epoch = st.epoch + 1;
         tch::manual_seed(spec.seed.wrapping_add(u64::from(epoch)) as i64);
@@ -133,19 +162,16 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
             let batch = batch.with_context(|| format!("epoch {epoch}"))?;
             let (x, y) = (batch.images_on(device), batch.targets.to_device(device));
             let x = if nhwc { perf::channels_last(&x)? } else { x };
-            Optimizer::zero_grad(&params);
-            // Autocast covers the forward pass only; the loss and evaluation stay in float32.
-            let logits = {
-                let _autocast = perf::Autocast::enter(precision, device)?;
-                net.forward_t(&x, true)
-            };
-            let value = loss.compute(&logits.to_kind(tch::Kind::Float), &y);
+            let graphs_were_on = runner.off_reason().is_none();
+            let (value, _) = runner.run(&x, &y, &mut st.optimizer, &mut train_step)?;
+            if let (true, Some(reason)) = (graphs_were_on, runner.off_reason()) {
+                files.log(&format!("epoch {epoch} step {}: {reason}", st.step + 1));
+            }
+            // Checked after the update (a recorded step cannot stop halfway); nothing is saved after it.
             let v = value.double_value(&[]);
             if !v.is_finite() {
                 bail!("the training loss became {v} at epoch {epoch}, step {}", st.step + 1);
             }
-            value.backward();
-            st.optimizer.step(&params);
             st.step += 1;
             (loss_sum, batches, images) = (loss_sum + v, batches + 1, images + batch.indices.len());
             if st.step.is_multiple_of(STEP_LINE_EVERY) || last_step_line.elapsed().as_secs_f64() >= STEP_LINE_SECONDS {
@@ -212,6 +238,10 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
 /// "auc.Mass 0.90333, auc_mean 0.91167": scores as train.log shows them.
 fn scores_text(scores: &BTreeMap<String, f64>) -> String {
     scores.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>().join(", ")
+}
+
+fn cuda_graphs_wanted() -> bool {
+    std::env::var(CUDA_GRAPHS_ENV).is_ok_and(|v| v == "1")
 }
 
 fn line(st: &State, files: &RunFiles, kind: &str, epoch: u32, loss: Option<f64>, rate: f64) -> MetricLine {
