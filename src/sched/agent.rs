@@ -24,6 +24,8 @@ pub const PAUSED_FILE: &str = "paused";
 const TICK: Duration = Duration::from_millis(200);
 /// After SIGTERM, a run that has not exited by then gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+/// The longest a request waits for trainers that wrote their final state to exit.
+const SETTLE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StopKind {
@@ -299,6 +301,7 @@ impl Agent {
 
     fn handle(&mut self, req: Request) -> Reply {
         tracing::info!(?req, "request");
+        self.settle_exiting();
         let runs = self.home.runs.clone();
         let done = match req {
             Request::Status => return Reply { ok: true, error: None, status: Some(self.status()) },
@@ -317,6 +320,23 @@ impl Agent {
                 Reply::ok()
             }
             Err(e) => Reply::error(crate::cli::one_sentence(&e)),
+        }
+    }
+
+    /// A trainer that wrote its final state is exiting: wait for it (up to SETTLE), so that a request made
+    /// right after a run ended (`runs resume` of a failed run, a status check) sees the run as ended.
+    fn settle_exiting(&mut self) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            self.follow();
+            let exiting = self
+                .active
+                .values()
+                .any(|a| Status::load(&a.dir).is_ok_and(|s| s.state.is_terminal() || s.state == State::Stopped));
+            if !exiting || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
