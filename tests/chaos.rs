@@ -765,6 +765,10 @@ fn bad_input_gets_one_clear_error_and_does_no_damage() {
     assert!(home.run_ids() == [good], "no run folder was created: {:?}", home.run_ids());
 
     // A malformed spec.toml: file and line; the trainer records the failure and touches nothing else.
+    // The run commands above started an agent: the queue is paused so that it does not launch the queued run
+    // beside the trainer this test runs itself.
+    let paused = home.output(&["queue", "pause"]);
+    assert!(paused.status.success(), "queue pause: {}", stderr(&paused));
     let queued = "20261126-000001-demo-cls-random-t2";
     let dir = finished_run(&home, queued, "");
     std::fs::remove_file(dir.join("result.json")).unwrap();
