@@ -67,8 +67,9 @@ impl Server {
                 std::thread::spawn(move || {
                     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
-                    let _ = handle(stream, &state);
-                    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    let flight = InFlight { state: &state, done: std::cell::Cell::new(false) };
+                    let _ = handle(stream, &state, &flight);
+                    flight.release();
                 });
             }
         });
@@ -113,7 +114,22 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
+/// One connection's share of `State::in_flight`, given back once: before the last body chunk is written (the
+/// client may have the whole body, and start its next download, before this thread runs again), or at the end.
+struct InFlight<'a> {
+    state: &'a State,
+    done: std::cell::Cell<bool>,
+}
+
+impl InFlight<'_> {
+    fn release(&self) {
+        if !self.done.replace(true) {
+            self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn handle(stream: TcpStream, state: &State, flight: &InFlight) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -201,6 +217,9 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut sent = 0;
     while sent < limit {
         let end = (sent + chunk).min(limit);
+        if end == body.len() {
+            flight.release();
+        }
         out.write_all(&body[sent..end])?;
         state.served.lock().unwrap()[index].body_bytes += (end - sent) as u64;
         sent = end;
