@@ -173,13 +173,17 @@ fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(pe)
 }
 
-/// One line per model over anno %, its band the spread over trials.
-pub fn efficiency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Efficiency) -> Result<()> {
-    root.fill(&WHITE).map_err(pe)?;
-    let points = f.lines.iter().flat_map(|l| &l.points);
-    let (x_lo, x_hi) = padded(points.clone().map(|p| f64::from(p.anno_percent)));
-    let (y_lo, y_hi) = padded(points.flat_map(|p| [p.low, p.high]));
-    let title = format!("{} · label efficiency · {} (mean ± {})", f.dataset, f.metric.to_uppercase(), f.spread.label());
+/// A line chart whose x axis counts whole units (anno %, epochs), with its mesh and axis descriptions drawn.
+fn whole_number_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: String,
+    (x_lo, x_hi): (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+> {
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, TITLE))
         .margin(16)
@@ -189,13 +193,31 @@ pub fn efficiency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Efficie
         .map_err(pe)?;
     chart
         .configure_mesh()
-        .x_desc("labelled training data (%)")
+        .x_desc(x_desc)
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc(f.metric.to_uppercase())
+        .y_desc(y_desc)
         .label_style((FONT, TEXT))
         .axis_desc_style((FONT, TEXT))
         .draw()
         .map_err(pe)?;
+    Ok(chart)
+}
+
+/// One line per model over anno %, its band the spread over trials.
+pub fn efficiency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Efficiency) -> Result<()> {
+    root.fill(&WHITE).map_err(pe)?;
+    let points = f.lines.iter().flat_map(|l| &l.points);
+    let (x_lo, x_hi) = padded(points.clone().map(|p| f64::from(p.anno_percent)));
+    let (y_lo, y_hi) = padded(points.flat_map(|p| [p.low, p.high]));
+    let title = format!("{} · label efficiency · {} (mean ± {})", f.dataset, f.metric.to_uppercase(), f.spread.label());
+    let mut chart = whole_number_chart(
+        root,
+        title,
+        (x_lo, x_hi),
+        (y_lo, y_hi),
+        "labelled training data (%)",
+        &f.metric.to_uppercase(),
+    )?;
     for (i, line) in f.lines.iter().enumerate() {
         let c = colour(i);
         let upper = line.points.iter().map(|p| (f64::from(p.anno_percent), p.high));
@@ -224,22 +246,7 @@ pub fn curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Curves) -> 
     } else {
         format!("{} · loss of {} runs", f.dataset, f.runs.len())
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, TITLE))
-        .margin(16)
-        .x_label_area_size(56)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-        .map_err(pe)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("loss")
-        .label_style((FONT, TEXT))
-        .axis_desc_style((FONT, TEXT))
-        .draw()
-        .map_err(pe)?;
+    let mut chart = whole_number_chart(root, title, (x_lo, x_hi), (y_lo, y_hi), "epoch", "loss")?;
     for (i, run) in f.runs.iter().enumerate() {
         let c = colour(i);
         let train: Vec<(f64, f64)> =
