@@ -193,8 +193,9 @@ fn detail_draws_both_curves_and_marks() {
     for (w, h) in [(80, 24), (160, 48)] {
         let text = screen(&s, w, h);
         assert!(text.contains(A) && text.contains("epoch 4/10") && text.contains("best 3"), "{text}");
-        assert!(text.contains('*') && text.contains('o'), "{text}");
-        let axis = text.lines().find(|l| l.contains("---")).unwrap_or_default();
+        let braille = text.lines().skip(3).any(|l| l.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)));
+        assert!(braille && text.contains('o'), "train in braille, val as o without colour:\n{text}");
+        let axis = text.lines().find(|l| l.contains("───")).unwrap_or_default();
         assert!(axis.contains('L') && axis.contains('B'), "marks on the axis row: {axis:?}\n{text}");
     }
 }
@@ -550,5 +551,6 @@ mod board;
 mod columns;
 mod compare;
 mod controls;
+mod curves;
 mod launch;
 mod trust;

@@ -255,7 +255,7 @@ fn the_log_scrolls_fills_the_screen_and_shows_the_whole_reason() {
     let full = screen(&s, 80, 24);
     let shown = (1..=40).filter(|i| full.contains(&format!("line {i:03} of"))).count();
     assert!(shown >= 15, "{shown} log lines over the whole view:\n{full}");
-    assert!(!full.contains("loss: * train"), "no curves in the full log:\n{full}");
+    assert!(!full.contains("⠉⠒ train"), "no curves in the full log:\n{full}");
     update(&mut s, Action::Back);
     assert!(s.detail.is_none() && !s.log_full);
 }

@@ -1,5 +1,6 @@
 //! Pure rendering: `Widget for &State` draws the tab bar, the current view, the status line and the help.
 
+pub mod braille;
 pub mod chart;
 pub mod compare;
 pub mod datasets;

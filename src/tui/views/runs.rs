@@ -1,7 +1,7 @@
 //! The Runs table and one run's detail (loss curves with LR-drop and best-epoch marks, log tail).
 
 use super::super::state::{RunView, State, View};
-use super::chart::{self, Curve};
+use super::chart::{self, Curve, XAxis};
 use super::{cursor_style, fg, num, scroll_offset};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -139,18 +139,25 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
             num(run.metric(), 4),
             run.last.as_ref().map_or("-".into(), |l| format!("{:.2e}", l.lr)),
         )),
-        Line::from("loss: * train  o val   marks: L lr drop  B best epoch"),
+        Line::from(if s.color {
+            "loss: ⠉⠒ train (green)  ⠉⠒ val (yellow)   marks: L lr drop  B best epoch"
+        } else {
+            "loss: ⠉⠒ train  o val   marks: L lr drop  B best epoch"
+        }),
     ];
     Paragraph::new(lines).render(head, buf);
     let mut marks: Vec<(f64, char)> = run.lr_drops.iter().map(|x| (*x, 'L')).collect();
     if let Some(x) = best.and_then(|b| run.epoch_steps.get(&b)) {
         marks.push((*x, 'B'));
     }
-    let curves_drawn = [
-        Curve { series: &run.train, symbol: '*', style: fg(s, Color::Green) },
-        Curve { series: &run.val, symbol: 'o', style: fg(s, Color::Yellow) },
-    ];
-    chart::render(&curves_drawn, &marks, curves, buf);
+    let train = Curve { series: &run.train, symbol: '*', style: fg(s, Color::Green) };
+    let val = Curve { series: &run.val, symbol: 'o', style: fg(s, Color::Yellow) };
+    let axis = XAxis { name: "epoch", ticks: run.epoch_steps.iter().map(|(e, x)| (*x, e.to_string())).collect() };
+    if s.color {
+        chart::render_lines(&[train, val], &[], &marks, &axis, curves, buf);
+    } else {
+        chart::render_lines(&[train], &[val], &marks, &axis, curves, buf);
+    }
     render_log(s, run, log, buf);
 }
 
