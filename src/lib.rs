@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod home;
+pub mod host;
 pub mod logging;
 pub mod model;
 pub mod perf;

@@ -2,6 +2,8 @@
 
 use super::state::View;
 use super::store::RunDelta;
+use crate::host::HostInfo;
+use crate::sched::socket::AgentStatus;
 use crate::zoo::ModelState;
 use std::path::PathBuf;
 
@@ -34,6 +36,14 @@ pub struct GpuInfo {
     pub name: String,
     pub memory_total_mib: u64,
     pub memory_free_mib: u64,
+}
+
+/// The machine and the agent, as the GPUs view shows them beside (or instead of) the GPUs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostView {
+    pub host: Option<HostInfo>,
+    /// None while no agent answers on the home's socket.
+    pub agent: Option<AgentStatus>,
 }
 
 /// A control of one run, performed by `medxfer runs stop|kill|resume|restart ID` (the agent makes the change).
@@ -131,6 +141,8 @@ pub enum Action {
     RunData(Box<RunDelta>),
     RunRemoved(String),
     Gpus(Vec<GpuInfo>),
+    /// The host probe's reading: CPUs, memory, load and the agent's status.
+    Host(Box<HostView>),
     /// The zoo watcher's reading of every catalog model.
     ZooStates(Vec<ZooStatus>),
     /// A `zoo pull` or `zoo verify` of `id` ended.

@@ -1,7 +1,7 @@
 //! The event loop: terminal events, a run-folder watcher, NVML and finished commands feed one channel;
 //! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
 
-use super::action::{Action, GpuInfo, ZooStatus};
+use super::action::{Action, GpuInfo, HostView, ZooStatus};
 use super::keymap::{self, Key, Keymap};
 use super::state::State;
 use super::store::{self, RunStore};
@@ -9,6 +9,8 @@ use super::update::{Effect, update};
 use super::views::heat;
 use crate::cli::Ctx;
 use crate::home::Home;
+use crate::host::HostInfo;
+use crate::sched::socket::{self, Request};
 use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, KeyEventKind};
@@ -30,6 +32,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 const ZOO_EVERY: Duration = Duration::from_secs(1);
 /// How often NVML is asked again.
 const GPUS_EVERY: Duration = Duration::from_secs(5);
+const HOST_EVERY: Duration = Duration::from_secs(2);
 
 enum Msg {
     Term(Event),
@@ -63,6 +66,7 @@ async fn event_loop(home: Home, mut state: State) -> Result<i32> {
     spawn_watcher(home.runs.clone(), tx.clone());
     spawn_zoo_watcher(home.clone(), tx.clone(), zoo_poke.clone());
     spawn_gpu_probe(tx.clone());
+    spawn_host_probe(home.clone(), tx.clone());
     spawn_clock(tx.clone());
     spawn_signal_handlers(tx.clone())?;
     let mut store = RunStore::new(home.runs.clone());
@@ -265,6 +269,29 @@ fn spawn_gpu_probe(tx: UnboundedSender<Msg>) {
             }
         }
     });
+}
+
+/// CPUs, memory and load from /proc, and the agent's status if one answers (the probe never starts one).
+fn spawn_host_probe(home: Home, tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HOST_EVERY);
+        loop {
+            tick.tick().await;
+            let home = home.clone();
+            let Ok(view) = tokio::task::spawn_blocking(move || read_host(&home)).await else { return };
+            if tx.send(Msg::Do(Action::Host(Box::new(view)))).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The machine now and the agent's status, if an agent answers on the home's socket.
+pub fn read_host(home: &Home) -> HostView {
+    HostView {
+        host: HostInfo::read(),
+        agent: socket::request(home, &Request::Status).ok().and_then(|reply| reply.status),
+    }
 }
 
 /// SIGHUP (the SSH link dropped) and SIGTERM end the loop, which restores the terminal.

@@ -1,6 +1,6 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
-use super::action::{Control, DataCheck, GpuInfo, ZooStatus};
+use super::action::{Control, DataCheck, GpuInfo, HostView, ZooStatus};
 use super::curve::Series;
 use super::keymap::Keymap;
 use super::launch::{Field, LaunchForm};
@@ -347,6 +347,8 @@ pub struct State {
     pub message_age: u32,
     /// None until NVML has been asked.
     pub gpus: Option<Vec<GpuInfo>>,
+    /// None until the host probe has reported.
+    pub host: Option<HostView>,
     /// The whole zoo catalog, in the Zoo view's order.
     pub zoo: Vec<ZooModel>,
     /// The dataset specs known to the data module.
@@ -391,6 +393,7 @@ impl State {
             log_scroll: 0,
             log_full: false,
             gpus: None,
+            host: None,
             zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
             datasets: dataset_infos(),
             launch: LaunchForm::default(),

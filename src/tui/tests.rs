@@ -553,4 +553,5 @@ mod compare;
 mod controls;
 mod curves;
 mod launch;
+mod machine;
 mod trust;

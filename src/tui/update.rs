@@ -489,6 +489,10 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             s.dirty = was_dirty || s.gpus.as_ref() != Some(&gpus);
             s.gpus = Some(gpus);
         }
+        Action::Host(view) => {
+            s.dirty = was_dirty || s.host.as_ref() != Some(&*view);
+            s.host = Some(*view);
+        }
         Action::CommandFinished { ok, message } => {
             if !ok {
                 s.last_failure = Some(message.clone());
@@ -698,6 +702,7 @@ fn is_key(action: &Action) -> bool {
         Action::RunData(_)
             | Action::RunRemoved(_)
             | Action::Gpus(_)
+            | Action::Host(_)
             | Action::CommandFinished { .. }
             | Action::ZooStates(_)
             | Action::ZooDone { .. }
