@@ -2,6 +2,7 @@
 //! Effects are performed by the app, which reports back with actions (`Effect::finished`).
 
 use super::action::{Action, Control, DataCheck};
+use super::keymap::Bind;
 use super::launch::{self, Field, Row};
 use super::state::{RunView, State, View};
 use super::views::leaderboard as leaderboard_view;
@@ -396,7 +397,7 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
                 Some(ModelState::Downloaded | ModelState::Verified | ModelState::Converted | ModelState::Failed { .. })
             );
             if !pull && !downloaded {
-                let key = s.keymap.key_of("zoo_pull");
+                let key = s.keymap.key_of(Bind::ZooPull);
                 s.message = Some(format!("{id} is not downloaded: press {key} to pull it first"));
                 return Vec::new();
             }
@@ -557,14 +558,14 @@ fn launch_action(s: &mut State, action: Action) -> Vec<Effect> {
                 let before = s.launch.text_mut(field).map(|t| t.clone()).unwrap_or_default();
                 s.launch.editing = Some((field, before));
             }
-            _ => s.message = Some(format!("{} edits the anno % and overrides rows", s.keymap.key_of("edit"))),
+            _ => s.message = Some(format!("{} edits the anno % and overrides rows", s.keymap.key_of(Bind::Edit))),
         },
         Action::ChooseConverted => {
             let converted: BTreeSet<String> =
                 s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).collect();
             if converted.is_empty() {
                 s.message =
-                    Some(format!("no converted model yet: pull one with {} in Zoo", s.keymap.key_of("zoo_pull")));
+                    Some(format!("no converted model yet: pull one with {} in Zoo", s.keymap.key_of(Bind::ZooPull)));
             } else if converted.is_subset(&s.launch.models) {
                 s.launch.models.clear();
             } else {

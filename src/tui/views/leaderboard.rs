@@ -2,6 +2,7 @@
 //! runs scored under different conventions or annotation percentages are never ranked together. On demand:
 //! the study's published numbers as unranked reference rows, and the per-class heat map (`heat`).
 
+use super::super::keymap::Bind;
 use super::super::state::{State, View};
 use super::{cursor_style, fg, scroll_offset};
 use crate::runs::leaderboard;
@@ -105,9 +106,9 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let key = |name| s.keymap.key_of(name);
     let title = format!(
         " Leaderboard (mean ± std over trials)  {} per-class  {} published  {} export ",
-        key("heat_map"),
-        key("published"),
-        key("export")
+        key(Bind::HeatMap),
+        key(Bind::Published),
+        key(Bind::Export)
     );
     let block = Block::default().borders(Borders::TOP).title(title);
     let inner = block.inner(area);
