@@ -4,6 +4,7 @@
 pub mod action;
 pub mod app;
 pub mod curve;
+pub mod env;
 pub mod keymap;
 pub mod launch;
 pub mod state;

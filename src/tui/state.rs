@@ -2,9 +2,9 @@
 
 use super::action::{Control, DataCheck, GpuInfo, ZooStatus};
 use super::curve::Series;
+use super::env::TuiEnv;
 use super::keymap::Keymap;
 use super::launch::{Field, LaunchForm};
-use crate::data::DatasetSpec;
 use crate::runs::leaderboard::PublishedRow;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
 use crate::sched::slots::Slot;
@@ -296,25 +296,6 @@ pub struct DatasetInfo {
     pub check: Option<DataCheck>,
 }
 
-/// The built-in dataset specs (`dataset/*.toml`, embedded), demos included.
-pub fn dataset_infos() -> Vec<DatasetInfo> {
-    crate::data::spec::BUILTIN
-        .iter()
-        .filter_map(|(name, _)| DatasetSpec::load(name).ok())
-        .map(|spec| DatasetInfo {
-            demo: spec.is_demo(),
-            metric: match spec.metric {
-                crate::data::Metric::Auc => "auc",
-                crate::data::Metric::Dice => "dice",
-            },
-            name: spec.name,
-            description: spec.description,
-            task: spec.task,
-            check: None,
-        })
-        .collect()
-}
-
 #[derive(Debug, Clone)]
 pub struct State {
     pub view: View,
@@ -362,7 +343,7 @@ pub struct State {
     pub board_heat: bool,
     /// Leaderboard: the study's published numbers as reference rows.
     pub board_published: bool,
-    /// The study's published numbers (`runs::leaderboard::paper_results`, built in).
+    /// The study's published numbers (`TuiEnv::published`).
     pub published: Vec<PublishedRow>,
     pub keymap: Keymap,
     pub quit: bool,
@@ -371,7 +352,8 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(keymap: Keymap, color: bool) -> State {
+    /// The state before any run or watcher report: `env`'s models, datasets and published numbers.
+    pub fn new(env: TuiEnv, keymap: Keymap, color: bool) -> State {
         State {
             view: View::Runs,
             runs: BTreeMap::new(),
@@ -391,15 +373,15 @@ impl State {
             log_scroll: 0,
             log_full: false,
             gpus: None,
-            zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
-            datasets: dataset_infos(),
+            zoo: zoo_models(&env.catalog),
+            datasets: env.datasets,
             launch: LaunchForm::default(),
             color,
             rich_color: false,
             zoo_details: false,
             board_heat: false,
             board_published: false,
-            published: crate::runs::leaderboard::paper_results().unwrap_or_default(),
+            published: env.published,
             keymap,
             quit: false,
             dirty: true,

@@ -133,7 +133,7 @@ fn export_writes_csv_markdown_and_the_figure_of_the_cursor_dataset() {
     assert!(files[1].1.contains("Published"), "shown reference rows are exported too:\n{}", files[1].1);
     assert!(files[2].1.contains("(published)"), "and drawn:\n{}", files[2].1);
 
-    let mut empty = State::new(super::super::keymap::Keymap::default(), false);
+    let mut empty = State::new(crate::tui::env::TuiEnv::embedded(), super::super::keymap::Keymap::default(), false);
     update(&mut empty, Action::Show(View::Leaderboard));
     assert!(update(&mut empty, Action::Export).is_empty());
     assert_eq!(empty.message.as_deref(), Some("nothing to export yet: no finished runs"));

@@ -56,7 +56,7 @@ fn controls_work_from_the_open_detail_and_need_a_run() {
     update(&mut s, Action::Down);
     update(&mut s, Action::Open);
     assert_eq!(update(&mut s, Action::RunControl(Control::Stop)), [control(B, Control::Stop)]);
-    let mut empty = super::super::state::State::new(Keymap::default(), false);
+    let mut empty = super::super::state::State::new(crate::tui::env::TuiEnv::embedded(), Keymap::default(), false);
     assert!(update(&mut empty, Action::RunControl(Control::Restart)).is_empty());
     assert_eq!(empty.message.as_deref(), Some("no run under the cursor to restart"));
     assert!(empty.confirm.is_none());
