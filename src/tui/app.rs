@@ -2,11 +2,12 @@
 //! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
 
 use super::action::{Action, GpuInfo, ZooStatus};
+use super::effect::Effect;
 use super::env::TuiEnv;
 use super::keymap::{self, Key, Keymap};
 use super::state::State;
 use super::store::{self, RunStore};
-use super::update::{Effect, update};
+use super::update::update;
 use super::views::heat;
 use crate::cli::Ctx;
 use crate::home::Home;

@@ -2,9 +2,9 @@
 //! plan it makes: checked as `medxfer sweep` checks it, without touching the disk, and enqueued through
 //! that same command.
 
+use super::effect::Effect;
 use super::keymap::Bind;
 use super::state::State;
-use super::update::Effect;
 use crate::sched::sweep;
 use std::collections::BTreeSet;
 

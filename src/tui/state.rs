@@ -1,6 +1,7 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
 use super::action::{Control, DataCheck, GpuInfo, ZooStatus};
+use super::board::BoardRow;
 use super::curve::Series;
 use super::env::TuiEnv;
 use super::keymap::Keymap;
@@ -345,6 +346,8 @@ pub struct State {
     pub board_published: bool,
     /// The study's published numbers (`TuiEnv::published`).
     pub published: Vec<PublishedRow>,
+    /// The Leaderboard's rows, derived from `runs` and `published`: `refresh_board` after either changes.
+    pub board: Vec<BoardRow>,
     pub keymap: Keymap,
     pub quit: bool,
     /// Something visible changed since the last frame.
@@ -382,10 +385,16 @@ impl State {
             board_heat: false,
             board_published: false,
             published: env.published,
+            board: Vec::new(),
             keymap,
             quit: false,
             dirty: true,
         }
+    }
+
+    /// Rebuilds the Leaderboard's rows (a run's result came or went, or the published rows were toggled).
+    pub fn refresh_board(&mut self) {
+        self.board = super::board::rows(&self.runs, self.board_published.then_some(&self.published[..]));
     }
 
     /// Keys type text (the Runs filter or a Launch field) instead of acting.
@@ -443,7 +452,7 @@ impl State {
             View::Runs => self.visible_runs().len(),
             View::Zoo => self.zoo.len(),
             View::Datasets => self.datasets.len(),
-            View::Leaderboard => super::views::leaderboard::rows(self).len(),
+            View::Leaderboard => self.board.len(),
             View::Gpus => self.gpus.as_ref().map_or(0, Vec::len),
             View::Launch => Field::ALL.len() + self.zoo.len(),
             View::Compare => 0,

@@ -1,11 +1,12 @@
 //! Tests of `update` (actions → state and effects) and of the views rendered into a TestBackend.
 
 use super::action::{Action, Control};
+use super::effect::Effect;
 use super::env::TuiEnv;
 use super::keymap::Keymap;
 use super::state::{State, View};
 use super::store::RunDelta;
-use super::update::{Effect, update};
+use super::update::update;
 use crate::runs::record::{
     DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, Snapshot, State as RunState, Status, Task,
 };

@@ -1,9 +1,10 @@
 //! Run controls from the Runs view: stop, kill, resume, restart through `medxfer runs <verb> ID`.
 
 use super::super::action::{Action, Control};
+use super::super::effect::Effect;
 use super::super::keymap::{self, Keymap, parse_key};
 use super::super::state::View;
-use super::super::update::{Effect, update};
+use super::super::update::update;
 use super::{A, B, screen, two_runs};
 use std::collections::BTreeMap;
 

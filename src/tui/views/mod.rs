@@ -93,7 +93,7 @@ pub fn header_marks(s: &State) -> String {
 fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
     if let Some((control, ids)) = &s.confirm {
         let question =
-            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::update::targets_name(ids));
+            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::action::targets_name(ids));
         Paragraph::new(question).style(fg(s, Color::Red).add_modifier(Modifier::BOLD)).render(area, buf);
         return;
     }
