@@ -71,7 +71,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[test]
 fn frames_with_200_runs_of_10000_points() {
     let before = rss_kib();
-    let mut state = State::new(Keymap::default(), true);
+    let mut state = State::new(medxfer::tui::env::TuiEnv::embedded(), Keymap::default(), true);
     for i in 0..RUNS {
         update(&mut state, Action::RunData(Box::new(delta(i))));
     }

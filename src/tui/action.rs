@@ -72,6 +72,14 @@ impl Control {
     }
 }
 
+/// The runs a control acts on, as a message names them: one by its id, several by their count.
+pub fn targets_name(ids: &[String]) -> String {
+    match ids {
+        [id] => id.clone(),
+        _ => format!("{} selected runs", ids.len()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Quit,

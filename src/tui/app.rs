@@ -2,10 +2,12 @@
 //! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
 
 use super::action::{Action, GpuInfo, HostView, ZooStatus};
+use super::effect::Effect;
+use super::env::TuiEnv;
 use super::keymap::{self, Key, Keymap};
 use super::state::State;
 use super::store::{self, RunStore};
-use super::update::{Effect, update};
+use super::update::update;
 use super::views::heat;
 use crate::cli::Ctx;
 use crate::home::Home;
@@ -50,21 +52,23 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the TUI's runtime")?;
-    let mut state = State::new(keymap, color);
+    let env = TuiEnv::embedded();
+    let catalog = env.catalog.clone();
+    let mut state = State::new(env, keymap, color);
     let env = |name| std::env::var(name).ok();
     state.rich_color = heat::rich_color(env("COLORTERM").as_deref(), env("TERM").as_deref());
-    let status = runtime.block_on(event_loop(ctx.home.clone(), state));
+    let status = runtime.block_on(event_loop(ctx.home.clone(), catalog, state));
     // A watcher's blocking read may still be running; quitting must not wait for it.
     runtime.shutdown_background();
     status
 }
 
-async fn event_loop(home: Home, mut state: State) -> Result<i32> {
+async fn event_loop(home: Home, catalog: Catalog, mut state: State) -> Result<i32> {
     let (tx, mut rx) = unbounded_channel();
     let zoo_poke = Arc::new(Notify::new());
     spawn_input(tx.clone());
     spawn_watcher(home.runs.clone(), tx.clone());
-    spawn_zoo_watcher(home.clone(), tx.clone(), zoo_poke.clone());
+    spawn_zoo_watcher(home.clone(), catalog, tx.clone(), zoo_poke.clone());
     spawn_gpu_probe(tx.clone());
     spawn_host_probe(home.clone(), tx.clone());
     spawn_clock(tx.clone());
@@ -214,9 +218,8 @@ pub fn zoo_statuses(home: &Home, catalog: &Catalog) -> Vec<ZooStatus> {
 }
 
 /// Reports the zoo cache's states every ZOO_EVERY, or at once when poked (a command ended), when they changed.
-fn spawn_zoo_watcher(home: Home, tx: UnboundedSender<Msg>, poke: Arc<Notify>) {
+fn spawn_zoo_watcher(home: Home, catalog: Catalog, tx: UnboundedSender<Msg>, poke: Arc<Notify>) {
     tokio::spawn(async move {
-        let Ok(catalog) = Catalog::embedded() else { return };
         let mut seen = None;
         loop {
             let (h, c) = (home.clone(), catalog.clone());

@@ -14,8 +14,56 @@ pub enum Scope {
     Only(&'static [View]),
 }
 
-/// A bindable action: its config name, what it does, where it works, its default keys.
+/// A binding as code names it (`Keymap::key_of`); config.toml names it by `Binding::name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    Quit,
+    Help,
+    NextView,
+    PrevView,
+    ViewZoo,
+    ViewDatasets,
+    ViewLaunch,
+    ViewRuns,
+    ViewCompare,
+    ViewLeaderboard,
+    ViewGpus,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    Open,
+    ZooDetails,
+    Back,
+    Select,
+    SelectTrials,
+    CompareBands,
+    Filter,
+    Sort,
+    DemoSweep,
+    StopRun,
+    KillRun,
+    ResumeRun,
+    FullLog,
+    WholeMessage,
+    RestartRun,
+    More,
+    Less,
+    Edit,
+    ChooseConverted,
+    DryRun,
+    Enqueue,
+    HeatMap,
+    Published,
+    Export,
+    ZooPull,
+    ZooVerify,
+    DataCheck,
+}
+
+/// A bindable action: its id, its config name, what it does, where it works, its default keys.
 pub struct Binding {
+    pub id: Bind,
     pub name: &'static str,
     pub about: &'static str,
     pub scope: Scope,
@@ -29,6 +77,7 @@ const BOARD: Scope = Scope::Only(&[View::Leaderboard]);
 
 pub const BINDINGS: &[Binding] = &[
     Binding {
+        id: Bind::Quit,
         name: "quit",
         about: "quit (runs keep going)",
         scope: Scope::Everywhere,
@@ -36,6 +85,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["q"],
     },
     Binding {
+        id: Bind::Help,
         name: "help",
         about: "show or hide this help",
         scope: Scope::Everywhere,
@@ -43,6 +93,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["?"],
     },
     Binding {
+        id: Bind::NextView,
         name: "next_view",
         about: "next view",
         scope: Scope::Everywhere,
@@ -50,6 +101,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["tab", "l", "right"],
     },
     Binding {
+        id: Bind::PrevView,
         name: "prev_view",
         about: "previous view",
         scope: Scope::Everywhere,
@@ -57,6 +109,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["backtab", "h", "left"],
     },
     Binding {
+        id: Bind::ViewZoo,
         name: "view_zoo",
         about: "Zoo view",
         scope: Scope::Everywhere,
@@ -64,6 +117,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["1"],
     },
     Binding {
+        id: Bind::ViewDatasets,
         name: "view_datasets",
         about: "Datasets view",
         scope: Scope::Everywhere,
@@ -71,6 +125,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["2"],
     },
     Binding {
+        id: Bind::ViewLaunch,
         name: "view_launch",
         about: "Launch view",
         scope: Scope::Everywhere,
@@ -78,6 +133,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["3"],
     },
     Binding {
+        id: Bind::ViewRuns,
         name: "view_runs",
         about: "Runs view",
         scope: Scope::Everywhere,
@@ -85,6 +141,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["4"],
     },
     Binding {
+        id: Bind::ViewCompare,
         name: "view_compare",
         about: "Compare view",
         scope: Scope::Everywhere,
@@ -92,6 +149,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["5"],
     },
     Binding {
+        id: Bind::ViewLeaderboard,
         name: "view_leaderboard",
         about: "Leaderboard view",
         scope: Scope::Everywhere,
@@ -99,14 +157,23 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["6"],
     },
     Binding {
+        id: Bind::ViewGpus,
         name: "view_gpus",
         about: "GPUs view",
         scope: Scope::Everywhere,
         action: || Action::Show(View::Gpus),
         defaults: &["7"],
     },
-    Binding { name: "up", about: "move up", scope: Scope::Everywhere, action: || Action::Up, defaults: &["up", "k"] },
     Binding {
+        id: Bind::Up,
+        name: "up",
+        about: "move up",
+        scope: Scope::Everywhere,
+        action: || Action::Up,
+        defaults: &["up", "k"],
+    },
+    Binding {
+        id: Bind::Down,
         name: "down",
         about: "move down",
         scope: Scope::Everywhere,
@@ -114,6 +181,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["down", "j"],
     },
     Binding {
+        id: Bind::Top,
         name: "top",
         about: "first row",
         scope: Scope::Everywhere,
@@ -121,6 +189,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["g", "home"],
     },
     Binding {
+        id: Bind::Bottom,
         name: "bottom",
         about: "last row",
         scope: Scope::Everywhere,
@@ -128,6 +197,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["G", "end"],
     },
     Binding {
+        id: Bind::Open,
         name: "open",
         about: "open run curves and log",
         scope: RUNS,
@@ -135,6 +205,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["enter"],
     },
     Binding {
+        id: Bind::ZooDetails,
         name: "zoo_details",
         about: "show/hide model details",
         scope: Scope::Only(&[View::Zoo]),
@@ -142,6 +213,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["enter"],
     },
     Binding {
+        id: Bind::Back,
         name: "back",
         about: "close detail/filter/help",
         scope: Scope::Everywhere,
@@ -149,6 +221,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["esc"],
     },
     Binding {
+        id: Bind::Select,
         name: "select",
         about: "select run/model",
         scope: Scope::Only(&[View::Runs, View::Launch]),
@@ -156,6 +229,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["space"],
     },
     Binding {
+        id: Bind::SelectTrials,
         name: "select_trials",
         about: "select model's trials",
         scope: RUNS,
@@ -163,6 +237,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["T"],
     },
     Binding {
+        id: Bind::CompareBands,
         name: "compare_bands",
         about: "mean+band / every run",
         scope: Scope::Only(&[View::Compare]),
@@ -170,6 +245,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["m"],
     },
     Binding {
+        id: Bind::Filter,
         name: "filter",
         about: "filter runs by text",
         scope: RUNS,
@@ -177,6 +253,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["/"],
     },
     Binding {
+        id: Bind::Sort,
         name: "sort",
         about: "cycle the sort column",
         scope: RUNS,
@@ -184,6 +261,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["s"],
     },
     Binding {
+        id: Bind::DemoSweep,
         name: "demo_sweep",
         about: "enqueue the demo sweep",
         scope: Scope::Only(&[View::Zoo, View::Launch, View::Runs]),
@@ -191,6 +269,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["d"],
     },
     Binding {
+        id: Bind::StopRun,
         name: "stop_run",
         about: "stop the run (SIGTERM)",
         scope: RUNS,
@@ -198,6 +277,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["x"],
     },
     Binding {
+        id: Bind::KillRun,
         name: "kill_run",
         about: "kill the run (asks)",
         scope: RUNS,
@@ -205,6 +285,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["K"],
     },
     Binding {
+        id: Bind::ResumeRun,
         name: "resume_run",
         about: "resume stopped/failed",
         scope: RUNS,
@@ -212,6 +293,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["r"],
     },
     Binding {
+        id: Bind::FullLog,
         name: "full_log",
         about: "full-screen log",
         scope: RUNS,
@@ -219,6 +301,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["L"],
     },
     Binding {
+        id: Bind::WholeMessage,
         name: "whole_message",
         about: "the whole last message",
         scope: Scope::Everywhere,
@@ -226,6 +309,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["M"],
     },
     Binding {
+        id: Bind::RestartRun,
         name: "restart_run",
         about: "restart anew (asks)",
         scope: RUNS,
@@ -233,14 +317,23 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["R"],
     },
     Binding {
+        id: Bind::More,
         name: "more",
         about: "next dataset, +1 trial",
         scope: LAUNCH,
         action: || Action::More,
         defaults: &["+", "="],
     },
-    Binding { name: "less", about: "prev dataset, -1 trial", scope: LAUNCH, action: || Action::Less, defaults: &["-"] },
     Binding {
+        id: Bind::Less,
+        name: "less",
+        about: "prev dataset, -1 trial",
+        scope: LAUNCH,
+        action: || Action::Less,
+        defaults: &["-"],
+    },
+    Binding {
+        id: Bind::Edit,
         name: "edit",
         about: "type anno % or overrides",
         scope: LAUNCH,
@@ -248,6 +341,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["e"],
     },
     Binding {
+        id: Bind::ChooseConverted,
         name: "choose_converted",
         about: "choose converted models",
         scope: LAUNCH,
@@ -255,6 +349,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["a"],
     },
     Binding {
+        id: Bind::DryRun,
         name: "dry_run",
         about: "dry run: new vs existing",
         scope: LAUNCH,
@@ -262,6 +357,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["p"],
     },
     Binding {
+        id: Bind::Enqueue,
         name: "enqueue",
         about: "enqueue the sweep",
         scope: LAUNCH,
@@ -269,6 +365,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["enter"],
     },
     Binding {
+        id: Bind::HeatMap,
         name: "heat_map",
         about: "per-class heat map",
         scope: BOARD,
@@ -276,6 +373,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["c"],
     },
     Binding {
+        id: Bind::Published,
         name: "published",
         about: "published reference rows",
         scope: BOARD,
@@ -283,6 +381,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["r"],
     },
     Binding {
+        id: Bind::Export,
         name: "export",
         about: "export CSV and Markdown",
         scope: BOARD,
@@ -290,6 +389,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["e"],
     },
     Binding {
+        id: Bind::ZooPull,
         name: "zoo_pull",
         about: "pull and convert model",
         scope: Scope::Only(&[View::Zoo]),
@@ -297,6 +397,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["p"],
     },
     Binding {
+        id: Bind::ZooVerify,
         name: "zoo_verify",
         about: "verify the download",
         scope: Scope::Only(&[View::Zoo]),
@@ -304,6 +405,7 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["v"],
     },
     Binding {
+        id: Bind::DataCheck,
         name: "data_check",
         about: "check the dataset",
         scope: Scope::Only(&[View::Datasets]),
@@ -410,9 +512,9 @@ impl Keymap {
             .collect()
     }
 
-    /// The first key text of the action named `name` ("" when unbound).
-    pub fn key_of(&self, name: &str) -> &str {
-        BINDINGS.iter().position(|b| b.name == name).and_then(|i| self.keys[i].first()).map_or("", |(t, _)| t.as_str())
+    /// The first key text of the binding `id` ("" when unbound).
+    pub fn key_of(&self, id: Bind) -> &str {
+        BINDINGS.iter().position(|b| b.id == id).and_then(|i| self.keys[i].first()).map_or("", |(t, _)| t.as_str())
     }
 }
 
@@ -470,7 +572,18 @@ mod tests {
         assert_eq!(map.action_for(key("ctrl-q"), View::Runs), Some(Action::Quit));
         assert_eq!(map.action_for(key("q"), View::Runs), Some(Action::CycleSort));
         assert_eq!(map.action_for(key("q"), View::Zoo), None);
-        assert_eq!(map.key_of("quit"), "ctrl-q");
+        assert_eq!(map.key_of(Bind::Quit), "ctrl-q");
+    }
+
+    #[test]
+    fn each_binding_id_names_one_binding() {
+        for (i, b) in BINDINGS.iter().enumerate() {
+            let same: Vec<&str> = BINDINGS.iter().filter(|o| o.id == b.id).map(|o| o.name).collect();
+            assert_eq!(same, [b.name], "binding {i}");
+        }
+        let map = Keymap::default();
+        assert_eq!(map.key_of(Bind::ZooPull), "p");
+        assert_eq!(map.key_of(Bind::NextView), "tab", "the first of its keys");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! plan it makes: checked as `medxfer sweep` checks it, without touching the disk, and enqueued through
 //! that same command.
 
+use super::effect::Effect;
+use super::keymap::Bind;
 use super::state::State;
-use super::update::Effect;
 use crate::sched::sweep;
 use std::collections::BTreeSet;
 
@@ -130,7 +131,7 @@ pub fn plan(s: &State) -> Result<Plan, String> {
     let form = &s.launch;
     let chosen: Vec<_> = s.zoo.iter().filter(|m| form.models.contains(&m.entry.id)).collect();
     if chosen.is_empty() {
-        return Err(format!("choose at least one model with {}", s.keymap.key_of("select")));
+        return Err(format!("choose at least one model with {}", s.keymap.key_of(Bind::Select)));
     }
     let mut anno_percents = Vec::new();
     for part in form.anno.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -169,7 +170,7 @@ pub fn problems(s: &State, plan: &Plan) -> Vec<String> {
         problems.push(format!(
             "not converted: {}: pull with {} in Zoo, or unselect",
             plan.not_converted.join(", "),
-            s.keymap.key_of("zoo_pull")
+            s.keymap.key_of(Bind::ZooPull)
         ));
     }
     if s.datasets.iter().any(|d| d.name == plan.dataset && !d.demo) {

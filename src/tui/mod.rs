@@ -3,7 +3,11 @@
 
 pub mod action;
 pub mod app;
+pub mod board;
 pub mod curve;
+pub mod demo;
+pub mod effect;
+pub mod env;
 pub mod keymap;
 pub mod launch;
 pub mod state;

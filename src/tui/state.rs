@@ -1,10 +1,11 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
 use super::action::{Control, DataCheck, GpuInfo, HostView, ZooStatus};
+use super::board::BoardRow;
 use super::curve::Series;
+use super::env::TuiEnv;
 use super::keymap::Keymap;
 use super::launch::{Field, LaunchForm};
-use crate::data::DatasetSpec;
 use crate::runs::leaderboard::PublishedRow;
 use crate::runs::record::{MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
 use crate::sched::slots::Slot;
@@ -296,25 +297,6 @@ pub struct DatasetInfo {
     pub check: Option<DataCheck>,
 }
 
-/// The built-in dataset specs (`dataset/*.toml`, embedded), demos included.
-pub fn dataset_infos() -> Vec<DatasetInfo> {
-    crate::data::spec::BUILTIN
-        .iter()
-        .filter_map(|(name, _)| DatasetSpec::load(name).ok())
-        .map(|spec| DatasetInfo {
-            demo: spec.is_demo(),
-            metric: match spec.metric {
-                crate::data::Metric::Auc => "auc",
-                crate::data::Metric::Dice => "dice",
-            },
-            name: spec.name,
-            description: spec.description,
-            task: spec.task,
-            check: None,
-        })
-        .collect()
-}
-
 #[derive(Debug, Clone)]
 pub struct State {
     pub view: View,
@@ -364,8 +346,10 @@ pub struct State {
     pub board_heat: bool,
     /// Leaderboard: the study's published numbers as reference rows.
     pub board_published: bool,
-    /// The study's published numbers (`runs::leaderboard::paper_results`, built in).
+    /// The study's published numbers (`TuiEnv::published`).
     pub published: Vec<PublishedRow>,
+    /// The Leaderboard's rows, derived from `runs` and `published`: `refresh_board` after either changes.
+    pub board: Vec<BoardRow>,
     pub keymap: Keymap,
     pub quit: bool,
     /// Something visible changed since the last frame.
@@ -373,7 +357,8 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(keymap: Keymap, color: bool) -> State {
+    /// The state before any run or watcher report: `env`'s models, datasets and published numbers.
+    pub fn new(env: TuiEnv, keymap: Keymap, color: bool) -> State {
         State {
             view: View::Runs,
             runs: BTreeMap::new(),
@@ -394,19 +379,25 @@ impl State {
             log_full: false,
             gpus: None,
             host: None,
-            zoo: Catalog::embedded().map(|c| zoo_models(&c)).unwrap_or_default(),
-            datasets: dataset_infos(),
+            zoo: zoo_models(&env.catalog),
+            datasets: env.datasets,
             launch: LaunchForm::default(),
             color,
             rich_color: false,
             zoo_details: false,
             board_heat: false,
             board_published: false,
-            published: crate::runs::leaderboard::paper_results().unwrap_or_default(),
+            published: env.published,
+            board: Vec::new(),
             keymap,
             quit: false,
             dirty: true,
         }
+    }
+
+    /// Rebuilds the Leaderboard's rows (a run's result came or went, or the published rows were toggled).
+    pub fn refresh_board(&mut self) {
+        self.board = super::board::rows(&self.runs, self.board_published.then_some(&self.published[..]));
     }
 
     /// Keys type text (the Runs filter or a Launch field) instead of acting.
@@ -464,7 +455,7 @@ impl State {
             View::Runs => self.visible_runs().len(),
             View::Zoo => self.zoo.len(),
             View::Datasets => self.datasets.len(),
-            View::Leaderboard => super::views::leaderboard::rows(self).len(),
+            View::Leaderboard => self.board.len(),
             View::Gpus => self.gpus.as_ref().map_or(0, Vec::len),
             View::Launch => Field::ALL.len() + self.zoo.len(),
             View::Compare => 0,

@@ -1,10 +1,12 @@
 //! Tests of `update` (actions → state and effects) and of the views rendered into a TestBackend.
 
 use super::action::{Action, Control};
+use super::effect::Effect;
+use super::env::TuiEnv;
 use super::keymap::Keymap;
 use super::state::{State, View};
 use super::store::RunDelta;
-use super::update::{Effect, update};
+use super::update::update;
 use crate::runs::record::{
     DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, Snapshot, State as RunState, Status, Task,
 };
@@ -83,7 +85,7 @@ const A: &str = "20261126-081200-demo-cls-imagenet-t1";
 const B: &str = "20261126-081201-demo-cls-random-t1";
 
 fn two_runs() -> State {
-    let mut s = State::new(Keymap::default(), false);
+    let mut s = State::new(TuiEnv::embedded(), Keymap::default(), false);
     update(&mut s, delta(A, "imagenet", 1, RunState::Finished, Some(0.91)));
     update(&mut s, delta(B, "random", 1, RunState::Running, None));
     s
@@ -337,7 +339,7 @@ fn typical_zoo() -> State {
 
 #[test]
 fn zoo_holds_the_whole_catalog_grouped_by_category() {
-    let s = State::new(Keymap::default(), false);
+    let s = State::new(TuiEnv::embedded(), Keymap::default(), false);
     assert_eq!(s.zoo.len(), 22, "21 models and random");
     let ids: Vec<&str> = s.zoo.iter().map(|m| m.entry.id.as_str()).collect();
     assert_eq!(ids[..3], ["imagenet", "barlowtwins", "swav"]);
@@ -347,6 +349,55 @@ fn zoo_holds_the_whole_catalog_grouped_by_category() {
     grouped.dedup();
     assert_eq!(grouped, crate::zoo::catalog::CATEGORIES, "each category once, in the catalog's order");
     assert_eq!(s.zoo[0].label(), "checking...", "no state before the watcher reports");
+}
+
+/// A state built from a two-model catalog, one dataset and one published row: it shows those and nothing of
+/// the embedded assets.
+#[test]
+fn state_shows_the_catalog_datasets_and_published_rows_of_its_env() {
+    let catalog = r#"
+[[model]]
+id = "random"
+name = "Random initialization"
+category = "none"
+dataset = "none"
+objective = "none"
+paper = "He et al."
+paper_url = "https://arxiv.org/abs/1502.01852"
+urls = []
+file = ""
+recipe = "none"
+credit = "none"
+"#;
+    let env = TuiEnv {
+        catalog: crate::zoo::Catalog::parse(std::path::Path::new("fixture.toml"), catalog).unwrap(),
+        datasets: vec![super::state::DatasetInfo {
+            name: "tiny-set".into(),
+            description: "a fixture".into(),
+            task: Task::Classification,
+            metric: "auc",
+            demo: true,
+            check: None,
+        }],
+        published: vec![crate::runs::leaderboard::PublishedRow {
+            dataset: "tiny-set".into(),
+            init: "random".into(),
+            metric: "auc".into(),
+            mean_percent: 55.0,
+            std_percent: 1.0,
+            note: None,
+        }],
+    };
+    let mut s = State::new(env, Keymap::default(), false);
+    let ids: Vec<&str> = s.zoo.iter().map(|m| m.entry.id.as_str()).collect();
+    assert_eq!(ids, ["random"]);
+    update(&mut s, Action::Show(View::Datasets));
+    let text = screen(&s, 80, 24);
+    assert!(text.contains("tiny-set") && !text.contains("chestxray14"), "{text}");
+    update(&mut s, Action::Show(View::Leaderboard));
+    update(&mut s, Action::TogglePublished);
+    let text = screen(&s, 80, 24);
+    assert!(line_with(&text, "tiny-set").contains("paper") && !text.contains("chestxray14"), "{text}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Leaderboard: the per-class heat map (256, 16 and no colours), the published reference rows, export.
 
 use super::super::action::Action;
+use super::super::effect::Effect;
 use super::super::state::{State, View};
-use super::super::update::{Effect, update};
+use super::super::update::update;
 use super::super::views::heat::{heat_color, rich_color};
 use super::super::views::leaderboard::rows;
 use super::{A, B, delta, line_with, screen, two_runs};
@@ -17,16 +18,16 @@ fn board(color: bool, rich: bool) -> State {
     let mut s = two_runs();
     s.color = color;
     s.rich_color = rich;
-    update(&mut s, delta(B, "random", 1, RunState::Finished, Some(0.61)));
     let t2 = "20261126-081202-demo-cls-imagenet-t2";
-    update(&mut s, delta(t2, "imagenet", 2, RunState::Finished, Some(0.93)));
-    let mut per_class = |id: &str, v: [f64; 3]| {
-        let run = s.runs.get_mut(id).unwrap();
-        run.result.as_mut().unwrap().per_class = CLASSES.iter().map(|c| c.to_string()).zip(v).collect();
+    // The per-class values arrive in result.json, as the run-folder watcher reports it.
+    let mut finished = |id: &str, init: &str, trial: u32, mean: f64, v: [f64; 3]| {
+        let Action::RunData(mut data) = delta(id, init, trial, RunState::Finished, Some(mean)) else { unreachable!() };
+        data.result.as_mut().unwrap().per_class = CLASSES.iter().map(|c| c.to_string()).zip(v).collect();
+        update(&mut s, Action::RunData(data));
     };
-    per_class(A, [0.90, 0.80, 0.70]);
-    per_class(t2, [0.92, 0.82, 0.72]);
-    per_class(B, [0.60, 0.55, 0.50]);
+    finished(A, "imagenet", 1, 0.91, [0.90, 0.80, 0.70]);
+    finished(t2, "imagenet", 2, 0.93, [0.92, 0.82, 0.72]);
+    finished(B, "random", 1, 0.61, [0.60, 0.55, 0.50]);
     update(&mut s, Action::Show(View::Leaderboard));
     s
 }
@@ -133,7 +134,7 @@ fn export_writes_csv_markdown_and_the_figure_of_the_cursor_dataset() {
     assert!(files[1].1.contains("Published"), "shown reference rows are exported too:\n{}", files[1].1);
     assert!(files[2].1.contains("(published)"), "and drawn:\n{}", files[2].1);
 
-    let mut empty = State::new(super::super::keymap::Keymap::default(), false);
+    let mut empty = State::new(crate::tui::env::TuiEnv::embedded(), super::super::keymap::Keymap::default(), false);
     update(&mut empty, Action::Show(View::Leaderboard));
     assert!(update(&mut empty, Action::Export).is_empty());
     assert_eq!(empty.message.as_deref(), Some("nothing to export yet: no finished runs"));
@@ -165,4 +166,15 @@ fn heat_map_snapshot_80x24_no_color() {
     expected.resize(23, "");
     expected.push("? help  q quit");
     assert_eq!(text, expected.join("\n"));
+}
+
+#[test]
+fn board_rows_follow_the_results_as_runs_come_and_go() {
+    let mut s = two_runs();
+    let inits = |s: &State| s.board.iter().map(|r| r.init.clone()).collect::<Vec<_>>();
+    assert_eq!(inits(&s), ["imagenet"], "B is still running");
+    update(&mut s, delta(B, "random", 1, RunState::Finished, Some(0.61)));
+    assert_eq!(inits(&s), ["imagenet", "random"]);
+    update(&mut s, Action::RunRemoved(A.into()));
+    assert_eq!(inits(&s), ["random"]);
 }

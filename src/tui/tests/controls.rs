@@ -1,9 +1,10 @@
 //! Run controls from the Runs view: stop, kill, resume, restart through `medxfer runs <verb> ID`.
 
 use super::super::action::{Action, Control};
+use super::super::effect::Effect;
 use super::super::keymap::{self, Keymap, parse_key};
 use super::super::state::View;
-use super::super::update::{Effect, update};
+use super::super::update::update;
 use super::{A, B, screen, two_runs};
 use std::collections::BTreeMap;
 
@@ -56,7 +57,7 @@ fn controls_work_from_the_open_detail_and_need_a_run() {
     update(&mut s, Action::Down);
     update(&mut s, Action::Open);
     assert_eq!(update(&mut s, Action::RunControl(Control::Stop)), [control(B, Control::Stop)]);
-    let mut empty = super::super::state::State::new(Keymap::default(), false);
+    let mut empty = super::super::state::State::new(crate::tui::env::TuiEnv::embedded(), Keymap::default(), false);
     assert!(update(&mut empty, Action::RunControl(Control::Restart)).is_empty());
     assert_eq!(empty.message.as_deref(), Some("no run under the cursor to restart"));
     assert!(empty.confirm.is_none());

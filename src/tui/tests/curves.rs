@@ -1,6 +1,7 @@
 //! The run detail's loss chart: braille lines on labelled axes, epochs on x, the best epoch and lr drops marked.
 
 use super::super::action::Action;
+use super::super::env::TuiEnv;
 use super::super::keymap::Keymap;
 use super::super::state::State;
 use super::super::update::update;
@@ -9,7 +10,7 @@ use super::{A, delta, screen};
 use crate::runs::record::State as RunState;
 
 fn detail(color: bool) -> Vec<String> {
-    let mut s = State::new(Keymap::default(), color);
+    let mut s = State::new(TuiEnv::embedded(), Keymap::default(), color);
     update(&mut s, delta(A, "imagenet", 1, RunState::Finished, Some(0.91)));
     update(&mut s, Action::Open);
     screen(&s, 100, 30).lines().map(str::to_string).collect()

@@ -2,9 +2,10 @@
 //! the plan, and the `medxfer sweep` it enqueues.
 
 use super::super::action::Action;
+use super::super::effect::Effect;
 use super::super::launch::{self, Field, Row};
 use super::super::state::{State, View};
-use super::super::update::{Effect, update};
+use super::super::update::update;
 use super::{screen, typical_zoo};
 
 fn to_row(s: &mut State, row: Row) {

@@ -2,9 +2,10 @@
 //! named for what they are, messages go away, a restarted run starts from nothing.
 
 use super::super::action::{Action, Control};
+use super::super::effect::Effect;
 use super::super::state::View;
 use super::super::store::{RunDelta, RunStore};
-use super::super::update::{Effect, MESSAGE_TICKS, update};
+use super::super::update::{MESSAGE_TICKS, update};
 use super::{A, B, delta, epoch_line, screen, two_runs};
 use crate::runs::record::{self, State as RunState, Status};
 use std::collections::BTreeMap;

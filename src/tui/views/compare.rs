@@ -1,6 +1,7 @@
 //! Compare: the validation loss of the selected runs on one chart. Trials of one model (same dataset and
 //! label fraction) are drawn as their mean inside a min–max band unless every run is asked for.
 
+use super::super::keymap::Bind;
 use super::super::state::{RunView, State};
 use super::chart::{self, BAND, Band, Curve};
 use super::{fg, num};
@@ -38,8 +39,8 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     if groups.is_empty() {
         let hint = format!(
             "select runs with {} (or all trials of a model with {}) in Runs to compare their validation loss",
-            s.keymap.key_of("select"),
-            s.keymap.key_of("select_trials")
+            s.keymap.key_of(Bind::Select),
+            s.keymap.key_of(Bind::SelectTrials)
         );
         Paragraph::new(hint).wrap(Wrap { trim: false }).render(area, buf);
         return;
@@ -48,7 +49,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let [legend, curves] = Layout::vertical([Constraint::Length(legend_rows), Constraint::Min(3)]).areas(area);
     let mode = if s.compare_each { "every run" } else { "trials as mean and min-max band" };
     let mut lines =
-        vec![Line::from(format!("val loss, {mode} ({} toggles; band {BAND})", s.keymap.key_of("compare_bands")))];
+        vec![Line::from(format!("val loss, {mode} ({} toggles; band {BAND})", s.keymap.key_of(Bind::CompareBands)))];
     let (mut drawn, mut bands) = (Vec::new(), Vec::new());
     for (i, (group, symbol)) in groups.iter().zip(SYMBOLS.chars().cycle()).enumerate() {
         let style = fg(s, COLORS[i % COLORS.len()]);

@@ -2,6 +2,7 @@
 //! runs that used each, and the outcome of `medxfer data check` for the one under the cursor.
 
 use super::super::action::DataCheck;
+use super::super::keymap::Bind;
 use super::super::state::{DatasetInfo, State, View};
 use super::{cursor_style, fg, scroll_offset};
 use crate::runs::record::Task;
@@ -76,7 +77,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 }
 
 fn render_details(s: &State, d: &DatasetInfo, area: Rect, buf: &mut Buffer) {
-    let key = s.keymap.key_of("data_check");
+    let key = s.keymap.key_of(Bind::DataCheck);
     let mut lines = vec![Line::from(d.description.clone())];
     match &d.check {
         None => lines.push(Line::from(format!("press {key} to run `medxfer data check {}`", d.name))),

@@ -2,8 +2,8 @@
 //! class's mean value over trials, coloured from the group's lowest (red) to highest (green) value. 256
 //! colours where the terminal has them, 16 otherwise, none under NO_COLOR (the numbers alone then).
 
+use super::super::board::BoardRow;
 use super::super::state::State;
-use super::leaderboard::BoardRow;
 use super::{cursor_style, fg, scroll_offset};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

@@ -1,5 +1,6 @@
 //! The Launch view: the sweep form (fields, then the Zoo models to choose from) beside the plan it makes.
 
+use super::super::keymap::Bind;
 use super::super::launch::{self, Field, Row};
 use super::super::state::{State, View};
 use super::{cursor_style, fg, scroll_offset};
@@ -74,10 +75,10 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
         Err(problem) => {
             let mut lines = vec![Line::from(problem).style(fg(s, Color::Yellow)), Line::from("")];
             let keys = [
-                (key("select"), "choose a model"),
-                (key("edit"), "type anno % / overrides"),
-                (format!("{} {}", key("more"), key("less")), "dataset, trials"),
-                (key("demo_sweep"), "demo sweep instead"),
+                (key(Bind::Select), "choose a model"),
+                (key(Bind::Edit), "type anno % / overrides"),
+                (format!("{} {}", key(Bind::More), key(Bind::Less)), "dataset, trials"),
+                (key(Bind::DemoSweep), "demo sweep instead"),
             ];
             lines.extend(keys.iter().map(|(k, what)| Line::from(format!("{k:<6} {what}"))));
             Paragraph::new(lines).wrap(Wrap { trim: false }).render(inner, buf);
@@ -86,12 +87,12 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
     };
     let problems = super::super::launch::problems(s, &plan);
     let head = if problems.is_empty() {
-        Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key("enqueue")))
+        Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key(Bind::Enqueue)))
             .style(fg(s, Color::Green))
     } else {
         Line::from(format!("{} runs on {}, blocked:", plan.runs(), plan.dataset))
     };
-    let mut lines = vec![head, Line::from(format!("{} checks which exist already", key("dry_run")))];
+    let mut lines = vec![head, Line::from(format!("{} checks which exist already", key(Bind::DryRun)))];
     let width = inner.width.max(1) as usize;
     for problem in problems {
         let chars: Vec<char> = problem.chars().collect();

@@ -11,6 +11,7 @@ pub mod leaderboard;
 pub mod runs;
 pub mod zoo;
 
+use super::keymap::Bind;
 use super::launch::Field;
 use super::state::{State, View};
 use ratatui::buffer::Buffer;
@@ -93,7 +94,7 @@ pub fn header_marks(s: &State) -> String {
 fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
     if let Some((control, ids)) = &s.confirm {
         let question =
-            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::update::targets_name(ids));
+            format!("{} {}? y to confirm, any other key cancels", control.verb(), super::action::targets_name(ids));
         Paragraph::new(question).style(fg(s, Color::Red).add_modifier(Modifier::BOLD)).render(area, buf);
         return;
     }
@@ -109,7 +110,7 @@ fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
         message.clone()
     } else {
         let filter = if s.filter.is_empty() { String::new() } else { format!("filter \"{}\"  ", s.filter) };
-        format!("{filter}{} help  {} quit", s.keymap.key_of("help"), s.keymap.key_of("quit"))
+        format!("{filter}{} help  {} quit", s.keymap.key_of(Bind::Help), s.keymap.key_of(Bind::Quit))
     };
     Paragraph::new(text).style(fg(s, Color::Yellow)).render(area, buf);
 }
@@ -129,7 +130,8 @@ fn render_popup(s: &State, body: Rect, buf: &mut Buffer) {
     let height = (lines.len() as u16 + 2).min(body.height);
     let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + (body.height - height) / 2, width, height };
     Clear.render(area, buf);
-    let title = format!(" message ({} or {} closes) ", s.keymap.key_of("back"), s.keymap.key_of("whole_message"));
+    let title =
+        format!(" message ({} or {} closes) ", s.keymap.key_of(Bind::Back), s.keymap.key_of(Bind::WholeMessage));
     Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
 

@@ -1,5 +1,6 @@
 //! The Runs table and one run's detail (loss curves with LR-drop and best-epoch marks, log tail).
 
+use super::super::keymap::Bind;
 use super::super::state::{RunView, State, View};
 use super::chart::{self, Curve, XAxis};
 use super::{cursor_style, fg, num, scroll_offset};
@@ -62,7 +63,7 @@ fn render_table(s: &State, area: Rect, buf: &mut Buffer) {
     let block = Block::default().borders(Borders::TOP).title(title);
     block.render(area, buf);
     if runs.is_empty() {
-        let hint = format!("no runs yet: press {} in Launch for the demo sweep", s.keymap.key_of("demo_sweep"));
+        let hint = format!("no runs yet: press {} in Launch for the demo sweep", s.keymap.key_of(Bind::DemoSweep));
         Paragraph::new(hint).render(inner, buf);
         return;
     }
@@ -165,9 +166,9 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
 fn render_log(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
     let keys = format!(
         "{}/{} scroll, {} full screen",
-        s.keymap.key_of("up"),
-        s.keymap.key_of("down"),
-        s.keymap.key_of("full_log")
+        s.keymap.key_of(Bind::Up),
+        s.keymap.key_of(Bind::Down),
+        s.keymap.key_of(Bind::FullLog)
     );
     let title =
         if s.log_scroll > 0 { format!(" log ({} lines up; {keys}) ", s.log_scroll) } else { format!(" log ({keys}) ") };

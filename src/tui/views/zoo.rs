@@ -1,6 +1,7 @@
 //! The Zoo view: the whole catalog grouped by category, each model's state as the zoo module reports it,
 //! the runs that used it and their best result, and a details pane for the model under the cursor.
 
+use super::super::keymap::Bind;
 use super::super::state::{State, View, ZooModel};
 use super::{cursor_style, fg, num, scroll_offset};
 use crate::zoo::ModelState;
@@ -183,7 +184,8 @@ fn field(label: &str, value: &str, width: u16) -> Vec<Line<'static>> {
 /// Narrow terminals: one line under the list for the model under the cursor, and the key for the rest.
 fn render_summary(s: &State, m: &ZooModel, area: Rect, buf: &mut Buffer) {
     let next = if m.entry.manual && !m.is_converted() { "manual download: steps" } else { "details" };
-    let text = format!("{} ({}): {}  [{} {next}]", m.entry.name, m.entry.id, m.label(), s.keymap.key_of("zoo_details"));
+    let text =
+        format!("{} ({}): {}  [{} {next}]", m.entry.name, m.entry.id, m.label(), s.keymap.key_of(Bind::ZooDetails));
     Paragraph::new(text).style(fg(s, state_color(m))).render(area, buf);
 }
 

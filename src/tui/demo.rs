@@ -1,0 +1,18 @@
+//! The demo sweep that the demo_sweep key enqueues (from Zoo, Launch and Runs).
+
+use super::state::State;
+
+/// The demo sweep that the demo_sweep key enqueues: `random` plus up to DEMO_MAX_PULLED zoo models whose
+/// checkpoints are already converted, one trial each, with settings small enough for a CPU (minutes).
+pub const DEMO_DATASET: &str = "demo-cls";
+pub const DEMO_MAX_PULLED: usize = 3;
+pub const DEMO_TRIALS: u32 = 1;
+/// threads=1 as in tests/sched.rs: one intra-op thread per run, so that a run does not oversubscribe a busy
+/// or shared CPU.
+pub const DEMO_SETS: [&str; 4] = ["epochs=3", "image_size=32", "batch_size=16", "threads=1"];
+
+/// The models the demo sweep would use now: `random` and the first converted zoo models (Zoo view order).
+pub fn demo_models(s: &State) -> Vec<String> {
+    let pulled = s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).take(DEMO_MAX_PULLED);
+    std::iter::once("random".to_string()).chain(pulled).collect()
+}

@@ -1,0 +1,208 @@
+//! Effects: the work `update` asks the app for, each a run of medxfer's own command line (or, for an export,
+//! files to write), and the decoding of that command's outcome back into an action (`Effect::finished`).
+
+use super::action::{Action, Control, DataCheck};
+
+/// Work for the agent, performed by running medxfer's own command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// `sets` are `--set KEY=VALUE` overrides.
+    EnqueueSweep {
+        dataset: String,
+        models: Vec<String>,
+        trials: u32,
+        /// `--anno-percent`; empty = the command's default (100).
+        anno_percents: Vec<u32>,
+        sets: Vec<String>,
+    },
+    /// The `EnqueueSweep` inside, planned with `--dry-run --json`: writes nothing, says which runs exist.
+    DryRun(Box<Effect>),
+    /// `medxfer runs <verb> ID...`.
+    Control {
+        control: Control,
+        ids: Vec<String>,
+    },
+    ZooPull {
+        id: String,
+    },
+    ZooVerify {
+        id: String,
+    },
+    DataCheck {
+        dataset: String,
+    },
+    /// Files written (atomically) under `<home>/exports/`: (file name, contents). Runs no command.
+    Export {
+        files: Vec<(String, String)>,
+    },
+}
+
+impl Effect {
+    /// The medxfer arguments that perform the effect.
+    pub fn cli_args(&self) -> Vec<String> {
+        match self {
+            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
+                // --json: the outcome is read back as a `SweepSummary`, not from the text.
+                let mut args = vec![
+                    "sweep".into(),
+                    "--dataset".into(),
+                    dataset.clone(),
+                    "--models".into(),
+                    models.join(","),
+                    "--trials".into(),
+                    trials.to_string(),
+                ];
+                if !anno_percents.is_empty() {
+                    let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
+                    args.extend(["--anno-percent".to_string(), list.join(",")]);
+                }
+                for set in sets {
+                    args.extend(["--set".to_string(), set.clone()]);
+                }
+                args.push("--json".into());
+                args
+            }
+            Effect::DryRun(sweep) => {
+                let mut args = sweep.cli_args();
+                args.insert(args.len() - 1, "--dry-run".to_string());
+                args
+            }
+            Effect::Control { control, ids } => {
+                ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
+            }
+            Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
+            Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
+            Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
+            Effect::Export { .. } => Vec::new(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Effect::Export { files } => {
+                format!("export {}", files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "))
+            }
+            _ => format!("medxfer {}", self.cli_args().join(" ")),
+        }
+    }
+
+    /// The action that reports an export's end: the paths written, or why not.
+    pub fn exported(written: Result<Vec<std::path::PathBuf>, String>) -> Action {
+        match written {
+            Ok(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                Action::CommandFinished { ok: true, message: format!("exported {}", names.join(" and ")) }
+            }
+            Err(why) => Action::CommandFinished { ok: false, message: format!("export failed: {why}") },
+        }
+    }
+
+    /// The action that reports the command's end (exit success, stdout, stderr) back to `update`.
+    pub fn finished(&self, ok: bool, stdout: &str, stderr: &str) -> Action {
+        let command = self.describe();
+        let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = || lines().next().unwrap_or("no message").to_string();
+        let failed = || format!("{command} failed: {}", first());
+        match self {
+            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
+                let summary = serde_json::from_str::<SweepSummary>(stdout);
+                let message = match summary {
+                    Ok(plan) if ok && plan.new == 0 => format!(
+                        "nothing queued: the {} runs of this sweep exist already (R in Runs trains one again)",
+                        plan.count
+                    ),
+                    Ok(plan) if ok => {
+                        let each =
+                            if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
+                        let anno = if anno_percents.is_empty() {
+                            String::new()
+                        } else {
+                            let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
+                            format!(" at {}% labels", list.join(","))
+                        };
+                        let existing = if plan.existing > 0 {
+                            format!(" ({} exist already)", plan.existing)
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "sweep queued: {} new runs of {} on {dataset}{anno}, {each} ({}){existing}",
+                            plan.new,
+                            models.join(", "),
+                            sets.join(" ")
+                        )
+                    }
+                    _ => failed(),
+                };
+                Action::CommandFinished { ok: ok && message.starts_with("sweep queued"), message }
+            }
+            Effect::DryRun(_) => match serde_json::from_str::<SweepSummary>(stdout) {
+                Ok(plan) if ok => {
+                    let message =
+                        format!("dry run: {} runs, {} new, {} already exist", plan.count, plan.new, plan.existing);
+                    Action::CommandFinished { ok, message }
+                }
+                _ => Action::CommandFinished { ok: false, message: failed() },
+            },
+            Effect::Control { control, ids } => {
+                // `runs <verb>` reports "ID: outcome" per run on stderr; a refusal starts with "medxfer:".
+                let refusals: Vec<&str> = lines().filter(|l| l.starts_with("medxfer:")).collect();
+                let message = match (ok, ids.len()) {
+                    (true, 1) => lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string),
+                    (true, n) => format!("{} {n} runs: done", control.verb()),
+                    (false, 1) => failed(),
+                    (false, n) => format!(
+                        "{} {n} runs: {} refused: {}",
+                        control.verb(),
+                        refusals.len(),
+                        refusals.first().copied().unwrap_or("no message")
+                    ),
+                };
+                Action::CommandFinished { ok, message }
+            }
+            Effect::ZooPull { id } | Effect::ZooVerify { id } => {
+                // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
+                let message = if ok {
+                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
+                } else {
+                    failed()
+                };
+                Action::ZooDone { id: id.clone(), ok, message }
+            }
+            Effect::DataCheck { dataset } => {
+                let check = match serde_json::from_str::<serde_json::Value>(stdout) {
+                    Ok(report) => check_summary(&report),
+                    Err(_) => DataCheck::Failed(first()),
+                };
+                Action::DataChecked { dataset: dataset.clone(), check }
+            }
+            Effect::Export { files } => {
+                let why = || lines().next().unwrap_or("no message").to_string();
+                Effect::exported(if ok { Ok(files.iter().map(|f| f.0.clone().into()).collect()) } else { Err(why()) })
+            }
+        }
+    }
+}
+
+/// What `medxfer sweep --json` (and `--dry-run --json`) prints about its plan.
+#[derive(Debug, serde::Deserialize)]
+struct SweepSummary {
+    count: u64,
+    new: u64,
+    existing: u64,
+}
+
+/// Reads `data check --json`'s report: items per split, how many images exist, the problems.
+fn check_summary(report: &serde_json::Value) -> DataCheck {
+    let splits: Vec<(String, usize)> = report["splits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["split"].as_str().unwrap_or("?").to_string(), s["items"].as_u64().unwrap_or(0) as usize))
+        .collect();
+    let problems: Vec<String> =
+        report["errors"].as_array().into_iter().flatten().filter_map(|e| e.as_str().map(str::to_string)).collect();
+    let listed = splits.iter().map(|s| s.1).sum();
+    let missing = problems.iter().filter(|p| p.starts_with("image ") && p.contains(" is missing")).count();
+    DataCheck::Done { splits, listed, found: listed.saturating_sub(missing), problems }
+}

@@ -1,0 +1,117 @@
+//! The Launch view's keys (choose models, more/less, edit a text field, choose the converted models,
+//! enqueue or plan the sweep) and the demo sweep.
+
+use super::super::action::Action;
+use super::super::demo::{self, DEMO_DATASET, DEMO_SETS, DEMO_TRIALS};
+use super::super::effect::Effect;
+use super::super::keymap::Bind;
+use super::super::launch::{self, Field, Row};
+use super::super::state::{State, View};
+use std::collections::BTreeSet;
+
+fn row(s: &State) -> Row {
+    launch::row(s.cursor[View::Launch.index()])
+}
+
+/// Space on a model row: choose it, or leave it out again.
+pub(super) fn select_model(s: &mut State) {
+    if let Row::Model(i) = row(s)
+        && let Some(id) = s.zoo.get(i).map(|m| m.entry.id.clone())
+        && !s.launch.models.remove(&id)
+    {
+        s.launch.models.insert(id);
+    }
+}
+
+/// `step` = 1 (more) or -1 (less): the next or previous dataset, one trial more or less.
+pub(super) fn more_or_less(s: &mut State, step: isize) {
+    match row(s) {
+        Row::Field(Field::Dataset) if !s.datasets.is_empty() => {
+            let n = s.datasets.len() as isize;
+            let at = s.datasets.iter().position(|d| d.name == s.launch.dataset).unwrap_or(0) as isize;
+            s.launch.dataset = s.datasets[(at + step).rem_euclid(n) as usize].name.clone();
+        }
+        Row::Field(Field::Trials) => {
+            s.launch.trials = s.launch.trials.saturating_add_signed(step as i32).clamp(1, launch::MAX_TRIALS);
+        }
+        _ => s.message = Some("more/less change the dataset and the trials".into()),
+    }
+}
+
+/// Starts typing into the text field under the cursor.
+pub(super) fn edit(s: &mut State) {
+    match row(s) {
+        Row::Field(field) if field.is_text() => {
+            let before = s.launch.text_mut(field).map(|t| t.clone()).unwrap_or_default();
+            s.launch.editing = Some((field, before));
+        }
+        _ => s.message = Some(format!("{} edits the anno % and overrides rows", s.keymap.key_of(Bind::Edit))),
+    }
+}
+
+/// Chooses every converted model, or none when they all are chosen already.
+pub(super) fn choose_converted(s: &mut State) {
+    let converted: BTreeSet<String> = s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).collect();
+    if converted.is_empty() {
+        s.message = Some(format!("no converted model yet: pull one with {} in Zoo", s.keymap.key_of(Bind::ZooPull)));
+    } else if converted.is_subset(&s.launch.models) {
+        s.launch.models.clear();
+    } else {
+        s.launch.models.extend(converted);
+    }
+}
+
+/// Enter (enqueue, refused while the plan has problems) or the dry run of the form's sweep.
+pub(super) fn enqueue(s: &mut State, dry_run: bool) -> Vec<Effect> {
+    let plan = match launch::plan(s) {
+        Ok(plan) => plan,
+        Err(problem) => {
+            s.message = Some(problem);
+            return Vec::new();
+        }
+    };
+    let problems = launch::problems(s, &plan);
+    if !dry_run && !problems.is_empty() {
+        s.message = Some(format!("nothing enqueued: {}", problems.join("; ")));
+        return Vec::new();
+    }
+    let (effect, verb) =
+        if dry_run { (Effect::DryRun(Box::new(plan.effect())), "planning") } else { (plan.effect(), "launching") };
+    s.message = Some(format!("{verb} {} runs: {}", plan.runs(), effect.describe()));
+    vec![effect]
+}
+
+/// Typing into the Launch field being edited; Enter keeps the text, Esc puts the old text back.
+pub(super) fn edit_field(s: &mut State, action: Action) {
+    let Some((field, before)) = s.launch.editing.clone() else { return };
+    let Some(text) = s.launch.text_mut(field) else { return };
+    match action {
+        Action::FilterInput(c) => text.push(c),
+        Action::FilterBackspace => {
+            text.pop();
+        }
+        Action::FilterDone => s.launch.editing = None,
+        Action::Back => {
+            *text = before;
+            s.launch.editing = None;
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn demo_sweep(s: &mut State) -> Vec<Effect> {
+    let models = demo::demo_models(s);
+    s.message = Some(format!(
+        "launching demo sweep: {} on {DEMO_DATASET}, {DEMO_TRIALS} trial each ({})",
+        models.join(", "),
+        DEMO_SETS.join(" ")
+    ));
+    let sets = DEMO_SETS.iter().map(|s| s.to_string()).collect();
+    vec![Effect::EnqueueSweep {
+        dataset: DEMO_DATASET.into(),
+        models,
+        trials: DEMO_TRIALS,
+        anno_percents: Vec::new(),
+        sets,
+    }]
+}
