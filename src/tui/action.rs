@@ -1,5 +1,6 @@
 //! Actions: the one vocabulary of the TUI. Keys, watchers and finished commands all become actions.
 
+use super::path_complete::Completion;
 use super::state::View;
 use super::store::RunDelta;
 use crate::host::HostInfo;
@@ -140,6 +141,12 @@ pub enum Action {
     ZooPull,
     /// `v` in Zoo: re-hash the model under the cursor.
     ZooVerify,
+    /// `i` in Zoo: import a manually downloaded file for the model under the cursor (opens a path prompt).
+    ZooImport,
+    /// Tab while a path is typed: the app completes it from the file system.
+    Complete,
+    /// The app's completion of the typed path.
+    PathCompleted(Completion),
     /// `c` in Datasets: `medxfer data check` for the dataset under the cursor.
     DataCheck,
     /// The terminal was resized: redraw.

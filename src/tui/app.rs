@@ -5,6 +5,7 @@ use super::action::{Action, GpuInfo, HostView, ZooStatus};
 use super::effect::Effect;
 use super::env::TuiEnv;
 use super::keymap::{self, Key, Keymap};
+use super::path_complete;
 use super::state::State;
 use super::store::{self, RunStore};
 use super::update::update;
@@ -148,6 +149,14 @@ fn handle(
                 keymap::filter_action(key)
             } else {
                 state.keymap.action_for(key, state.view)
+            };
+            let action = match (action, &state.import) {
+                (Some(Action::Complete), Some(prompt)) => {
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    let user_home = std::env::var_os("HOME").map(PathBuf::from);
+                    Some(Action::PathCompleted(path_complete::complete(&prompt.path, &cwd, user_home.as_deref())))
+                }
+                (action, _) => action,
             };
             action.into_iter().collect()
         }

@@ -28,6 +28,11 @@ pub enum Effect {
     ZooVerify {
         id: String,
     },
+    /// `medxfer zoo import ID FILE`: verify, install and convert a manually downloaded file.
+    ZooImport {
+        id: String,
+        file: String,
+    },
     DataCheck {
         dataset: String,
     },
@@ -72,6 +77,7 @@ impl Effect {
             }
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
+            Effect::ZooImport { id, file } => vec!["zoo".into(), "import".into(), id.clone(), file.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
             Effect::Export { .. } => Vec::new(),
         }
@@ -160,7 +166,7 @@ impl Effect {
                 };
                 Action::CommandFinished { ok, message }
             }
-            Effect::ZooPull { id } | Effect::ZooVerify { id } => {
+            Effect::ZooPull { id } | Effect::ZooVerify { id } | Effect::ZooImport { id, .. } => {
                 // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
                 let message = if ok {
                     lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)

@@ -58,6 +58,7 @@ pub enum Bind {
     Export,
     ZooPull,
     ZooVerify,
+    ZooImport,
     DataCheck,
 }
 
@@ -405,6 +406,14 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["v"],
     },
     Binding {
+        id: Bind::ZooImport,
+        name: "zoo_import",
+        about: "import a downloaded file",
+        scope: Scope::Only(&[View::Zoo]),
+        action: || Action::ZooImport,
+        defaults: &["i"],
+    },
+    Binding {
         id: Bind::DataCheck,
         name: "data_check",
         about: "check the dataset",
@@ -525,12 +534,13 @@ fn in_scope(scope: Scope, view: View) -> bool {
     }
 }
 
-/// While the filter is being typed, keys edit it instead of acting.
+/// While text is typed (the filter, a Launch field, a path), keys edit it instead of acting; Tab completes a path.
 pub fn filter_action(key: Key) -> Option<Action> {
     match key.code {
         KeyCode::Enter => Some(Action::FilterDone),
         KeyCode::Esc => Some(Action::Back),
         KeyCode::Backspace => Some(Action::FilterBackspace),
+        KeyCode::Tab => Some(Action::Complete),
         KeyCode::Char(c) if !key.ctrl => Some(Action::FilterInput(c)),
         _ => None,
     }

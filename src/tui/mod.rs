@@ -10,6 +10,7 @@ pub mod effect;
 pub mod env;
 pub mod keymap;
 pub mod launch;
+pub mod path_complete;
 pub mod state;
 pub mod store;
 pub mod update;

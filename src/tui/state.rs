@@ -12,6 +12,16 @@ use crate::sched::slots::Slot;
 use crate::zoo::{Catalog, Entry, ModelState};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The path prompt of `zoo import ID FILE`: the model, the path typed so far, the last completion's list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImportPrompt {
+    pub id: String,
+    pub path: String,
+    pub candidates: Vec<String>,
+    /// Matches of the last completion (0 after one that found nothing).
+    pub matches: Option<usize>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum View {
     Zoo,
@@ -337,6 +347,8 @@ pub struct State {
     pub datasets: Vec<DatasetInfo>,
     /// The Launch view's sweep form.
     pub launch: LaunchForm,
+    /// The Zoo's path prompt for `zoo import`, while it is open.
+    pub import: Option<ImportPrompt>,
     pub color: bool,
     /// The terminal has 256 colours or more (else the 16 basic ones).
     pub rich_color: bool,
@@ -382,6 +394,7 @@ impl State {
             zoo: zoo_models(&env.catalog),
             datasets: env.datasets,
             launch: LaunchForm::default(),
+            import: None,
             color,
             rich_color: false,
             zoo_details: false,
@@ -402,7 +415,7 @@ impl State {
 
     /// Keys type text (the Runs filter or a Launch field) instead of acting.
     pub fn typing(&self) -> bool {
-        self.filter_editing || self.launch.editing.is_some()
+        self.filter_editing || self.launch.editing.is_some() || self.import.is_some()
     }
 
     pub fn cursor(&self) -> usize {

@@ -606,3 +606,4 @@ mod curves;
 mod launch;
 mod machine;
 mod trust;
+mod zoo_import;

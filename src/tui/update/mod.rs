@@ -44,6 +44,18 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         Action::Top => nav::move_cursor(s, |_, _| 0),
         Action::Bottom => nav::move_cursor(s, |_, n| n.saturating_sub(1)),
         Action::ToggleMessage => nav::toggle_message(s),
+        Action::FilterInput(_)
+        | Action::FilterBackspace
+        | Action::FilterDone
+        | Action::Back
+        | Action::Complete
+        | Action::PathCompleted(_)
+            if s.import.is_some() =>
+        {
+            return zoo::import_edit(s, action);
+        }
+        Action::ZooImport => zoo::import_start(s),
+        Action::Complete | Action::PathCompleted(_) => {}
         Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
             if s.launch.editing.is_some() =>
         {

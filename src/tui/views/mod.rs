@@ -13,7 +13,7 @@ pub mod zoo;
 
 use super::keymap::Bind;
 use super::launch::Field;
-use super::state::{State, View};
+use super::state::{ImportPrompt, State, View};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -40,6 +40,9 @@ impl Widget for &State {
         }
         if self.popup {
             render_popup(self, body, buf);
+        }
+        if let Some(prompt) = &self.import {
+            render_import(prompt, body, buf);
         }
     }
 }
@@ -132,6 +135,41 @@ fn render_popup(s: &State, body: Rect, buf: &mut Buffer) {
     Clear.render(area, buf);
     let title =
         format!(" message ({} or {} closes) ", s.keymap.key_of(Bind::Back), s.keymap.key_of(Bind::WholeMessage));
+    Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
+}
+
+/// The `zoo import` path prompt: the path typed, the last completion's matches, the keys.
+fn render_import(prompt: &ImportPrompt, body: Rect, buf: &mut Buffer) {
+    let width = body.width.saturating_sub(4).max(10).min(body.width);
+    let inner_width = width.saturating_sub(2).max(1) as usize;
+    let typed: String = format!("> {}_", prompt.path);
+    let shown = typed.chars().skip(typed.chars().count().saturating_sub(inner_width)).collect::<String>();
+    let mut lines = vec![Line::from(shown)];
+    match prompt.matches {
+        Some(0) => lines.push(Line::from("no file or folder starts with that")),
+        Some(n) if !prompt.candidates.is_empty() => {
+            let mut row = String::new();
+            for name in &prompt.candidates {
+                if !row.is_empty() && row.chars().count() + name.chars().count() + 2 > inner_width {
+                    lines.push(Line::from(std::mem::take(&mut row)));
+                }
+                if !row.is_empty() {
+                    row.push_str("  ");
+                }
+                row.push_str(name);
+            }
+            lines.push(Line::from(row));
+            if n > prompt.candidates.len() {
+                lines.push(Line::from(format!("... {} matches in all", n)));
+            }
+        }
+        _ => {}
+    }
+    lines.push(Line::from("Tab completes  Enter imports (verify, install, convert)  Esc cancels"));
+    let height = (lines.len() as u16 + 2).min(body.height);
+    let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + body.height - height, width, height };
+    Clear.render(area, buf);
+    let title = format!(" import a downloaded file for {} ", prompt.id);
     Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
 
