@@ -72,11 +72,19 @@ pub struct Slurm {
     pub extra_args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tui {
+    /// Clicks select tabs and rows, the wheel scrolls; false leaves the mouse to the terminal (text selection).
+    pub mouse: bool,
     /// Key overrides: action name = key (e.g. quit = "ctrl-q").
     pub keymap: BTreeMap<String, String>,
+}
+
+impl Default for Tui {
+    fn default() -> Tui {
+        Tui { mouse: true, keymap: BTreeMap::new() }
+    }
 }
 
 /// The file written on first run: every setting with its default and what it does.
@@ -109,6 +117,10 @@ pub const DEFAULT_CONFIG: &str = r#"# medxfer configuration. Every line shows th
 # time_limit = "24:00:00"
 # gpus_per_job = 1
 # extra_args = []
+
+[tui]
+# Click a tab or a row to select it, scroll with the wheel; false leaves the mouse to the terminal.
+# mouse = true
 
 [tui.keymap]
 # Override any key: action = "key", e.g.
@@ -152,6 +164,15 @@ mod tests {
     fn default_file_parses_to_defaults() {
         let cfg: Config = parse_toml(Path::new("config.toml"), DEFAULT_CONFIG).unwrap();
         assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn the_mouse_is_on_unless_the_file_turns_it_off() {
+        assert!(Config::default().tui.mouse);
+        let off: Config = parse_toml(Path::new("config.toml"), "[tui]\nmouse = false\n").unwrap();
+        assert!(!off.tui.mouse);
+        let keys: Config = parse_toml(Path::new("config.toml"), "[tui.keymap]\nquit = \"ctrl-q\"\n").unwrap();
+        assert!(keys.tui.mouse, "a [tui] table without `mouse` keeps the default");
     }
 
     #[test]

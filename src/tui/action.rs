@@ -143,6 +143,11 @@ pub enum Action {
     ZooVerify,
     /// `i` in Zoo: import a manually downloaded file for the model under the cursor (opens a path prompt).
     ZooImport,
+    /// A left click at a screen cell (column, row): a tab on the top row, else a list row.
+    Click {
+        column: u16,
+        row: u16,
+    },
     /// Tab while a path is typed: the app completes it from the file system.
     Complete,
     /// The app's completion of the typed path.

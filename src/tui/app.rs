@@ -16,7 +16,7 @@ use crate::host::HostInfo;
 use crate::sched::socket::{self, Request};
 use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
-use crossterm::event::{Event, KeyEventKind};
+use crossterm::event::{Event, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,13 +58,13 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let mut state = State::new(env, keymap, color);
     let env = |name| std::env::var(name).ok();
     state.rich_color = heat::rich_color(env("COLORTERM").as_deref(), env("TERM").as_deref());
-    let status = runtime.block_on(event_loop(ctx.home.clone(), catalog, state));
+    let status = runtime.block_on(event_loop(ctx.home.clone(), catalog, state, ctx.config.tui.mouse));
     // A watcher's blocking read may still be running; quitting must not wait for it.
     runtime.shutdown_background();
     status
 }
 
-async fn event_loop(home: Home, catalog: Catalog, mut state: State) -> Result<i32> {
+async fn event_loop(home: Home, catalog: Catalog, mut state: State, mouse: bool) -> Result<i32> {
     let (tx, mut rx) = unbounded_channel();
     let zoo_poke = Arc::new(Notify::new());
     spawn_input(tx.clone());
@@ -77,6 +77,10 @@ async fn event_loop(home: Home, catalog: Catalog, mut state: State) -> Result<i3
     let mut store = RunStore::new(home.runs.clone());
     let exports = home.root.join(EXPORTS_DIR);
     let mut terminal = ratatui::init();
+    if mouse {
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
+            .context("cannot turn on mouse reporting (set [tui] mouse = false)")?;
+    }
     let mut last_frame: Option<Instant> = None;
     let mut more_to_read = false;
     let result: Result<()> = async {
@@ -117,8 +121,19 @@ async fn event_loop(home: Home, catalog: Catalog, mut state: State) -> Result<i3
     result.map(|()| 0)
 }
 
+/// A click selects, the wheel moves like up/down; other mouse events do nothing.
+fn mouse_action(ev: MouseEvent) -> Option<Action> {
+    match ev.kind {
+        MouseEventKind::Down(MouseButton::Left) => Some(Action::Click { column: ev.column, row: ev.row }),
+        MouseEventKind::ScrollUp => Some(Action::Up),
+        MouseEventKind::ScrollDown => Some(Action::Down),
+        _ => None,
+    }
+}
+
 /// Leaves raw mode and the alternate screen and shows the cursor (also what the panic hook does).
 fn restore_terminal() {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
 }
@@ -161,6 +176,8 @@ fn handle(
             action.into_iter().collect()
         }
         Msg::Term(Event::Resize(..)) => vec![Action::Redraw],
+        Msg::Term(Event::Mouse(_)) if state.confirm.is_some() || state.typing() => Vec::new(),
+        Msg::Term(Event::Mouse(ev)) => mouse_action(ev).into_iter().collect(),
         Msg::Term(_) | Msg::Signal => Vec::new(),
         Msg::RunsChanged => {
             let (removed, more) = store.refresh(|delta| apply(Action::RunData(Box::new(delta)), state));

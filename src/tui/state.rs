@@ -37,6 +37,20 @@ impl View {
     pub const ALL: [View; 7] =
         [View::Zoo, View::Datasets, View::Launch, View::Runs, View::Compare, View::Leaderboard, View::Gpus];
 
+    /// The view's label in the tab bar, where the labels sit side by side from column 0.
+    pub fn tab_label(self) -> String {
+        format!(" {} {} ", self.index() + 1, self.title())
+    }
+
+    /// The view whose tab covers `column` of the tab bar.
+    pub fn at_tab_column(column: u16) -> Option<View> {
+        let mut end = 0usize;
+        View::ALL.into_iter().find(|v| {
+            end += v.tab_label().chars().count();
+            usize::from(column) < end
+        })
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             View::Zoo => "Zoo",
@@ -366,6 +380,8 @@ pub struct State {
     pub quit: bool,
     /// Something visible changed since the last frame.
     pub dirty: bool,
+    /// The list rows on screen after the last frame, as (screen row, item index in the view), for clicks.
+    pub rows_on_screen: std::cell::RefCell<Vec<(u16, usize)>>,
 }
 
 impl State {
@@ -405,6 +421,7 @@ impl State {
             keymap,
             quit: false,
             dirty: true,
+            rows_on_screen: Default::default(),
         }
     }
 
@@ -416,6 +433,11 @@ impl State {
     /// Keys type text (the Runs filter or a Launch field) instead of acting.
     pub fn typing(&self) -> bool {
         self.filter_editing || self.launch.editing.is_some() || self.import.is_some()
+    }
+
+    /// Remembers that item `index` of the current view's list is drawn on screen row `y`.
+    pub fn row_drawn(&self, y: u16, index: usize) {
+        self.rows_on_screen.borrow_mut().push((y, index));
     }
 
     pub fn cursor(&self) -> usize {

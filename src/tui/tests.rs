@@ -605,5 +605,6 @@ mod controls;
 mod curves;
 mod launch;
 mod machine;
+mod mouse;
 mod trust;
 mod zoo_import;

@@ -55,6 +55,7 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             return zoo::import_edit(s, action);
         }
         Action::ZooImport => zoo::import_start(s),
+        Action::Click { column, row } => nav::click(s, column, row),
         Action::Complete | Action::PathCompleted(_) => {}
         Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
             if s.launch.editing.is_some() =>

@@ -63,3 +63,22 @@ pub(super) fn back(s: &mut State) {
         s.selected.clear();
     }
 }
+
+/// A click on the tab bar shows that view; on a list row it moves the cursor there (a run's detail closes
+/// only through Esc, so a click inside it does nothing).
+pub(super) fn click(s: &mut State, column: u16, row: u16) {
+    if row == 0 {
+        if let Some(view) = View::at_tab_column(column) {
+            show(s, view);
+        }
+        return;
+    }
+    if s.detail.is_some() && s.view == View::Runs {
+        return;
+    }
+    let hit = s.rows_on_screen.borrow().iter().find(|(y, _)| *y == row).map(|(_, index)| *index);
+    if let Some(index) = hit {
+        let i = s.view.index();
+        s.cursor[i] = index;
+    }
+}

@@ -52,6 +52,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     let cursor = s.cursor[View::Datasets.index()];
     let offset = scroll_offset(cursor, list.height.saturating_sub(1) as usize);
     let rows = s.datasets.iter().enumerate().skip(offset).take(list.height as usize).map(|(i, d)| {
+        s.row_drawn(list.y + 1 + (i - offset) as u16, i);
         let (runs, finished) = usage.get(d.name.as_str()).copied().unwrap_or_default();
         let kind = if d.demo { "demo" } else { "needs --root" };
         let row = Row::new([

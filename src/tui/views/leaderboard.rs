@@ -48,6 +48,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     }
     let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
     let table_rows = rows.iter().enumerate().skip(offset).take(inner.height as usize).map(|(i, r)| {
+        s.row_drawn(inner.y + 1 + (i - offset) as u16, i);
         let cells = vec![
             r.dataset.clone(),
             format!("{}%", r.anno_percent),

@@ -24,6 +24,7 @@ impl Widget for &State {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let [tabs, body, status] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+        self.rows_on_screen.borrow_mut().clear();
         render_tabs(self, tabs, buf);
         match self.view {
             View::Zoo => zoo::render(self, body, buf),
@@ -68,9 +69,9 @@ pub fn scroll_offset(cursor: usize, height: usize) -> usize {
 
 fn render_tabs(s: &State, area: Rect, buf: &mut Buffer) {
     let mut spans = Vec::new();
-    for (i, view) in View::ALL.iter().enumerate() {
-        let style = if *view == s.view { cursor_style().add_modifier(Modifier::BOLD) } else { fg(s, Color::Cyan) };
-        spans.push(Span::styled(format!(" {} {} ", i + 1, view.title()), style));
+    for view in View::ALL {
+        let style = if view == s.view { cursor_style().add_modifier(Modifier::BOLD) } else { fg(s, Color::Cyan) };
+        spans.push(Span::styled(view.tab_label(), style));
     }
     Line::from(spans).render(area, buf);
     let marks = header_marks(s);

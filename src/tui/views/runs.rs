@@ -71,6 +71,7 @@ fn render_table(s: &State, area: Rect, buf: &mut Buffer) {
     let widths = shown.iter().map(|&i| Constraint::Length(COLUMNS[i].1));
     let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
     let rows = runs.iter().enumerate().skip(offset).take(inner.height as usize).map(|(i, run)| {
+        s.row_drawn(inner.y + 1 + (i - offset) as u16, i);
         let row = Row::new(shown.iter().map(|&c| cell(s, run, c)));
         if i == cursor { row.style(cursor_style()) } else { row.style(fg(s, state_color(run))) }
     });

@@ -131,6 +131,11 @@ fn render_list(s: &State, area: Rect, wide: bool, buf: &mut Buffer) {
     let offset = scroll_offset(at, height).min(at.saturating_sub(1));
     let header: Vec<String> = columns.iter().map(|c| c.0.to_string()).collect();
     let mut out = vec![Line::from(row_text(&header, &columns, width)).style(fg(s, Color::Cyan))];
+    for (k, line) in lines.iter().skip(offset).take(height).enumerate() {
+        if let ListLine::Model(i) = line {
+            s.row_drawn(area.y + 1 + k as u16, *i);
+        }
+    }
     out.extend(lines.iter().skip(offset).take(height).map(|line| match line {
         ListLine::Category(c) => Line::from(format!("{c}:")).style(fg(s, Color::Magenta).add_modifier(Modifier::BOLD)),
         ListLine::Model(i) => {
