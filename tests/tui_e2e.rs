@@ -402,3 +402,72 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
     tmux.keys("again", "q");
     assert_eq!(tmux.wait_exit("again"), "0");
 }
+
+/// The screen's text without spaces and line breaks, and of a boxed line only what is inside the box, so
+/// that a sentence wrapped in a pop-up can be found.
+fn flat(screen: &str) -> String {
+    let inside = |l: &str| match (l.find('│'), l.rfind('│')) {
+        (Some(a), Some(b)) if a < b => l[a + '│'.len_utf8()..b].to_string(),
+        _ => l.to_string(),
+    };
+    screen.lines().map(inside).collect::<String>().chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[test]
+fn a_newcomer_without_network_reads_why_the_pull_failed_and_imports_the_file_by_path() {
+    let home = tempfile::tempdir().unwrap();
+    let _agent = AgentGuard(home.path());
+    let fixtures = tempfile::tempdir().unwrap();
+    barlowtwins_fixture(fixtures.path());
+    // A mirror nobody listens on, tried once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[zoo]\nretries = 0\n").unwrap();
+    let tmux = Tmux { socket: format!("medxfer-tui-offline-{}", std::process::id()) };
+    let pid_file = home.path().join("tui.pid");
+    tmux.start_with("o", home.path(), &pid_file, &[format!("MEDXFER_ZOO_MIRROR=http://{closed}")]);
+    tmux.wait_for("o", &["4 Runs"]);
+    tmux.keys("o", "1");
+    tmux.wait_until(
+        "o",
+        30,
+        "the zoo's states",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("missing")),
+        |_| None,
+    );
+    tmux.keys("o", "j");
+    tmux.wait_for("o", &["Barlow Twins (barlowtwins): missing"]);
+    tmux.keys("o", "p");
+    let failed = tmux.wait_until(
+        "o",
+        30,
+        "the pull from a closed port to fail",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("failed")),
+        |s| zoo_row(s, "barlowtwins").filter(|r| r.contains("converted")).map(str::to_string),
+    );
+    assert!(!zoo_row(&failed, "barlowtwins").unwrap().contains("interrupted"), "{failed}");
+    tmux.keys("o", "M");
+    let popup = tmux.wait_until("o", 20, "the whole message", |s| s.contains(" message ("), |_| None);
+    for advice in ["cannotdownloadbarlowtwins", "MEDXFER_ZOO_MIRROR", "medxferzooimportbarlowtwins"] {
+        assert!(flat(&popup).contains(&advice), "{advice} in the pop-up:\n{popup}");
+    }
+    tmux.keys("o", "Escape");
+    tmux.keys("o", "i");
+    tmux.wait_for("o", &["import a downloaded file for barlowtwins", "Tab completes"]);
+    let typed = format!("{}/barl", fixtures.path().display());
+    tmux.cmd(&["send-keys", "-t", "o", "-l", &typed]);
+    tmux.keys("o", "Tab");
+    let file = fixtures.path().join("barlowtwins.pth");
+    tmux.wait_for("o", &[format!("> {}_", file.display()).as_str()]);
+    tmux.keys("o", "Enter");
+    let converted = tmux.wait_until(
+        "o",
+        120,
+        "barlowtwins to be imported and converted",
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted")),
+        |_| None,
+    );
+    assert!(converted.contains("Zoo: 22 models, 1 converted"), "{converted}");
+    assert!(home.path().join("cache/zoo/barlowtwins/resnet50.safetensors").is_file());
+    tmux.keys("o", "q");
+    assert_eq!(tmux.wait_exit("o"), "0");
+}
