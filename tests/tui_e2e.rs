@@ -448,7 +448,7 @@ fn a_newcomer_without_network_reads_why_the_pull_failed_and_imports_the_file_by_
     tmux.keys("o", "M");
     let popup = tmux.wait_until("o", 20, "the whole message", |s| s.contains(" message ("), |_| None);
     for advice in ["cannotdownloadbarlowtwins", "MEDXFER_ZOO_MIRROR", "medxferzooimportbarlowtwins"] {
-        assert!(flat(&popup).contains(&advice), "{advice} in the pop-up:\n{popup}");
+        assert!(flat(&popup).contains(advice), "{advice} in the pop-up:\n{popup}");
     }
     tmux.keys("o", "Escape");
     tmux.keys("o", "i");
