@@ -43,7 +43,7 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
     }
     let cursor = s.cursor[View::Leaderboard.index()];
     if s.board_heat {
-        super::heat::render(s, &rows, cursor, inner, buf);
+        super::heat::render(s, rows, cursor, inner, buf);
         return;
     }
     let offset = scroll_offset(cursor, inner.height.saturating_sub(1) as usize);
