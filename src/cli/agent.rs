@@ -39,8 +39,8 @@ pub fn run(args: Args) -> Result<i32> {
         Some(AgentCommand::Status { json }) => {
             let status = socket::request(&ctx.home, &Request::Status).ok().and_then(|r| r.status);
             if json {
-                let v = serde_json::json!({"running": status.is_some(), "agent": status});
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                let report = socket::StatusReport { running: status.is_some(), agent: status };
+                println!("{}", serde_json::to_string_pretty(&report)?);
                 return Ok(0);
             }
             match status {

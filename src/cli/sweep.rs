@@ -3,7 +3,7 @@
 
 use crate::runs::record::{State, Status};
 use crate::sched::socket::{self, Request};
-use crate::sched::sweep::{self, PlannedRun, SweepRequest};
+use crate::sched::sweep::{self, PlanSummary, PlannedRun, SweepRequest};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,6 +48,26 @@ pub struct Args {
     pub json: bool,
 }
 
+impl Args {
+    /// The sweep these arguments ask for (`SweepRequest::args` gives them back); the executor stays None
+    /// without `--executor` and the default device empty: `run` fills both in from the config and the machine.
+    pub fn request(&self) -> Result<SweepRequest> {
+        Ok(SweepRequest {
+            dataset: self.dataset.clone(),
+            models: self.models.clone(),
+            trials: self.trials,
+            anno_percents: self.anno_percent.clone(),
+            overrides: self.set.iter().map(|kv| sweep::parse_override(kv)).collect::<Result<Vec<_>>>()?,
+            executor: self.executor.clone(),
+            root: self.root.clone(),
+            train_list: self.train_list.clone(),
+            val_list: self.val_list.clone(),
+            test_list: self.test_list.clone(),
+            default_device: String::new(),
+        })
+    }
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let ctx = super::Ctx::load()?;
     let executor = args.executor.clone().unwrap_or_else(|| ctx.config.scheduler.executor.clone());
@@ -55,26 +75,14 @@ pub fn run(args: Args) -> Result<i32> {
         "local" | "slurm" => {}
         other => bail!("--executor {other:?}: expected local or slurm"),
     }
-    let overrides = args.set.iter().map(|kv| sweep::parse_override(kv)).collect::<Result<Vec<_>>>()?;
+    let mut req = args.request()?;
+    req.executor = Some(executor.clone());
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
     let has_gpu = match executor.as_str() {
         "slurm" => ctx.config.slurm.gpus_per_job > 0,
         _ => !crate::doctor::nvml_gpus().is_empty(),
     };
-    let default_device = if has_gpu { "cuda" } else { "cpu" };
-    let req = SweepRequest {
-        dataset: args.dataset.clone(),
-        models: args.models.clone(),
-        trials: args.trials,
-        anno_percents: args.anno_percent.clone(),
-        overrides,
-        executor,
-        root: args.root.clone(),
-        train_list: args.train_list.clone(),
-        val_list: args.val_list.clone(),
-        test_list: args.test_list.clone(),
-        default_device: default_device.into(),
-    };
+    req.default_device = if has_gpu { "cuda" } else { "cpu" }.into();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
     let stamp = crate::runs::record::format_compact(now);
     let mut plan = sweep::plan(&req, &ctx.home.runs, &stamp, &ctx.home.zoo_cache())?;
@@ -97,15 +105,7 @@ pub fn run(args: Args) -> Result<i32> {
 fn print_plan(plan: &[PlannedRun], json: bool, dry_run: bool) -> Result<()> {
     let new = plan.iter().filter(|p| p.existing.is_none()).count();
     if json {
-        let runs: Vec<_> = plan
-            .iter()
-            .map(|p| match &p.existing {
-                Some((id, state)) => serde_json::json!({"id": id, "new": false, "state": state}),
-                None => serde_json::json!({"id": p.spec.id, "new": true, "state": "queued"}),
-            })
-            .collect();
-        let v = serde_json::json!({"count": plan.len(), "new": new, "existing": plan.len() - new, "runs": runs});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&PlanSummary::of(plan))?);
         return Ok(());
     }
     let verb = if dry_run { "would queue" } else { "queued" };
@@ -143,4 +143,53 @@ fn wait_for(home: &crate::home::Home, ids: &[String]) -> Result<i32> {
 
 fn state_of(dir: &Path) -> Result<State> {
     Status::load(dir).map(|s| s.state).with_context(|| format!("run {} vanished while waiting", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cli, Command};
+    use crate::sched::sweep::SweepRequest;
+    use clap::Parser;
+
+    fn parsed(args: &[String]) -> super::Args {
+        match Cli::try_parse_from(std::iter::once("medxfer".to_string()).chain(args.iter().cloned())) {
+            Ok(Cli { command: Some(Command::Sweep(args)), .. }) => args,
+            other => panic!("{args:?} is not a sweep command line: {other:?}"),
+        }
+    }
+
+    /// `SweepRequest::args` is the one way a request becomes a command line: clap reads back the very request.
+    #[test]
+    fn a_request_survives_its_command_line() {
+        let full = SweepRequest {
+            dataset: "chestxray14".into(),
+            models: vec!["imagenet".into(), "random".into(), "/w/my model.safetensors".into()],
+            trials: 3,
+            anno_percents: vec![10, 50],
+            overrides: vec![("epochs".into(), "3".into()), ("lr".into(), "1e-3".into())],
+            executor: Some("slurm".into()),
+            root: Some("/data/cxr 14".into()),
+            train_list: Some("/l/train.txt".into()),
+            val_list: Some("/l/val.txt".into()),
+            test_list: Some("/l/test.txt".into()),
+            default_device: String::new(),
+        };
+        let least =
+            SweepRequest { dataset: "demo-cls".into(), models: vec!["random".into()], trials: 1, ..full.clone() };
+        let least = SweepRequest {
+            anno_percents: Vec::new(),
+            overrides: Vec::new(),
+            executor: None,
+            root: None,
+            train_list: None,
+            val_list: None,
+            test_list: None,
+            ..least
+        };
+        for request in [full, least] {
+            let args = parsed(&request.args());
+            assert!(!args.json && !args.dry_run && !args.wait);
+            assert_eq!(args.request().unwrap(), request);
+        }
+    }
 }

@@ -101,18 +101,7 @@ pub fn run(args: Args) -> Result<i32> {
 
 fn list(home: &crate::home::Home, catalog: &Catalog, json: bool) -> Result<i32> {
     if json {
-        let rows: Vec<serde_json::Value> = catalog
-            .entries
-            .iter()
-            .map(|e| {
-                let mut row = serde_json::to_value(zoo::state_of(home, e)).unwrap_or_default();
-                row["id"] = e.id.clone().into();
-                row["name"] = e.name.clone().into();
-                row["category"] = e.category.clone().into();
-                row["manual"] = e.manual.into();
-                row
-            })
-            .collect();
+        let rows: Vec<zoo::cache::ListRow> = catalog.entries.iter().map(|e| zoo::cache::ListRow::of(home, e)).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }

@@ -4,22 +4,25 @@
 
 use super::lists::{Item, read_split_all};
 use super::spec::{DatasetSpec, ListFormat};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Serialize)]
+/// `data check --json` prints the report; the TUI reads it back with this same type.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SplitReport {
     pub split: String,
     pub list: PathBuf,
     pub items: usize,
     /// Label name → fraction of positive items (classification); foreground split for segmentation is skipped.
     pub prevalence: BTreeMap<String, f64>,
+    /// Not read back (a pattern is one of the spec module's constants).
+    #[serde(skip_deserializing)]
     pub mask_pattern: Option<&'static str>,
 }
 
 /// What kind of problem a check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A split list (or image-mask folder) that cannot be read at all.
@@ -43,13 +46,13 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Problem {
     pub kind: Kind,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckReport {
     pub dataset: String,
     pub root: PathBuf,

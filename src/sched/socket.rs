@@ -70,6 +70,13 @@ impl Reply {
     }
 }
 
+/// What `medxfer agent status --json` prints: whether an agent answers, and its status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub running: bool,
+    pub agent: Option<AgentStatus>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub pid: u32,

@@ -4,14 +4,17 @@
 
 use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task, validate_run_id};
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const SEGMENTATION_DATASETS: [&str; 4] = ["demo-seg", "drive", "siim-acr", "montgomery"];
 
-/// What the user asked for.
-#[derive(Debug, Clone, Default)]
+/// What the user asked for. Built from `medxfer sweep`'s arguments (`cli::sweep::Args::request`) or from
+/// the TUI's Launch form (`tui::launch::plan`), carried by the TUI's sweep effects, and turned back into that
+/// command's arguments by `args` alone.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SweepRequest {
     pub dataset: String,
     /// Zoo ids, "random", or paths to .safetensors files; ["all"] = the 21 zoo ids.
@@ -21,13 +24,95 @@ pub struct SweepRequest {
     pub anno_percents: Vec<u32>,
     /// `--set key=value` in order.
     pub overrides: Vec<(String, String)>,
-    pub executor: String,
+    /// `--executor`; None = config.toml's scheduler.executor, filled in by the command before `plan` (which
+    /// takes None as local).
+    pub executor: Option<String>,
     pub root: Option<PathBuf>,
     pub train_list: Option<PathBuf>,
     pub val_list: Option<PathBuf>,
     pub test_list: Option<PathBuf>,
-    /// The device when not set: "cuda" on a machine with GPUs, else "cpu".
+    /// The device when not set: "cuda" on a machine with GPUs, else "cpu". Chosen by the command where it
+    /// runs, so never one of its arguments.
     pub default_device: String,
+}
+
+impl SweepRequest {
+    /// The `medxfer` arguments that ask for this sweep (the output flags, `--json` and `--dry-run`, are the
+    /// caller's).
+    pub fn args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["sweep", "--dataset", &self.dataset, "--models", &self.models.join(",")]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend(["--trials".into(), self.trials.to_string()]);
+        if !self.anno_percents.is_empty() {
+            let list: Vec<String> = self.anno_percents.iter().map(u32::to_string).collect();
+            args.extend(["--anno-percent".into(), list.join(",")]);
+        }
+        for (key, value) in &self.overrides {
+            args.extend(["--set".into(), format!("{key}={value}")]);
+        }
+        if let Some(executor) = &self.executor {
+            args.extend(["--executor".into(), executor.clone()]);
+        }
+        let paths = [
+            ("--root", &self.root),
+            ("--train-list", &self.train_list),
+            ("--val-list", &self.val_list),
+            ("--test-list", &self.test_list),
+        ];
+        for (flag, path) in paths {
+            if let Some(path) = path {
+                args.extend([flag.into(), path.to_string_lossy().into_owned()]);
+            }
+        }
+        args
+    }
+
+    /// How many runs the sweep holds: models × label fractions × trials.
+    pub fn run_count(&self) -> usize {
+        self.models.len() * self.anno_percents.len().max(1) * self.trials as usize
+    }
+
+    /// The runs' ids without their time stamp, in `plan`'s order (model, percent, trial); "all" is not
+    /// expanded.
+    pub fn run_names(&self) -> impl Iterator<Item = String> + '_ {
+        let percents: &[u32] = if self.anno_percents.is_empty() { &[100] } else { &self.anno_percents };
+        self.models.iter().flat_map(move |m| {
+            percents.iter().flat_map(move |&p| (1..=self.trials).map(move |t| run_name(&self.dataset, m, t, p)))
+        })
+    }
+}
+
+/// What `medxfer sweep --json` prints (with or without `--dry-run`), and the TUI reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub count: usize,
+    pub new: usize,
+    pub existing: usize,
+    pub runs: Vec<PlanSummaryRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummaryRun {
+    pub id: String,
+    /// Not on disk before this sweep (queued by it, or would be with `--dry-run`).
+    pub new: bool,
+    pub state: State,
+}
+
+impl PlanSummary {
+    pub fn of(plan: &[PlannedRun]) -> PlanSummary {
+        let runs: Vec<PlanSummaryRun> = plan
+            .iter()
+            .map(|p| match &p.existing {
+                Some((id, state)) => PlanSummaryRun { id: id.clone(), new: false, state: *state },
+                None => PlanSummaryRun { id: p.spec.id.clone(), new: true, state: State::Queued },
+            })
+            .collect();
+        let new = runs.iter().filter(|r| r.new).count();
+        PlanSummary { count: runs.len(), new, existing: runs.len() - new, runs }
+    }
 }
 
 /// One planned run: new (to be written) or already on disk under `existing`.
@@ -74,7 +159,7 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
                     trial,
                     seed: u64::from(trial),
                     sweep: Some(format!("{stamp}-{}", req.dataset)),
-                    executor: req.executor.clone(),
+                    executor: req.executor.clone().unwrap_or_else(|| "local".into()),
                     data: DataSpec { anno_percent: percent, ..data.clone() },
                     hyper: Hyper::study_defaults(task),
                     device: DeviceSpec { device: req.default_device.clone(), ..DeviceSpec::default() },
@@ -284,7 +369,7 @@ mod tests {
             dataset: "demo-cls".into(),
             models: models.iter().map(|s| s.to_string()).collect(),
             trials,
-            executor: "local".into(),
+            executor: Some("local".into()),
             default_device: "cpu".into(),
             ..SweepRequest::default()
         }

@@ -1,6 +1,7 @@
 //! The demo sweep that the demo_sweep key enqueues (from Zoo, Launch and Runs).
 
 use super::state::State;
+use crate::sched::sweep::SweepRequest;
 
 /// The demo sweep that the demo_sweep key enqueues: `random` plus up to DEMO_MAX_PULLED zoo models whose
 /// checkpoints are already converted, one trial each, with settings small enough for a CPU (minutes).
@@ -9,10 +10,22 @@ pub const DEMO_MAX_PULLED: usize = 3;
 pub const DEMO_TRIALS: u32 = 1;
 /// threads=1 as in tests/sched.rs: one intra-op thread per run, so that a run does not oversubscribe a busy
 /// or shared CPU.
-pub const DEMO_SETS: [&str; 4] = ["epochs=3", "image_size=32", "batch_size=16", "threads=1"];
+pub const DEMO_SETS: [(&str, &str); 4] =
+    [("epochs", "3"), ("image_size", "32"), ("batch_size", "16"), ("threads", "1")];
 
 /// The models the demo sweep would use now: `random` and the first converted zoo models (Zoo view order).
 pub fn demo_models(s: &State) -> Vec<String> {
     let pulled = s.zoo.iter().filter(|m| m.is_converted()).map(|m| m.entry.id.clone()).take(DEMO_MAX_PULLED);
     std::iter::once("random".to_string()).chain(pulled).collect()
+}
+
+/// The demo sweep as it would be enqueued now.
+pub fn request(s: &State) -> SweepRequest {
+    SweepRequest {
+        dataset: DEMO_DATASET.into(),
+        models: demo_models(s),
+        trials: DEMO_TRIALS,
+        overrides: DEMO_SETS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..SweepRequest::default()
+    }
 }

@@ -2,21 +2,16 @@
 //! files to write), and the decoding of that command's outcome back into an action (`Effect::finished`).
 
 use super::action::{Action, Control, DataCheck};
+use crate::data::check::{CheckReport, Kind};
+use crate::sched::sweep::{PlanSummary, SweepRequest};
 
 /// Work for the agent, performed by running medxfer's own command line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// `sets` are `--set KEY=VALUE` overrides.
-    EnqueueSweep {
-        dataset: String,
-        models: Vec<String>,
-        trials: u32,
-        /// `--anno-percent`; empty = the command's default (100).
-        anno_percents: Vec<u32>,
-        sets: Vec<String>,
-    },
-    /// The `EnqueueSweep` inside, planned with `--dry-run --json`: writes nothing, says which runs exist.
-    DryRun(Box<Effect>),
+    /// `medxfer sweep`: write the sweep's missing runs as queued folders.
+    EnqueueSweep(SweepRequest),
+    /// The sweep planned with `--dry-run`: writes nothing, says which runs exist.
+    DryRun(SweepRequest),
     /// `medxfer runs <verb> ID...`.
     Control {
         control: Control,
@@ -46,32 +41,9 @@ impl Effect {
     /// The medxfer arguments that perform the effect.
     pub fn cli_args(&self) -> Vec<String> {
         match self {
-            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
-                // --json: the outcome is read back as a `SweepSummary`, not from the text.
-                let mut args = vec![
-                    "sweep".into(),
-                    "--dataset".into(),
-                    dataset.clone(),
-                    "--models".into(),
-                    models.join(","),
-                    "--trials".into(),
-                    trials.to_string(),
-                ];
-                if !anno_percents.is_empty() {
-                    let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
-                    args.extend(["--anno-percent".to_string(), list.join(",")]);
-                }
-                for set in sets {
-                    args.extend(["--set".to_string(), set.clone()]);
-                }
-                args.push("--json".into());
-                args
-            }
-            Effect::DryRun(sweep) => {
-                let mut args = sweep.cli_args();
-                args.insert(args.len() - 1, "--dry-run".to_string());
-                args
-            }
+            // --json: the outcome is read back as a `PlanSummary`, not from the text.
+            Effect::EnqueueSweep(request) => [request.args(), vec!["--json".into()]].concat(),
+            Effect::DryRun(request) => [request.args(), vec!["--dry-run".into(), "--json".into()]].concat(),
             Effect::Control { control, ids } => {
                 ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
             }
@@ -110,39 +82,18 @@ impl Effect {
         let first = || lines().next().unwrap_or("no message").to_string();
         let failed = || format!("{command} failed: {}", first());
         match self {
-            Effect::EnqueueSweep { dataset, models, trials, anno_percents, sets } => {
-                let summary = serde_json::from_str::<SweepSummary>(stdout);
-                let message = match summary {
+            Effect::EnqueueSweep(request) => {
+                let message = match serde_json::from_str::<PlanSummary>(stdout) {
                     Ok(plan) if ok && plan.new == 0 => format!(
                         "nothing queued: the {} runs of this sweep exist already (R in Runs trains one again)",
                         plan.count
                     ),
-                    Ok(plan) if ok => {
-                        let each =
-                            if *trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
-                        let anno = if anno_percents.is_empty() {
-                            String::new()
-                        } else {
-                            let list: Vec<String> = anno_percents.iter().map(u32::to_string).collect();
-                            format!(" at {}% labels", list.join(","))
-                        };
-                        let existing = if plan.existing > 0 {
-                            format!(" ({} exist already)", plan.existing)
-                        } else {
-                            String::new()
-                        };
-                        format!(
-                            "sweep queued: {} new runs of {} on {dataset}{anno}, {each} ({}){existing}",
-                            plan.new,
-                            models.join(", "),
-                            sets.join(" ")
-                        )
-                    }
+                    Ok(plan) if ok => queued(request, &plan),
                     _ => failed(),
                 };
                 Action::CommandFinished { ok: ok && message.starts_with("sweep queued"), message }
             }
-            Effect::DryRun(_) => match serde_json::from_str::<SweepSummary>(stdout) {
+            Effect::DryRun(_) => match serde_json::from_str::<PlanSummary>(stdout) {
                 Ok(plan) if ok => {
                     let message =
                         format!("dry run: {} runs, {} new, {} already exist", plan.count, plan.new, plan.existing);
@@ -176,8 +127,8 @@ impl Effect {
                 Action::ZooDone { id: id.clone(), ok, message }
             }
             Effect::DataCheck { dataset } => {
-                let check = match serde_json::from_str::<serde_json::Value>(stdout) {
-                    Ok(report) => check_summary(&report),
+                let check = match serde_json::from_str::<CheckReport>(stdout) {
+                    Ok(report) => check_summary(report),
                     Err(_) => DataCheck::Failed(first()),
                 };
                 Action::DataChecked { dataset: dataset.clone(), check }
@@ -190,25 +141,32 @@ impl Effect {
     }
 }
 
-/// What `medxfer sweep --json` (and `--dry-run --json`) prints about its plan.
-#[derive(Debug, serde::Deserialize)]
-struct SweepSummary {
-    count: u64,
-    new: u64,
-    existing: u64,
+/// The status line after a sweep was queued: how many runs are new, of what, and with which settings.
+fn queued(request: &SweepRequest, plan: &PlanSummary) -> String {
+    let trials = request.trials;
+    let each = if trials == 1 { "1 trial each".to_string() } else { format!("{trials} trials each") };
+    let anno = if request.anno_percents.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = request.anno_percents.iter().map(u32::to_string).collect();
+        format!(" at {}% labels", list.join(","))
+    };
+    let existing = if plan.existing > 0 { format!(" ({} exist already)", plan.existing) } else { String::new() };
+    let sets: Vec<String> = request.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "sweep queued: {} new runs of {} on {}{anno}, {each} ({}){existing}",
+        plan.new,
+        request.models.join(", "),
+        request.dataset,
+        sets.join(" ")
+    )
 }
 
-/// Reads `data check --json`'s report: items per split, how many images exist, the problems.
-fn check_summary(report: &serde_json::Value) -> DataCheck {
-    let splits: Vec<(String, usize)> = report["splits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| (s["split"].as_str().unwrap_or("?").to_string(), s["items"].as_u64().unwrap_or(0) as usize))
-        .collect();
-    let problems: Vec<String> =
-        report["errors"].as_array().into_iter().flatten().filter_map(|e| e.as_str().map(str::to_string)).collect();
+/// `data check --json`'s report as the Datasets view keeps it: items per split, how many listed images
+/// exist (the report's count of missing images), the problems.
+fn check_summary(report: CheckReport) -> DataCheck {
+    let splits: Vec<(String, usize)> = report.splits.into_iter().map(|s| (s.split, s.items)).collect();
     let listed = splits.iter().map(|s| s.1).sum();
-    let missing = problems.iter().filter(|p| p.starts_with("image ") && p.contains(" is missing")).count();
-    DataCheck::Done { splits, listed, found: listed.saturating_sub(missing), problems }
+    let missing = report.counts.get(&Kind::MissingImage).copied().unwrap_or(0);
+    DataCheck::Done { splits, listed, found: listed.saturating_sub(missing), problems: report.errors }
 }

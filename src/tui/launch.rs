@@ -1,11 +1,10 @@
 //! The Launch view's sweep form (dataset, models, trials, label percentages, `--set` overrides) and the
-//! plan it makes: checked as `medxfer sweep` checks it, without touching the disk, and enqueued through
-//! that same command.
+//! `SweepRequest` it makes: checked as `medxfer sweep` checks it, without touching the disk, and enqueued
+//! through that same command.
 
-use super::effect::Effect;
 use super::keymap::Bind;
 use super::state::State;
-use crate::sched::sweep;
+use crate::sched::sweep::{self, SweepRequest};
 use std::collections::BTreeSet;
 
 /// The form's fields, in the order of their rows; the Zoo models follow them.
@@ -88,49 +87,13 @@ impl LaunchForm {
     }
 }
 
-/// A checked sweep: what `medxfer sweep` will be asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    pub dataset: String,
-    /// In the Zoo view's order.
-    pub models: Vec<String>,
-    pub trials: u32,
-    /// Empty = 100 % (the command's default).
-    pub anno_percents: Vec<u32>,
-    pub sets: Vec<String>,
-    /// Chosen zoo models whose converted weights are not in the cache yet.
-    pub not_converted: Vec<String>,
-}
-
-impl Plan {
-    pub fn runs(&self) -> usize {
-        self.models.len() * self.anno_percents.len().max(1) * self.trials as usize
-    }
-
-    /// The runs' ids without their time stamp, in `sweep::plan`'s order (model, percent, trial).
-    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
-        let percents: &[u32] = if self.anno_percents.is_empty() { &[100] } else { &self.anno_percents };
-        self.models.iter().flat_map(move |m| {
-            percents.iter().flat_map(move |&p| (1..=self.trials).map(move |t| sweep::run_name(&self.dataset, m, t, p)))
-        })
-    }
-
-    pub fn effect(&self) -> Effect {
-        Effect::EnqueueSweep {
-            dataset: self.dataset.clone(),
-            models: self.models.clone(),
-            trials: self.trials,
-            anno_percents: self.anno_percents.clone(),
-            sets: self.sets.clone(),
-        }
-    }
-}
-
-/// The form as a plan, or the sentence that says what is wrong with it.
-pub fn plan(s: &State) -> Result<Plan, String> {
+/// The form as the sweep `medxfer sweep` will be asked for (models in the Zoo view's order; no anno % for
+/// 100, the command's default), or the sentence that says what is wrong with it.
+pub fn plan(s: &State) -> Result<SweepRequest, String> {
     let form = &s.launch;
-    let chosen: Vec<_> = s.zoo.iter().filter(|m| form.models.contains(&m.entry.id)).collect();
-    if chosen.is_empty() {
+    let models: Vec<String> =
+        s.zoo.iter().filter(|m| form.models.contains(&m.entry.id)).map(|m| m.entry.id.clone()).collect();
+    if models.is_empty() {
         return Err(format!("choose at least one model with {}", s.keymap.key_of(Bind::Select)));
     }
     let mut anno_percents = Vec::new();
@@ -143,33 +106,39 @@ pub fn plan(s: &State) -> Result<Plan, String> {
     if anno_percents == [100] {
         anno_percents.clear();
     }
-    let sets: Vec<String> = form.sets.split_whitespace().map(str::to_string).collect();
-    let overrides = sets.iter().map(|kv| sweep::parse_override(kv)).collect::<anyhow::Result<Vec<_>>>();
-    if let Err(e) = overrides.and_then(|o| sweep::check_overrides(&form.dataset, &o)) {
-        return Err(format!("overrides: {e}"));
-    }
-    Ok(Plan {
+    let overrides = form.sets.split_whitespace().map(sweep::parse_override).collect::<anyhow::Result<Vec<_>>>();
+    let overrides = match overrides.and_then(|o| sweep::check_overrides(&form.dataset, &o).map(|()| o)) {
+        Ok(overrides) => overrides,
+        Err(e) => return Err(format!("overrides: {e}")),
+    };
+    Ok(SweepRequest {
         dataset: form.dataset.clone(),
-        models: chosen.iter().map(|m| m.entry.id.clone()).collect(),
+        models,
         trials: form.trials,
         anno_percents,
-        sets,
-        not_converted: chosen
-            .iter()
-            .filter(|m| m.entry.has_file() && !m.is_converted())
-            .map(|m| m.entry.id.clone())
-            .collect(),
+        overrides,
+        ..SweepRequest::default()
     })
+}
+
+/// The chosen zoo models whose converted weights are not in the cache yet.
+pub fn not_converted(s: &State, plan: &SweepRequest) -> Vec<String> {
+    s.zoo
+        .iter()
+        .filter(|m| plan.models.contains(&m.entry.id) && m.entry.has_file() && !m.is_converted())
+        .map(|m| m.entry.id.clone())
+        .collect()
 }
 
 /// What would make the plan's runs fail: models without converted weights, a dataset whose images are not
 /// in the home. Enter refuses while any is left; one sentence each.
-pub fn problems(s: &State, plan: &Plan) -> Vec<String> {
+pub fn problems(s: &State, plan: &SweepRequest) -> Vec<String> {
     let mut problems = Vec::new();
-    if !plan.not_converted.is_empty() {
+    let not_converted = not_converted(s, plan);
+    if !not_converted.is_empty() {
         problems.push(format!(
             "not converted: {}: pull with {} in Zoo, or unselect",
-            plan.not_converted.join(", "),
+            not_converted.join(", "),
             s.keymap.key_of(Bind::ZooPull)
         ));
     }

@@ -7,6 +7,7 @@ use super::keymap::Keymap;
 use super::state::{State, View};
 use super::store::RunDelta;
 use super::update::update;
+use crate::data::check::{CheckReport, Kind, Problem, SplitReport};
 use crate::runs::record::{
     DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, Snapshot, State as RunState, Status, Task,
 };
@@ -498,13 +499,14 @@ fn zoo_pull_and_verify_make_effects_for_the_model_under_the_cursor() {
 fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     let mut s = typical_zoo();
     let effects = update(&mut s, Action::DemoSweep);
-    let sweep = Effect::EnqueueSweep {
+    let sets = [("epochs", "3"), ("image_size", "32"), ("batch_size", "16"), ("threads", "1")];
+    let sweep = Effect::EnqueueSweep(crate::sched::sweep::SweepRequest {
         dataset: "demo-cls".into(),
         models: vec!["random".into(), "barlowtwins".into()],
         trials: 1,
-        anno_percents: Vec::new(),
-        sets: vec!["epochs=3".into(), "image_size=32".into(), "batch_size=16".into(), "threads=1".into()],
-    };
+        overrides: sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    });
     assert_eq!(effects, std::slice::from_ref(&sweep));
     assert_eq!(
         s.message.as_deref(),
@@ -526,8 +528,8 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     let report = zoo_report(&s, &converted);
     update(&mut s, report);
     let effects = update(&mut s, Action::DemoSweep);
-    let Effect::EnqueueSweep { models, .. } = &effects[0] else { panic!("{effects:?}") };
-    assert_eq!(models, &["random", "imagenet", "swav", "moco-v2"], "at most three, in the Zoo view's order");
+    let Effect::EnqueueSweep(sweep) = &effects[0] else { panic!("{effects:?}") };
+    assert_eq!(sweep.models, ["random", "imagenet", "swav", "moco-v2"], "at most three, in the Zoo view's order");
     update(&mut s, Action::Show(View::Launch));
     assert!(screen(&s, 80, 24).contains("d      demo sweep instead"), "the demo sweep's key stays in Launch");
 }
@@ -558,12 +560,24 @@ fn data_check_runs_for_the_dataset_under_the_cursor_and_shows_its_report() {
     assert_eq!(effects[0].cli_args(), ["data", "check", "demo-cls", "--json"]);
     assert_eq!(s.current_dataset().unwrap().check, Some(DataCheck::Running));
     assert!(update(&mut s, Action::DataCheck).is_empty(), "already running");
-    let report = serde_json::json!({
-        "dataset": "demo-cls", "root": "/h/datasets/demo-cls",
-        "splits": [{"split": "train", "items": 300}, {"split": "val", "items": 100}, {"split": "test", "items": 100}],
-        "errors": ["image /h/datasets/demo-cls/images/00007_000.png is missing (listed at train.txt:8)"]
-    });
-    update(&mut s, effects[0].finished(false, &report.to_string(), "demo-cls: 1 problem(s) found"));
+    let missing = "image /h/datasets/demo-cls/images/00007_000.png is missing (listed at train.txt:8)";
+    let split = |split: &str, items| SplitReport {
+        split: split.into(),
+        list: format!("/h/datasets/demo-cls/{split}.txt").into(),
+        items,
+        prevalence: BTreeMap::new(),
+        mask_pattern: None,
+    };
+    let report = CheckReport {
+        dataset: "demo-cls".into(),
+        root: "/h/datasets/demo-cls".into(),
+        splits: vec![split("train", 300), split("val", 100), split("test", 100)],
+        problems: vec![Problem { kind: Kind::MissingImage, message: missing.into() }],
+        counts: BTreeMap::from([(Kind::MissingImage, 1)]),
+        errors: vec![missing.into()],
+    };
+    let report = serde_json::to_string(&report).unwrap();
+    update(&mut s, effects[0].finished(false, &report, "demo-cls: 1 problem(s) found"));
     assert_eq!(s.message.as_deref(), Some("demo-cls: 499 of 500 listed images found, 1 problem(s)"));
     let text = screen(&s, 80, 24);
     assert!(line_with(&text, "demo-cls").contains("1 problem(s)"), "{text}");
@@ -579,6 +593,35 @@ fn data_check_runs_for_the_dataset_under_the_cursor_and_shows_its_report() {
     let text = screen(&s, 80, 24);
     assert!(text.contains("check failed: medxfer: dataset chestxray14 needs a root folder"), "{text}");
     assert!(line_with(&text, "chestxray14").contains("needs --root"), "{text}");
+}
+
+/// Missing images are counted from the report's `counts`, whatever its messages say.
+#[test]
+fn data_check_counts_missing_images_from_the_report_not_its_wording() {
+    let messages = ["no file at a.png", "b.png: gone", "train.txt:3: image c.png is missing a label"];
+    let report = CheckReport {
+        dataset: "demo-cls".into(),
+        root: "/d".into(),
+        splits: vec![SplitReport {
+            split: "train".into(),
+            list: "/d/train.txt".into(),
+            items: 10,
+            prevalence: BTreeMap::new(),
+            mask_pattern: None,
+        }],
+        problems: [Kind::MissingImage, Kind::MissingImage, Kind::MalformedLine]
+            .into_iter()
+            .zip(messages)
+            .map(|(kind, message)| Problem { kind, message: message.into() })
+            .collect(),
+        counts: BTreeMap::from([(Kind::MissingImage, 2), (Kind::MalformedLine, 1)]),
+        errors: messages.map(String::from).into(),
+    };
+    let effect = Effect::DataCheck { dataset: "demo-cls".into() };
+    let action = effect.finished(false, &serde_json::to_string(&report).unwrap(), "");
+    let Action::DataChecked { check, .. } = action else { panic!("{action:?}") };
+    let problems = messages.map(String::from).into();
+    assert_eq!(check, DataCheck::Done { splits: vec![("train".into(), 10)], listed: 10, found: 8, problems });
 }
 
 #[test]

@@ -67,7 +67,7 @@ impl Recorded {
 }
 
 /// A model's state as `zoo list` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum ModelState {
     /// No checkpoint needed (`random`).
@@ -91,6 +91,30 @@ pub enum ModelState {
     Failed {
         reason: String,
     },
+}
+
+/// One model in `medxfer zoo list --json`: the catalog's id, name, category and manual flag, and its state's
+/// fields beside them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListRow {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub manual: bool,
+    #[serde(flatten)]
+    pub state: ModelState,
+}
+
+impl ListRow {
+    pub fn of(home: &Home, entry: &Entry) -> ListRow {
+        ListRow {
+            id: entry.id.clone(),
+            name: entry.name.clone(),
+            category: entry.category.clone(),
+            manual: entry.manual,
+            state: state_of(home, entry),
+        }
+    }
 }
 
 impl ModelState {
@@ -151,4 +175,26 @@ pub fn state_of(home: &Home, entry: &Entry) -> ModelState {
         return ModelState::Downloading { bytes, total, percent, active };
     }
     ModelState::Missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `zoo list --json` keeps its flat rows (the state's fields beside the id) and reads back as the same type.
+    #[test]
+    fn a_list_row_is_flat_json_and_reads_back() {
+        let row = ListRow {
+            id: "swav".into(),
+            name: "SwAV".into(),
+            category: "self-supervised-imagenet".into(),
+            manual: false,
+            state: ModelState::Downloading { bytes: 10, total: Some(40), percent: Some(25.0), active: true },
+        };
+        let json: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["id"], "swav");
+        assert_eq!(json["state"], "downloading");
+        assert_eq!(json["bytes"], 10);
+        assert_eq!(serde_json::from_value::<ListRow>(json).unwrap(), row);
+    }
 }

@@ -7,6 +7,7 @@ use super::super::launch::{self, Field, Row};
 use super::super::state::{State, View};
 use super::super::update::update;
 use super::{screen, typical_zoo};
+use crate::sched::sweep::SweepRequest;
 
 fn to_row(s: &mut State, row: Row) {
     update(s, Action::Show(View::Launch));
@@ -56,10 +57,10 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
 
     let plan = launch::plan(&s).unwrap();
     assert_eq!(plan.models, ["barlowtwins", "random"], "in the Zoo view's order");
-    assert_eq!(plan.runs(), 8);
-    let names: Vec<String> = plan.names().collect();
+    assert_eq!(plan.run_count(), 8);
+    let names: Vec<String> = plan.run_names().collect();
     assert_eq!(names[..3], ["demo-cls-barlowtwins-t1-a10", "demo-cls-barlowtwins-t2-a10", "demo-cls-barlowtwins-t1"]);
-    assert!(plan.not_converted.is_empty(), "barlowtwins is converted, random needs nothing");
+    assert!(launch::not_converted(&s, &plan).is_empty(), "barlowtwins is converted, random needs nothing");
 
     let dry = update(&mut s, Action::DryRun);
     let [Effect::DryRun(sweep)] = dry.as_slice() else { panic!("{dry:?}") };
@@ -72,16 +73,17 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
     assert!(s.message.as_deref().unwrap().ends_with(&format!("--dry-run --json failed: {reason}")), "{:?}", s.message);
 
     let effects = update(&mut s, Action::Enqueue);
-    assert_eq!(effects, [(**sweep).clone()], "the dry run plans the very sweep Enter enqueues");
+    assert_eq!(effects, [Effect::EnqueueSweep(sweep.clone())], "the dry run plans the very sweep Enter enqueues");
     assert_eq!(
         effects,
-        [Effect::EnqueueSweep {
+        [Effect::EnqueueSweep(SweepRequest {
             dataset: "demo-cls".into(),
             models: vec!["barlowtwins".into(), "random".into()],
             trials: 2,
             anno_percents: vec![10, 100],
-            sets: vec!["epochs=3".into(), "image_size=32".into()],
-        }]
+            overrides: vec![("epochs".into(), "3".into()), ("image_size".into(), "32".into())],
+            ..SweepRequest::default()
+        })]
     );
     assert_eq!(
         effects[0].cli_args().join(" "),
@@ -151,7 +153,7 @@ fn choose_converted_toggles_every_converted_model_and_warns_of_unconverted_ones(
     assert!(s.launch.models.is_empty());
     to_model(&mut s, "chexpert");
     update(&mut s, Action::Select);
-    assert_eq!(launch::plan(&s).unwrap().not_converted, ["chexpert"], "verified but not converted");
+    assert_eq!(launch::not_converted(&s, &launch::plan(&s).unwrap()), ["chexpert"], "verified but not converted");
     let text = screen(&s, 80, 24);
     assert!(text.contains("not converted: chexpert"), "{text}");
 }

@@ -2,7 +2,7 @@
 //! enqueue or plan the sweep) and the demo sweep.
 
 use super::super::action::Action;
-use super::super::demo::{self, DEMO_DATASET, DEMO_SETS, DEMO_TRIALS};
+use super::super::demo::{self, DEMO_DATASET, DEMO_TRIALS};
 use super::super::effect::Effect;
 use super::super::keymap::Bind;
 use super::super::launch::{self, Field, Row};
@@ -75,9 +75,10 @@ pub(super) fn enqueue(s: &mut State, dry_run: bool) -> Vec<Effect> {
         s.message = Some(format!("nothing enqueued: {}", problems.join("; ")));
         return Vec::new();
     }
+    let runs = plan.run_count();
     let (effect, verb) =
-        if dry_run { (Effect::DryRun(Box::new(plan.effect())), "planning") } else { (plan.effect(), "launching") };
-    s.message = Some(format!("{verb} {} runs: {}", plan.runs(), effect.describe()));
+        if dry_run { (Effect::DryRun(plan), "planning") } else { (Effect::EnqueueSweep(plan), "launching") };
+    s.message = Some(format!("{verb} {runs} runs: {}", effect.describe()));
     vec![effect]
 }
 
@@ -100,18 +101,12 @@ pub(super) fn edit_field(s: &mut State, action: Action) {
 }
 
 pub(super) fn demo_sweep(s: &mut State) -> Vec<Effect> {
-    let models = demo::demo_models(s);
+    let request = demo::request(s);
+    let sets: Vec<String> = request.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
     s.message = Some(format!(
         "launching demo sweep: {} on {DEMO_DATASET}, {DEMO_TRIALS} trial each ({})",
-        models.join(", "),
-        DEMO_SETS.join(" ")
+        request.models.join(", "),
+        sets.join(" ")
     ));
-    let sets = DEMO_SETS.iter().map(|s| s.to_string()).collect();
-    vec![Effect::EnqueueSweep {
-        dataset: DEMO_DATASET.into(),
-        models,
-        trials: DEMO_TRIALS,
-        anno_percents: Vec::new(),
-        sets,
-    }]
+    vec![Effect::EnqueueSweep(request)]
 }

@@ -87,10 +87,10 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
     };
     let problems = super::super::launch::problems(s, &plan);
     let head = if problems.is_empty() {
-        Line::from(format!("{} runs on {}, {} to enqueue", plan.runs(), plan.dataset, key(Bind::Enqueue)))
+        Line::from(format!("{} runs on {}, {} to enqueue", plan.run_count(), plan.dataset, key(Bind::Enqueue)))
             .style(fg(s, Color::Green))
     } else {
-        Line::from(format!("{} runs on {}, blocked:", plan.runs(), plan.dataset))
+        Line::from(format!("{} runs on {}, blocked:", plan.run_count(), plan.dataset))
     };
     let mut lines = vec![head, Line::from(format!("{} checks which exist already", key(Bind::DryRun)))];
     let width = inner.width.max(1) as usize;
@@ -99,10 +99,10 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
         lines.extend(chars.chunks(width).map(|c| Line::from(c.iter().collect::<String>()).style(fg(s, Color::Red))));
     }
     let budget = (inner.height as usize).saturating_sub(lines.len());
-    let shown = if plan.runs() > budget { budget.saturating_sub(1) } else { budget };
-    lines.extend(plan.names().take(shown).map(Line::from));
-    if plan.runs() > shown {
-        lines.push(Line::from(format!("... and {} more", plan.runs() - shown)));
+    let shown = if plan.run_count() > budget { budget.saturating_sub(1) } else { budget };
+    lines.extend(plan.run_names().take(shown).map(Line::from));
+    if plan.run_count() > shown {
+        lines.push(Line::from(format!("... and {} more", plan.run_count() - shown)));
     }
     Paragraph::new(lines).render(inner, buf);
 }
