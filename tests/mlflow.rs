@@ -1,5 +1,5 @@
 //! `medxfer runs export --mlflow URL` against a real `mlflow server` (SQLite backend, 127.0.0.1, started
-//! once by this test binary), read back with MLflow's own MlflowClient: experiment per dataset, run per
+//! once by this test binary), read back with MLflow's own MlflowClient (one Python process for every read): experiment per dataset, run per
 //! run, params, tags, metric histories; a second export updates the same runs and duplicates nothing.
 
 use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
@@ -31,13 +31,6 @@ impl Drop for Server {
 }
 
 fn start_server() -> Server {
-    let check = Command::new(python()).args(["-c", "import mlflow"]).output().unwrap();
-    assert!(
-        check.status.success(),
-        "the Python package mlflow is missing in {} (scripts/setup-libtorch's test_refs pins it): {}",
-        python(),
-        String::from_utf8_lossy(&check.stderr)
-    );
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -46,6 +39,9 @@ fn start_server() -> Server {
     cmd.args(["-m", "mlflow", "server", "--host", "127.0.0.1", "--workers", "1", "--backend-store-uri", &db])
         .args(["--port", &port.to_string(), "--default-artifact-root"])
         .arg(dir.path().join("artifacts"))
+        // The job runner (on by default in MLflow 3) starts seven more Python processes, each importing
+        // mlflow, for server-side jobs that tracking never uses: most of this test's CPU under load.
+        .env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);
@@ -60,37 +56,86 @@ fn start_server() -> Server {
         }
         let log = || std::fs::read_to_string(server._dir.path().join("server.log")).unwrap_or_default();
         if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("mlflow server exited ({status}) before answering: {}", log());
+            let log = log();
+            if log.contains("No module named mlflow") {
+                panic!(
+                    "the Python package mlflow is missing in {} (scripts/setup-libtorch's test_refs pins it)",
+                    python()
+                );
+            }
+            panic!("mlflow server exited ({status}) before answering: {log}");
         }
         assert!(Instant::now() < deadline, "mlflow server did not answer /health within 120 s: {}", log());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
+/// Answers each stdin line `[url, experiment, ...]` with one JSON line: experiment -> medxfer run id -> the
+/// MLflow run's status, params, tags and metric histories.
 const READ: &str = r#"
 import json, sys
 from mlflow.tracking import MlflowClient
-c = MlflowClient(tracking_uri=sys.argv[1])
-out = {}
-for name in sys.argv[2:]:
-    exp = c.get_experiment_by_name(name)
-    runs = {}
-    for r in c.search_runs([exp.experiment_id]) if exp else []:
-        runs[r.data.tags["medxfer.run_id"]] = {
-            "status": r.info.status,
-            "params": r.data.params,
-            "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.runName"},
-            "metrics": {k: sorted([m.step, m.value, m.timestamp] for m in c.get_metric_history(r.info.run_id, k))
-                        for k in r.data.metrics},
-        }
-    out[name] = runs
-print(json.dumps(out))
+for request in sys.stdin:
+    url, *names = json.loads(request)
+    c = MlflowClient(tracking_uri=url)
+    out = {}
+    for name in names:
+        exp = c.get_experiment_by_name(name)
+        runs = {}
+        for r in c.search_runs([exp.experiment_id]) if exp else []:
+            runs[r.data.tags["medxfer.run_id"]] = {
+                "status": r.info.status,
+                "params": r.data.params,
+                "tags": {k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.runName"},
+                "metrics": {k: sorted([m.step, m.value, m.timestamp] for m in c.get_metric_history(r.info.run_id, k))
+                            for k in r.data.metrics},
+            }
+        out[name] = runs
+    print(json.dumps(out), flush=True)
 "#;
 
-fn read_back(url: &str, experiments: &[&str]) -> Value {
-    let out = Command::new(python()).args(["-c", READ, url]).args(experiments).output().unwrap();
-    assert!(out.status.success(), "MlflowClient failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+/// One Python process with MlflowClient for every read-back (mlflow's import is the slow part), started
+/// before the server so that the two imports overlap.
+struct Reader {
+    child: Child,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Reader {
+    fn start() -> Reader {
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(python())
+            .args(["-c", READ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let answers = std::io::BufReader::new(child.stdout.take().unwrap());
+        Reader { child, answers, stderr }
+    }
+
+    fn read_back(&mut self, url: &str, experiments: &[&str]) -> Value {
+        use std::io::{BufRead, Write};
+        let request = json!(std::iter::once(url).chain(experiments.iter().copied()).collect::<Vec<_>>());
+        let stdin = self.child.stdin.as_mut().unwrap();
+        let sent = writeln!(stdin, "{request}").and_then(|()| stdin.flush());
+        let mut line = String::new();
+        let read = self.answers.read_line(&mut line);
+        if sent.is_err() || !matches!(read, Ok(n) if n > 0) {
+            let _ = self.child.wait();
+            panic!("MlflowClient failed: {}", std::fs::read_to_string(self.stderr.path()).unwrap_or_default());
+        }
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn write_run(runs: &Path, id: &str, dataset: &str, init: &str, sweep: Option<&str>, epochs: u32) -> RunSpec {
@@ -173,6 +218,7 @@ fn history(run: &Value, key: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn runs_export_to_a_real_mlflow_server_and_reexport_updates_them() {
+    let mut reader = Reader::start();
     let server = start_server();
     let home = tempfile::tempdir().unwrap();
     let runs = home.path().join("runs");
@@ -187,7 +233,7 @@ fn runs_export_to_a_real_mlflow_server_and_reexport_updates_them() {
     assert_eq!(done.as_array().unwrap().len(), 2);
     assert!(done.as_array().unwrap().iter().all(|e| e["created"] == true));
 
-    let read = read_back(&server.url, &["demo-cls", "demo-seg"]);
+    let read = reader.read_back(&server.url, &["demo-cls", "demo-seg"]);
     assert_eq!(read["demo-seg"], json!({}), "only the sweep's runs are exported");
     let ra = &read["demo-cls"][&a.id];
     assert_eq!(ra["status"], "RUNNING");
@@ -220,7 +266,7 @@ fn runs_export_to_a_real_mlflow_server_and_reexport_updates_them() {
         .map(|e| (e["run_id"].as_str().unwrap().to_string(), e["created"].as_bool().unwrap()))
         .collect();
     assert_eq!(created, BTreeMap::from([(a.id.clone(), false), (b.id.clone(), false), (c.id.clone(), true)]));
-    let again = read_back(&server.url, &["demo-cls", "demo-seg"]);
+    let again = reader.read_back(&server.url, &["demo-cls", "demo-seg"]);
     assert_eq!(again["demo-cls"].as_object().unwrap().len(), 2);
     assert_eq!(again["demo-seg"].as_object().unwrap().len(), 1);
     let ra = &again["demo-cls"][&a.id];

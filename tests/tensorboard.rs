@@ -48,11 +48,11 @@ fn assert_scalars(read: &Value, tag: &str, want: &[(u64, f64)]) {
     }
 }
 
-/// The trainer's writes, through the same `RunFiles` calls: step and epoch lines, then the test result.
-fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
-    let files = RunFiles::open(dir).unwrap();
+/// The metrics lines a trainer writes for `epochs` (two step lines and an epoch line each); `redo` changes
+/// every value, as a redone epoch does.
+fn metric_lines(epochs: std::ops::RangeInclusive<u32>, redo: f64) -> Vec<MetricLine> {
     let mut lines = Vec::new();
-    for epoch in 1..=2u32 {
+    for epoch in epochs {
         let e = f64::from(epoch);
         for k in 1..=2u64 {
             let step = u64::from(epoch - 1) * 20 + k * 10;
@@ -60,7 +60,7 @@ fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
                 kind: "step".into(),
                 epoch,
                 step,
-                train_loss: Some(1.0 / step as f64),
+                train_loss: Some(1.0 / step as f64 + redo),
                 val_loss: None,
                 lr: 0.01 / e,
                 images_per_s: 40.0 + step as f64,
@@ -73,19 +73,23 @@ fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
             kind: "epoch".into(),
             epoch,
             step: u64::from(epoch) * 20,
-            train_loss: Some(0.9 / e),
-            val_loss: Some(1.1 / e),
+            train_loss: Some(0.9 / e + redo),
+            val_loss: Some(1.1 / e + redo),
             lr: 0.01 / e,
             images_per_s: 45.0,
             elapsed_s: e * 20.0,
-            val: BTreeMap::from([("auc".to_string(), 0.6 + e / 10.0), ("auc_Mass, left".to_string(), 0.5 + e / 20.0)]),
+            val: BTreeMap::from([
+                ("auc".to_string(), 0.6 + e / 10.0 - redo),
+                ("auc_Mass, left".to_string(), 0.5 + e / 20.0 - redo),
+            ]),
             epoch_batches: None,
         });
     }
-    for m in &lines {
-        files.append_metric(m).unwrap();
-    }
-    let result = RunResult {
+    lines
+}
+
+fn result_after(epochs_run: u32) -> RunResult {
+    RunResult {
         run_id: "r".into(),
         dataset: "demo-cls".into(),
         init: "random".into(),
@@ -98,11 +102,64 @@ fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
         per_class: BTreeMap::from([("Effusion".to_string(), 0.8), ("Mass".to_string(), 0.82)]),
         extra: BTreeMap::new(),
         best_epoch: 2,
-        epochs_run: 2,
+        epochs_run,
         conventions: BTreeMap::new(),
-    };
+    }
+}
+
+/// The trainer's writes, through the same `RunFiles` calls: step and epoch lines, then the test result.
+fn write_like_the_trainer(dir: &Path) -> (Vec<MetricLine>, RunResult) {
+    let files = RunFiles::open(dir).unwrap();
+    let lines = metric_lines(1..=2, 0.0);
+    for m in &lines {
+        files.append_metric(m).unwrap();
+    }
+    let result = result_after(2);
     files.append_result(&result).unwrap();
     (lines, result)
+}
+
+fn event_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(tensorboard::FILE_PREFIX))
+        .collect()
+}
+
+/// A crash mid-write leaves the first half of a record at the end of the file.
+fn tear_the_tail(event_file: &Path) {
+    let torn = tensorboard::record(b"\x09\0\0\0\0\0\0\xf0\x3f\x10\x63");
+    let mut bytes = std::fs::read(event_file).unwrap();
+    bytes.extend_from_slice(&torn[..torn.len() / 2]);
+    std::fs::write(event_file, &bytes).unwrap();
+}
+
+/// Checks every tag of `lines` as TensorBoard reads it for run `id`: each step once, with the line's value.
+fn assert_lines(read: &Value, lines: &[MetricLine]) {
+    let epochs: Vec<&MetricLine> = lines.iter().filter(|m| m.kind == "epoch").collect();
+    let steps: Vec<&MetricLine> = lines.iter().filter(|m| m.kind == "step").collect();
+    assert!(!epochs.is_empty() && !epochs[0].val.is_empty());
+    let at_epoch = |f: &dyn Fn(&MetricLine) -> f64| -> Vec<(u64, f64)> {
+        epochs.iter().map(|m| (u64::from(m.epoch), f(m))).collect()
+    };
+    assert_scalars(read, "epoch/train_loss", &at_epoch(&|m| m.train_loss.unwrap()));
+    assert_scalars(read, "epoch/val_loss", &at_epoch(&|m| m.val_loss.unwrap()));
+    assert_scalars(read, "epoch/lr", &at_epoch(&|m| m.lr));
+    for name in epochs[0].val.keys() {
+        assert_scalars(read, &format!("val/{name}"), &at_epoch(&|m| m.val[name]));
+    }
+    let step_losses: Vec<(u64, f64)> = steps.iter().map(|m| (m.step, m.train_loss.unwrap())).collect();
+    assert_scalars(read, "train/loss_step", &step_losses);
+}
+
+fn assert_result(read: &Value, result: &RunResult) {
+    let last = u64::from(result.epochs_run);
+    assert_scalars(read, &format!("test/{}", result.metric), &[(last, result.mean)]);
+    for (class, v) in &result.per_class {
+        assert_scalars(read, &format!("test/{}/{class}", result.metric), &[(last, *v)]);
+    }
 }
 
 #[test]
@@ -116,41 +173,47 @@ fn run_scalars_read_back_in_tensorboard_also_with_a_torn_tail() {
     let jsonl = medxfer::train::files::read_epoch_lines(&dir).unwrap();
     assert_eq!(jsonl.len(), 2, "metrics.jsonl is written as before");
     let check = |read: &Value| {
-        let read = &read[id];
-        let epochs: Vec<&MetricLine> = lines.iter().filter(|m| m.kind == "epoch").collect();
-        let steps: Vec<&MetricLine> = lines.iter().filter(|m| m.kind == "step").collect();
-        assert_eq!(epochs.len(), 2);
-        let at_epoch = |f: &dyn Fn(&MetricLine) -> f64| -> Vec<(u64, f64)> {
-            epochs.iter().map(|m| (u64::from(m.epoch), f(m))).collect()
-        };
-        assert_scalars(read, "epoch/train_loss", &at_epoch(&|m| m.train_loss.unwrap()));
-        assert_scalars(read, "epoch/val_loss", &at_epoch(&|m| m.val_loss.unwrap()));
-        assert_scalars(read, "epoch/lr", &at_epoch(&|m| m.lr));
-        assert!(!epochs[0].val.is_empty());
-        for name in epochs[0].val.keys() {
-            assert_scalars(read, &format!("val/{name}"), &at_epoch(&|m| m.val[name]));
-        }
-        let step_losses: Vec<(u64, f64)> = steps.iter().map(|m| (m.step, m.train_loss.unwrap())).collect();
-        assert_scalars(read, "train/loss_step", &step_losses);
-        let last = u64::from(result.epochs_run);
-        assert_scalars(read, &format!("test/{}", result.metric), &[(last, result.mean)]);
-        for (class, v) in &result.per_class {
-            assert_scalars(read, &format!("test/{}/{class}", result.metric), &[(last, *v)]);
-        }
+        assert_lines(&read[id], &lines);
+        assert_result(&read[id], &result);
     };
     check(&tensorboard_scalars(&runs));
 
-    // A crash mid-write leaves the first half of a record at the end of the file.
-    let events: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(tensorboard::FILE_PREFIX))
-        .collect();
+    let events = event_files(&dir);
     assert_eq!(events.len(), 1, "one event file per trainer process: {events:?}");
-    let torn = tensorboard::record(b"\x09\0\0\0\0\0\0\xf0\x3f\x10\x63");
-    let mut bytes = std::fs::read(&events[0]).unwrap();
-    bytes.extend_from_slice(&torn[..torn.len() / 2]);
-    std::fs::write(&events[0], &bytes).unwrap();
+    tear_the_tail(&events[0]);
     check(&tensorboard_scalars(&runs));
+}
+
+#[test]
+fn a_resumed_run_shows_each_redone_epoch_once_in_tensorboard() {
+    let home = tempfile::tempdir().unwrap();
+    let runs = home.path().join("runs");
+    let id = "20261126-090000-demo-cls-random-t1";
+    let dir = runs.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The first trainer wrote epochs 1 to 3, then crashed mid-write before epoch 3's checkpoint.
+    let first = RunFiles::open(&dir).unwrap();
+    for m in metric_lines(1..=3, 0.0) {
+        first.append_metric(&m).unwrap();
+    }
+    tear_the_tail(&event_files(&dir)[0]);
+
+    // The resumed trainer starts from the checkpoint after epoch 2 and redoes epoch 3 with other values.
+    let resumed = RunFiles::open(&dir).unwrap();
+    let (lines_dropped, events_dropped) = resumed.truncate_to_epoch(2).unwrap();
+    let redone = metric_lines(3..=4, 0.25);
+    for m in &redone {
+        resumed.append_metric(m).unwrap();
+    }
+    let result = result_after(4);
+    resumed.append_result(&result).unwrap();
+
+    let mut want = metric_lines(1..=2, 0.0);
+    want.extend(redone);
+    let epochs: Vec<u32> = medxfer::train::files::read_epoch_lines(&dir).unwrap().iter().map(|m| m.epoch).collect();
+    assert_eq!(epochs, vec![1, 2, 3, 4], "metrics.jsonl");
+    let read = tensorboard_scalars(&runs);
+    assert_lines(&read[id], &want);
+    assert_result(&read[id], &result);
+    assert_eq!((lines_dropped, events_dropped), (3, 3), "epoch 3's two step lines and its epoch line");
 }

@@ -62,6 +62,16 @@ pub fn curves_size(_: &Curves) -> (u32, u32) {
     (1100, 700)
 }
 
+/// How an init is named in a figure: a zoo id as it is, a .safetensors init by its file name (its full
+/// path would crowd the figure and say where it lay rather than what it is).
+fn shown(init: &str) -> String {
+    let path = std::path::Path::new(init);
+    match path.file_name() {
+        Some(name) if path.is_absolute() => name.to_string_lossy().into_owned(),
+        _ => init.to_string(),
+    }
+}
+
 /// Horizontal bars, best at the top of each category, whiskers of `f.spread`, the baseline's mean as a
 /// dashed line, `*` on models that differ from the baseline (with the p-value when `p_values`).
 pub fn bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Bars, p_values: bool) -> Result<()> {
@@ -71,7 +81,7 @@ pub fn bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Bars, p_value
     // Room on the right for the significance marks and the legend.
     let hi = hi + (hi - lo) * if p_values { 0.75 } else { 0.6 };
     let names: Vec<String> =
-        f.bars.iter().map(|b| if b.published { format!("{} (published)", b.init) } else { b.init.clone() }).collect();
+        f.bars.iter().map(|b| if b.published { format!("{} (published)", b.init) } else { shown(&b.init) }).collect();
     let label_width = names.iter().map(|s| s.chars().count() as u32 * 10 + 20).max().unwrap_or(80);
     let title = format!(
         "{} · {}% labels · {} (mean ± {}, n = trials)",
@@ -229,7 +239,7 @@ pub fn efficiency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Efficie
         chart
             .draw_series(LineSeries::new(xy, c.stroke_width(3)).point_size(5))
             .map_err(pe)?
-            .label(line.init.clone())
+            .label(shown(&line.init))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(3)));
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)
@@ -252,7 +262,7 @@ pub fn curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Curves) -> 
         let train: Vec<(f64, f64)> =
             run.epochs.iter().filter_map(|e| Some((f64::from(e.epoch), e.train_loss?))).collect();
         let val: Vec<(f64, f64)> = run.epochs.iter().filter_map(|e| Some((f64::from(e.epoch), e.val_loss?))).collect();
-        let name = format!("{} t{}", run.init, run.trial);
+        let name = format!("{} t{}", shown(&run.init), run.trial);
         chart
             .draw_series(LineSeries::new(train, c.stroke_width(3)).point_size(4))
             .map_err(pe)?

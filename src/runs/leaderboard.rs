@@ -216,7 +216,10 @@ fn mark_differences(groups: &mut [Group]) {
 fn label_efficiency(groups: &[Group]) -> Vec<EfficiencyTable> {
     let mut by_conventions: BTreeMap<(String, String), Vec<&Group>> = BTreeMap::new();
     for g in groups {
-        by_conventions.entry((g.metric.clone(), conventions_key(&g.conventions))).or_default().push(g);
+        // The training subset, and so the split hash, differs by anno % by design.
+        let mut conventions = g.conventions.clone();
+        conventions.remove("split_hash");
+        by_conventions.entry((g.metric.clone(), conventions_key(&conventions))).or_default().push(g);
     }
     let mut tables = Vec::new();
     for ((metric, _), mut gs) in by_conventions {
@@ -295,6 +298,28 @@ mod tests {
         assert_eq!(other.differs, ["empty_mask_dice=absent"]);
         assert!(lb.label_efficiency.is_empty());
         assert!(build(&results, "nothing", &Options::default()).unwrap().groups.is_empty());
+    }
+
+    #[test]
+    fn label_efficiency_joins_anno_percents_whose_training_subsets_differ() {
+        let at = |anno: u32, trial: u32, mean: f64| RunResult {
+            anno_percent: anno,
+            ..r("random", trial, mean, &[("split_hash", Value::from(format!("subset-{anno}"))), ("tta", "none".into())])
+        };
+        let results = vec![at(25, 1, 0.5), at(25, 2, 0.6), at(100, 1, 0.8), at(100, 2, 0.9)];
+        let lb = build(&results, "d", &Options::default()).unwrap();
+        assert_eq!(lb.groups.len(), 2, "each anno % keeps its own group (and split)");
+        assert_eq!(lb.label_efficiency.len(), 1);
+        let table = &lb.label_efficiency[0];
+        assert_eq!(table.anno_percents, [25, 100]);
+        let means: Vec<f64> = table.rows[0].points.iter().map(|p| p.as_ref().unwrap().mean).collect();
+        assert!((means[0] - 0.55).abs() < 1e-12 && (means[1] - 0.85).abs() < 1e-12, "{means:?}");
+        let other_tta = RunResult {
+            anno_percent: 50,
+            ..r("random", 1, 0.7, &[("split_hash", "subset-50".into()), ("tta", "tencrop".into())])
+        };
+        let lb = build(&[results, vec![other_tta]].concat(), "d", &Options::default()).unwrap();
+        assert_eq!(lb.label_efficiency[0].anno_percents, [25, 100], "other conventions still stay apart");
     }
 
     #[test]

@@ -2,16 +2,17 @@
 //! `tensorboard --logdir <home>/runs` shows every run. Each write appends whole TFRecords (length, masked
 //! CRC-32C of the length, an `Event` protobuf, masked CRC-32C of the data) in one `write_all`: a crash
 //! leaves at most a torn last record, which TensorBoard's reader stops at, keeping everything before it.
-//! Every process writes a file of its own (time, host and pid in the name), as TensorFlow's writers do.
+//! Every writer writes a file of its own (time, host, pid and a per-process number in the name), as
+//! TensorFlow's writers do.
 
 use super::record::{MetricLine, RunResult};
 use crate::ckpt::crc32c::{crc32c, mask};
-use crate::ckpt::protobuf::{put_bytes, put_double, put_float, put_varint_field};
+use crate::ckpt::protobuf::{Wire, fields, put_bytes, put_double, put_float, put_varint_field};
 use anyhow::{Context, Result};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const FILE_VERSION: &str = "brain.Event:2";
 /// The prefix TensorBoard looks for.
@@ -38,6 +39,11 @@ pub fn scalars_of_line(m: &MetricLine) -> (u64, Vec<Scalar>) {
         out.push(("train/images_per_s".into(), m.images_per_s));
         (m.step, out)
     }
+}
+
+/// Whether `tag` is drawn at the global step (the step lines' tags) rather than at the epoch.
+fn at_global_step(tag: &str) -> bool {
+    tag.starts_with("train/")
 }
 
 /// The test results at the run's last epoch: `test/<metric>`, `test/<metric>/<class>`, `test/<extra>`.
@@ -90,6 +96,77 @@ fn host() -> String {
     if name.is_empty() { "localhost".into() } else { name }
 }
 
+/// The whole, intact records at the start of `bytes` as (record, event data): like TensorBoard's reader,
+/// the first torn or corrupt record ends them.
+fn records(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + 12) {
+        let (len, len_crc) = header.split_at(8);
+        if u32::from_le_bytes(len_crc.try_into().unwrap()) != mask(crc32c(len)) {
+            break;
+        }
+        let Some(end) = usize::try_from(u64::from_le_bytes(len.try_into().unwrap()))
+            .ok()
+            .and_then(|n| (at + 12).checked_add(n)?.checked_add(4))
+        else {
+            break;
+        };
+        let Some(record) = bytes.get(at..end) else { break };
+        let (data, crc) = record[12..].split_at(record.len() - 16);
+        if u32::from_le_bytes(crc.try_into().unwrap()) != mask(crc32c(data)) {
+            break;
+        }
+        out.push((record, data));
+        at = end;
+    }
+    out
+}
+
+/// Whether an event belongs before the cut: scalars of epoch-indexed tags at or before `epoch`, of
+/// global-step tags at or before `step`; events without scalars (the file version) always.
+fn before_cut(event: &[u8], epoch: u32, step: u64) -> bool {
+    let Ok(event) = fields(event) else { return false };
+    let at = event.iter().find_map(|f| if let (2, Wire::Varint(s)) = f { Some(*s) } else { None }).unwrap_or(0);
+    let Some(summary) = event.iter().find_map(|f| if let (5, Wire::Bytes(b)) = f { Some(*b) } else { None }) else {
+        return true;
+    };
+    let tag = fields(summary)
+        .ok()
+        .and_then(|values| values.into_iter().find_map(|f| if let (1, Wire::Bytes(v)) = f { Some(v) } else { None }))
+        .and_then(|value| fields(value).ok())
+        .and_then(|value| value.into_iter().find_map(|f| if let (1, Wire::Bytes(t)) = f { Some(t) } else { None }));
+    let limit = match tag {
+        Some(tag) if at_global_step(&String::from_utf8_lossy(tag)) => step,
+        _ => u64::from(epoch),
+    };
+    at <= limit
+}
+
+/// A run resumed from the checkpoint after `epoch`, whose last kept step line is at global step `step`:
+/// rewrites each event file in `dir` (atomically) without the events after that point, and without a torn
+/// tail, so that the epochs the resumed trainer redoes appear once in TensorBoard. Returns how many events
+/// were dropped.
+pub fn truncate(dir: &Path, epoch: u32, step: u64) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+    let mut dropped = 0;
+    for path in entries.flatten().map(|e| e.path()) {
+        if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(FILE_PREFIX)) || !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let all = records(&bytes);
+        let kept: Vec<&[u8]> = all.iter().filter(|(_, e)| before_cut(e, epoch, step)).map(|(r, _)| *r).collect();
+        let kept_len: usize = kept.iter().map(|r| r.len()).sum();
+        if kept_len == bytes.len() {
+            continue;
+        }
+        dropped += all.len() - kept.len();
+        crate::atomic::write(&path, &kept.concat()).with_context(|| format!("cannot rewrite {}", path.display()))?;
+    }
+    Ok(dropped)
+}
+
 /// This process's event file in one run folder; created on the first write.
 #[derive(Debug)]
 pub struct EventWriter {
@@ -99,7 +176,11 @@ pub struct EventWriter {
 
 impl EventWriter {
     pub fn new(dir: &Path) -> EventWriter {
-        let name = format!("{FILE_PREFIX}{}.{}.{}.0", now() as u64, host(), std::process::id());
+        // The last part numbers the writers of one process, as TensorFlow's do: two writers opened in the
+        // same second (a trainer that reopens its run) never share a file.
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let uid = WRITERS.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{FILE_PREFIX}{}.{}.{}.{uid}", now() as u64, host(), std::process::id());
         EventWriter { path: dir.join(name), started: AtomicBool::new(false) }
     }
 

@@ -64,6 +64,16 @@ impl RunFiles {
         self.events.write(step, &scalars)
     }
 
+    /// Resuming from the checkpoint after `epoch`: metrics.jsonl keeps the lines of epochs up to it and the
+    /// event files the events up to those lines (so the epochs redone show once in TensorBoard). Returns
+    /// how many lines and events were dropped.
+    pub fn truncate_to_epoch(&self, epoch: u32) -> Result<(usize, usize)> {
+        let lines = truncate_metrics(&self.dir, epoch)?;
+        let last_step = read_epoch_lines(&self.dir).ok().and_then(|l| l.last().map(|m| m.step)).unwrap_or(0);
+        let events = tensorboard::truncate(&self.dir, epoch, last_step)?;
+        Ok((lines, events))
+    }
+
     fn append_metric_line(&self, line: &MetricLine) -> Result<()> {
         let path = self.dir.join(METRICS_FILE);
         let mut f = OpenOptions::new()

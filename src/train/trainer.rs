@@ -3,7 +3,7 @@
 
 use super::checkpoint::{self, BEST_FILE, LAST_FILE, scalar_tensors};
 use super::evaluate::{self, LossKind, TestScores};
-use super::files::{RunFiles, truncate_metrics};
+use super::files::RunFiles;
 use super::graphed::{self, StepRunner};
 use super::optim::{OptimConfig, OptimKind, Optimizer};
 use super::schedule::{EarlyStop, Schedule};
@@ -114,9 +114,12 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         let note = setup::apply_init(&mut vs, &net, &init)?;
         files.log(&format!("init {}: {note}", spec.init));
     }
-    let dropped = truncate_metrics(&files.dir, st.epoch)?;
-    if dropped > 0 {
-        files.log(&format!("dropped {dropped} metrics.jsonl lines past epoch {}", st.epoch));
+    let (lines, events) = files.truncate_to_epoch(st.epoch)?;
+    if lines + events > 0 {
+        files.log(&format!(
+            "dropped {lines} metrics.jsonl lines and {events} TensorBoard events past epoch {}",
+            st.epoch
+        ));
     }
     if nhwc {
         perf::make_channels_last(&vs)?;

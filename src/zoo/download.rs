@@ -196,6 +196,24 @@ fn start_write_back(file: &File, from: u64, len: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_write_back(_file: &File, _from: u64, _len: u64) {}
 
+/// hyper reads the response into buffers of up to ~400 KiB, allocated on the network thread and freed
+/// on the writer's and the hasher's once both are done with them. glibc's defaults give such freed
+/// memory back to the kernel and fault fresh pages in for the next ones (measured on a 200 MB loopback
+/// download: ~16,000 page faults, about a tenth of the download's CPU); these thresholds keep it in the
+/// process for reuse (at most 64 MiB kept free), which takes the faults to ~7,000.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_blocks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: mallopt only changes allocator parameters; glibc makes it safe to call at any time.
+    ONCE.call_once(|| unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    });
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_blocks() {}
+
 enum Block {
     Data(Arc<Vec<Bytes>>),
     /// The server starts over: drop everything so far.
@@ -264,6 +282,7 @@ pub async fn fetch(
     progress: &mut Progress,
     on_total: &mut (dyn FnMut(Option<u64>) + Send),
 ) -> Result<Fetched> {
+    keep_freed_blocks();
     let mut partial = Partial::open(part)?;
     let mut failures = 0u32;
     loop {
