@@ -215,3 +215,66 @@ fn plateau_and_cosine_lr_checkpoint_and_early_stop_traces_match_the_study() {
     }
     assert_eq!((got[1]["lr"].as_f64(), got[7]["lr"].as_f64()), (Some(1e-3), Some(1e-3)));
 }
+
+#[test]
+fn the_val_loss_weights_each_batch_by_its_size() {
+    use medxfer::train::evaluate::{LossKind, validate};
+    let dir = tempfile::tempdir().unwrap();
+    let (cls, _) = demo::write(dir.path()).unwrap();
+    let spec = DatasetSpec::load("demo-cls").unwrap();
+    let (items, _) = lists::read_split(&spec, &cls, &cls.join("val.txt"), 0).unwrap();
+    tch::manual_seed(5);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net =
+        medxfer::model::Net::ResNet50(medxfer::model::resnet50(vs.root(), Some(4), medxfer::model::Padding::Torch));
+    // a wide head, so that batches' losses differ
+    tch::no_grad(|| {
+        let _ = vs.variables()["fc.weight"].shallow_clone().normal_(0.0, 1.0);
+    });
+    let loss_of = |items: &[lists::Item], batch_size: usize| {
+        let config = LoaderConfig::for_split(Task::Classification, Mode::Val, batch_size, 16, Normalization::Imagenet);
+        validate(&net, &Loader::new(items.to_vec(), config), tch::Device::Cpu, LossKind::Bce, &spec.labels)
+            .unwrap()
+            .loss
+    };
+    let batched = loss_of(&items[..10], 4);
+    let parts = [loss_of(&items[..4], 4), loss_of(&items[4..8], 4), loss_of(&items[8..10], 4)];
+    let weighted = (4.0 * parts[0] + 4.0 * parts[1] + 2.0 * parts[2]) / 10.0;
+    assert!((batched - weighted).abs() < 1e-5, "{batched} vs Σ n_b·L_b / Σ n_b = {weighted}");
+    assert!((batched - loss_of(&items[..10], 10)).abs() < 1e-5, "the mean over all samples");
+    let unweighted = parts.iter().sum::<f64>() / 3.0;
+    assert!((unweighted - weighted).abs() > 1e-3, "the scripted batches tell the two means apart: {parts:?}");
+}
+
+#[test]
+fn data_split_chexpert_writes_patient_disjoint_lists_under_its_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "Path,Sex,Age,Frontal/Lateral,AP/PA,".to_string() + &["L"; 14].join(",");
+    let mut csv = format!("{header}\n");
+    for patient in 1..=20 {
+        for study in 1..=2 {
+            csv += &format!(
+                "CheXpert-v1.0-small/train/patient{patient:05}/study{study}/view1_frontal.jpg,F,50,Frontal,AP{}\n",
+                ",".repeat(13) + ",1.0"
+            );
+        }
+    }
+    let input = dir.path().join("train.csv");
+    std::fs::write(&input, &csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .args(["data", "split", "chexpert", "--val-fraction", "0.2", "--csv"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("split"))
+        .env("MEDXFER_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |name: &str| lists::read_chexpert(&dir.path().join("split").join(name), dir.path(), 14, 0).unwrap();
+    let (train, val) = (read("medxfer_split_train.csv"), read("medxfer_split_val.csv"));
+    assert_eq!((train.len(), val.len()), (32, 8), "4 of 20 patients, 2 studies each");
+    let patient =
+        |i: &lists::Item| i.image.to_string_lossy().split('/').find(|p| p.starts_with("patient")).unwrap().to_string();
+    let train_patients: std::collections::BTreeSet<String> = train.iter().map(patient).collect();
+    assert!(val.iter().all(|i| !train_patients.contains(&patient(i))), "no patient in both");
+}
