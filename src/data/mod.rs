@@ -194,7 +194,7 @@ impl Splits {
     }
 
     /// Writes the samples each split uses, after subsetting, as `<dir>/{train,val,test}.txt`: one image path
-    /// (relative to the root) per line, in the order used (atomic writes).
+    /// (relative to the root) per line, in the subset's order (atomic writes).
     pub fn write_lists(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         for (role, items) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
