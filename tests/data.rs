@@ -48,15 +48,12 @@ fn chexpert_uncertain_policies_and_blanks() {
     let row =
         "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,F,68,Frontal,AP,1.0,-1.0,,0.0,1,-1,,,,,,,,";
     std::fs::write(&csv, format!("{header}\n{row}\n")).unwrap();
-    use medxfer::data::spec::UncertainPolicy::*;
-    let ones = lists::read_chexpert(&csv, dir.path(), 14, Ones, 0).unwrap();
-    assert_eq!(&ones[0].labels[..6], &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
-    let zeros = lists::read_chexpert(&csv, dir.path(), 14, Zeros, 0).unwrap();
-    assert_eq!(&zeros[0].labels[..6], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
-    let lsr = lists::read_chexpert(&csv, dir.path(), 14, LsrOnes, 0).unwrap();
-    assert!((0.55..0.85).contains(&lsr[0].labels[1]) && lsr[0].labels[1] != lsr[0].labels[5]);
+    let raw = lists::read_chexpert(&csv, dir.path(), 14, 0).unwrap();
+    assert_eq!(&raw[0].labels[..7], &[1.0, -1.0, 0.0, 0.0, 1.0, -1.0, 0.0], "uncertain kept, blank = 0");
+    let blank_one = lists::read_chexpert(&csv, dir.path(), 14, 1).unwrap();
+    assert_eq!(blank_one[0].labels[2], 1.0, "blank cells take unknown_label");
     std::fs::write(&csv, format!("{header}\n{row},extra\n")).unwrap();
-    let err = lists::read_chexpert(&csv, dir.path(), 14, Ones, 0).unwrap_err().to_string();
+    let err = lists::read_chexpert(&csv, dir.path(), 14, 0).unwrap_err().to_string();
     assert!(err.contains("train.csv:2:"), "{err}");
 }
 
@@ -202,7 +199,8 @@ fn demo_is_deterministic_quick_and_loader_batches_do_not_depend_on_workers() {
         loader.epoch(1).map(|b| b.unwrap()).collect::<Vec<_>>()
     };
     let (one, three) = (batches(1, Mode::Train), batches(3, Mode::Train));
-    assert_eq!(one.len(), 4, "70 items in batches of 16, last partial batch dropped");
+    assert_eq!(one.len(), 5, "70 items in batches of 16, the last partial batch kept (the study's drop_last=False)");
+    assert_eq!(one[4].images.size(), vec![6, 3, 32, 32]);
     assert_eq!(one[0].images.size(), vec![16, 3, 32, 32]);
     assert_eq!(one[0].targets.size(), vec![16, 4]);
     for (x, y) in one.iter().zip(&three) {
@@ -294,7 +292,7 @@ fn resolve_takes_the_anno_subset_of_the_home_demo() {
     let data = DataSpec { anno_percent: 10, normalization: Some("imagenet".into()), ..DataSpec::default() };
     let splits = medxfer::data::resolve("demo-cls", &data, &home, 1).unwrap();
     assert_eq!(splits.root, dir.path().join("datasets/demo-cls"));
-    assert_eq!((splits.train.len(), splits.val.len(), splits.test.len()), (30, 100, 100));
+    assert_eq!((splits.train.len(), splits.val.len(), splits.test.len()), (30, 10, 10), "all three splits");
     let full = medxfer::data::resolve("demo-cls", &DataSpec::default(), &home, 1).unwrap();
     let expected: Vec<_> = pyrandom::anno_subset(300, 10).into_iter().map(|i| full.train[i].image.clone()).collect();
     assert_eq!(splits.train.iter().map(|i| i.image.clone()).collect::<Vec<_>>(), expected);
@@ -328,7 +326,8 @@ fn split_chestxray14_keeps_patients_in_one_split() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let read = |f: &str| read_chestxray14(&dir.path().join(f), Path::new(""), 14).unwrap();
     let (train, val, test) =
-        (read("Xray14_train_official.txt"), read("Xray14_val_official.txt"), read("Xray14_test_official.txt"));
+        (read("medxfer_split_train.txt"), read("medxfer_split_val.txt"), read("medxfer_split_test.txt"));
+    assert!(!dir.path().join("Xray14_train_official.txt").exists(), "never the study's file names");
     assert_eq!((train.len(), val.len(), test.len()), (81, 9, 30));
     assert_eq!(train.iter().find(|i| i.image.to_str().unwrap().ends_with("_001.png")).unwrap().labels[1], 1.0);
     let patient = |i: &lists::Item| i.image.to_str().unwrap()[..8].to_string();

@@ -20,6 +20,12 @@ impl TestHome {
         let trainer = dir.path().join("trainer.sh");
         std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sched/stand_in_trainer.sh"), &trainer).unwrap();
         std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // planning refuses models that are not converted: stand-ins (the stand-in trainer never reads them)
+        for id in ["imagenet", "swav"] {
+            let zoo = dir.path().join("cache/zoo").join(id);
+            std::fs::create_dir_all(&zoo).unwrap();
+            std::fs::write(zoo.join("resnet50.safetensors"), id).unwrap();
+        }
         TestHome { dir }
     }
 

@@ -5,7 +5,7 @@ use crate::cli::Ctx;
 use crate::data::{self, DatasetSpec, check};
 use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -61,12 +61,15 @@ pub struct CacheArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct SplitArgs {
-    /// Only chestxray14 for now.
+    /// chestxray14 (train/val/test from the NIH files) or chexpert (train/val from train.csv).
     pub dataset: String,
-    /// Folder with Data_Entry_2017.csv, train_val_list.txt and test_list.txt.
+    /// chestxray14: folder with Data_Entry_2017.csv, train_val_list.txt and test_list.txt.
     #[arg(long)]
-    pub nih_dir: PathBuf,
-    /// Where to write the three lists (default: the NIH folder).
+    pub nih_dir: Option<PathBuf>,
+    /// chexpert: the training CSV to split by patient (e.g. ROOT/CheXpert-v1.0-small/train.csv).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Where to write the lists, named medxfer_split_{train,val,test}.* (default: the input's folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Fraction of train_val patients moved to validation.
@@ -105,11 +108,10 @@ fn run_check(args: CheckArgs) -> Result<i32> {
         Some(root) => root.clone(),
         None => data::dataset_root(&spec, None, &Ctx::load()?.home)?,
     };
-    let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
     let lists = [
-        pick(&args.data.train_list, &spec.lists.train),
-        pick(&args.data.val_list, &spec.lists.val),
-        pick(&args.data.test_list, &spec.lists.test),
+        spec.list_for(&root, "train", args.data.train_list.as_deref())?,
+        spec.list_for(&root, "val", args.data.val_list.as_deref())?,
+        spec.list_for(&root, "test", args.data.test_list.as_deref())?,
     ];
     let report = check::check(&spec, &root, &lists);
     if args.json {
@@ -144,17 +146,27 @@ fn run_check(args: CheckArgs) -> Result<i32> {
 }
 
 fn run_split(args: SplitArgs) -> Result<i32> {
-    if args.dataset != "chestxray14" {
-        anyhow::bail!("data split knows only chestxray14, not `{}`", args.dataset);
-    }
     if !(0.0..1.0).contains(&args.val_fraction) {
         anyhow::bail!("--val-fraction {} is not in [0, 1)", args.val_fraction);
     }
-    let spec = DatasetSpec::load("chestxray14")?;
-    let lists = data::split::chestxray14_lists(&args.nih_dir, &spec.labels, args.val_fraction, args.seed)?;
-    let out = args.out.unwrap_or(args.nih_dir);
+    let (lists, names, input): (Vec<String>, _, PathBuf) = match (args.dataset.as_str(), args.nih_dir, args.csv) {
+        ("chestxray14", Some(nih_dir), _) => {
+            let spec = DatasetSpec::load("chestxray14")?;
+            let lists = data::split::chestxray14_lists(&nih_dir, &spec.labels, args.val_fraction, args.seed)?;
+            (lists.to_vec(), data::split::output_names("txt"), nih_dir)
+        }
+        ("chexpert", _, Some(csv)) => {
+            let lists = data::split::chexpert_lists(&csv, args.val_fraction, args.seed)?;
+            let folder = csv.parent().map(Path::to_path_buf).unwrap_or_default();
+            (lists.to_vec(), data::split::output_names("csv"), folder)
+        }
+        ("chestxray14", None, _) => anyhow::bail!("data split chestxray14 needs --nih-dir DIR (the NIH's files)"),
+        ("chexpert", _, None) => anyhow::bail!("data split chexpert needs --csv FILE (CheXpert's train.csv)"),
+        (other, _, _) => anyhow::bail!("data split knows chestxray14 and chexpert, not `{other}`"),
+    };
+    let out = args.out.unwrap_or(input);
     std::fs::create_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    for (name, text) in [&spec.lists.train, &spec.lists.val, &spec.lists.test].into_iter().zip(&lists) {
+    for (name, text) in names.iter().zip(&lists) {
         let path = out.join(name);
         crate::atomic::write(&path, text.as_bytes())
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

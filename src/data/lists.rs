@@ -1,8 +1,8 @@
 //! Readers for the study's split lists (ChestX-ray14, Shenzhen, CheXpert, CSV) and image/mask folder pairs.
 //! Every error names the file and line at fault.
 
-use super::pyrandom::PyRandom;
 use super::spec::{DatasetSpec, ListFormat, UncertainPolicy};
+use super::transform::Rng;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,15 @@ pub struct Item {
     pub origin: String,
 }
 
-fn read_text(path: &Path) -> Result<String> {
+/// A list's text: a shipped list (`shipped:<file>`) from the binary, else the file.
+pub fn read_text(path: &Path) -> Result<String> {
+    if let Some(text) = super::shipped::text(path) {
+        return Ok(text.to_string());
+    }
+    if super::shipped::is_shipped(path) {
+        let known: Vec<&str> = super::shipped::LISTS.iter().map(|(n, _)| *n).collect();
+        bail!("split list {} is not one of the shipped lists ({})", path.display(), known.join(", "));
+    }
     std::fs::read_to_string(path).with_context(|| format!("cannot read split list {}", path.display()))
 }
 
@@ -107,27 +115,17 @@ fn shenzhen_lines(text: &str, list: &Path, image_dir: &Path) -> SplitRead {
     })
 }
 
-/// CheXpert CSV: a header row, the image path first, labels from the 6th column; `-1` is uncertain (mapped by
-/// `policy`, LSR draws from a `random.Random(seed)`), blank is unknown (0).
-pub fn read_chexpert(
-    list: &Path,
-    image_dir: &Path,
-    n_labels: usize,
-    policy: UncertainPolicy,
-    seed: u64,
-) -> Result<Vec<Item>> {
-    chexpert_lines(&read_text(list)?, list, image_dir, n_labels, policy, seed).strict()
+/// Marker of a CheXpert uncertain label in `Item::labels`; the loader replaces it at every fetch
+/// (`resolve_uncertain`).
+pub const UNCERTAIN: f32 = -1.0;
+
+/// CheXpert CSV: a header row, the image path first, labels from the 6th column: 1 → 1, 0 → 0, -1 stays
+/// `UNCERTAIN`, blank → `unknown_label` (the study's blank-cell value; -1 makes blanks uncertain too).
+pub fn read_chexpert(list: &Path, image_dir: &Path, n_labels: usize, unknown_label: i8) -> Result<Vec<Item>> {
+    chexpert_lines(&read_text(list)?, list, image_dir, n_labels, unknown_label).strict()
 }
 
-fn chexpert_lines(
-    text: &str,
-    list: &Path,
-    image_dir: &Path,
-    n_labels: usize,
-    policy: UncertainPolicy,
-    seed: u64,
-) -> SplitRead {
-    let mut rng = PyRandom::new(seed);
+fn chexpert_lines(text: &str, list: &Path, image_dir: &Path, n_labels: usize, unknown_label: i8) -> SplitRead {
     parse_lines(text.lines().enumerate().skip(1), |line_no, line| {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != 5 + n_labels {
@@ -138,22 +136,19 @@ fn chexpert_lines(
                 fields.len()
             );
         }
-        let values = fields[5..]
+        let labels = fields[5..]
             .iter()
-            .map(|field| if field.trim().is_empty() { Ok(0.0) } else { parse_label(field, list, line_no) })
-            .collect::<Result<Vec<f32>>>()?;
-        let labels = values
-            .into_iter()
-            .map(|value| {
-                if value == -1.0 {
-                    uncertain(policy, &mut rng)
-                } else if value == 1.0 {
-                    1.0
-                } else {
-                    0.0
+            .map(|field| match field.trim() {
+                "" => Ok(f32::from(unknown_label)),
+                _ => {
+                    let v = parse_label(field, list, line_no)?;
+                    if ![UNCERTAIN, 0.0, 1.0].contains(&v) {
+                        bail!("{}:{line_no}: label `{}` is not 1, 0, -1 or blank", list.display(), field.trim());
+                    }
+                    Ok(v)
                 }
             })
-            .collect();
+            .collect::<Result<Vec<f32>>>()?;
         Ok(Item {
             image: image_dir.join(fields[0].trim()),
             labels,
@@ -163,12 +158,15 @@ fn chexpert_lines(
     })
 }
 
-fn uncertain(policy: UncertainPolicy, rng: &mut PyRandom) -> f32 {
-    match policy {
-        UncertainPolicy::Ones => 1.0,
-        UncertainPolicy::Zeros => 0.0,
-        UncertainPolicy::LsrOnes => (0.55 + 0.30 * rng.random()) as f32,
-        UncertainPolicy::LsrZeros => (0.30 * rng.random()) as f32,
+/// Replaces every `UNCERTAIN` label by the policy's value: 1, 0, or a fresh U(0.55, 0.85) / U(0, 0.3) draw.
+pub fn resolve_uncertain(labels: &mut [f32], policy: UncertainPolicy, rng: &mut Rng) {
+    for label in labels.iter_mut().filter(|l| **l == UNCERTAIN) {
+        *label = match policy {
+            UncertainPolicy::Ones => 1.0,
+            UncertainPolicy::Zeros => 0.0,
+            UncertainPolicy::LsrOnes => rng.uniform(0.55, 0.85) as f32,
+            UncertainPolicy::LsrZeros => rng.uniform(0.0, 0.3) as f32,
+        };
     }
 }
 
@@ -256,28 +254,26 @@ pub fn read_image_mask(split: &Path, images: &str, mask_dirs: &[String]) -> Resu
 }
 
 /// Reads one split of a dataset: `list` is a list file, or for image-mask datasets a split folder.
+/// `unknown_label` is CheXpert's blank-cell value.
 pub fn read_split(
     spec: &DatasetSpec,
     root: &Path,
     list: &Path,
-    seed: u64,
+    unknown_label: i8,
 ) -> Result<(Vec<Item>, Option<&'static str>)> {
-    let read = read_split_all(spec, root, list, seed)?;
+    let read = read_split_all(spec, root, list, unknown_label)?;
     let pattern = read.mask_pattern;
     Ok((read.strict()?, pattern))
 }
 
 /// Reads one split to its end, past malformed lines (`data check` reports them all). Err only when the list
 /// as a whole cannot be read (missing file, CSV header, image-mask folders).
-pub fn read_split_all(spec: &DatasetSpec, root: &Path, list: &Path, seed: u64) -> Result<SplitRead> {
+pub fn read_split_all(spec: &DatasetSpec, root: &Path, list: &Path, unknown_label: i8) -> Result<SplitRead> {
     let image_dir = spec.image_dir(root);
     Ok(match spec.list_format {
         ListFormat::Chestxray14 => chestxray14_lines(&read_text(list)?, list, &image_dir, spec.labels.len()),
         ListFormat::Shenzhen => shenzhen_lines(&read_text(list)?, list, &image_dir),
-        ListFormat::Chexpert => {
-            let policy = spec.uncertain_policy.unwrap_or(UncertainPolicy::Ones);
-            chexpert_lines(&read_text(list)?, list, &image_dir, spec.labels.len(), policy, seed)
-        }
+        ListFormat::Chexpert => chexpert_lines(&read_text(list)?, list, &image_dir, spec.labels.len(), unknown_label),
         ListFormat::Csv => {
             let (names, read) = csv_lines(&read_text(list)?, list, &image_dir)?;
             if !spec.labels.is_empty() && names != spec.labels {

@@ -7,7 +7,7 @@
 use super::cache::CacheView;
 use super::image::Img;
 use super::lists::Item;
-use super::spec::Normalization;
+use super::spec::{Normalization, UncertainPolicy};
 use super::transform::{Mode, Rng, classification_views, segmentation_pair, write_mask, write_normalized};
 use crate::runs::record::Task;
 use anyhow::{Result, anyhow};
@@ -28,8 +28,10 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Reshuffle every epoch (training); otherwise list order.
     pub shuffle: bool,
-    /// Drop a last incomplete batch (training).
+    /// Drop a last incomplete batch (the study never does).
     pub drop_last: bool,
+    /// CheXpert: what an uncertain label (`lists::UNCERTAIN`) becomes, drawn again at every fetch.
+    pub uncertain: Option<UncertainPolicy>,
     /// Batches decoded ahead of the consumer.
     pub prefetch: usize,
     /// Copy each batch's images into page-locked host memory for this CUDA device, so that the copy to it can
@@ -38,7 +40,7 @@ pub struct LoaderConfig {
 }
 
 impl LoaderConfig {
-    /// The study's settings for a split: train shuffles and drops the last partial batch.
+    /// The study's settings for a split: train shuffles; no split drops its last partial batch.
     pub fn for_split(task: Task, mode: Mode, batch_size: usize, image_size: usize, norm: Normalization) -> Self {
         LoaderConfig {
             task,
@@ -49,7 +51,8 @@ impl LoaderConfig {
             workers: 2,
             seed: 0,
             shuffle: mode == Mode::Train,
-            drop_last: mode == Mode::Train,
+            drop_last: false,
+            uncertain: None,
             prefetch: 4,
             pin_memory: None,
         }
@@ -83,6 +86,9 @@ pub struct Loader {
     items: Arc<Vec<Item>>,
     config: LoaderConfig,
     cache: Option<Arc<CacheView>>,
+    /// Epochs started so far: uncertain labels are drawn per fetch, also when one epoch number is read twice
+    /// (validation reads epoch 0 every time).
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 struct RawBatch {
@@ -93,6 +99,9 @@ struct RawBatch {
     indices: Vec<usize>,
 }
 
+/// Salt of the uncertain-label draws' stream, apart from augmentation's.
+const LABEL_DRAWS: u64 = 0x4C53_525F_4452_4157;
+
 fn mix(a: u64, b: u64, c: u64) -> u64 {
     let mut rng = Rng::new(a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
     rng.next_u64()
@@ -100,7 +109,7 @@ fn mix(a: u64, b: u64, c: u64) -> u64 {
 
 impl Loader {
     pub fn new(items: Vec<Item>, config: LoaderConfig) -> Loader {
-        Loader { items: Arc::new(items), config, cache: None }
+        Loader { items: Arc::new(items), config, cache: None, fetches: Default::default() }
     }
 
     /// Reads classification samples from a decoded-image cache built for this loader's mode and size
@@ -145,6 +154,7 @@ impl Loader {
 
     /// Starts the workers for one epoch; iterate the result for its batches.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
+        let fetch = self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let order = self.order(epoch);
         let b = self.config.batch_size.max(1);
         let jobs: Vec<Vec<usize>> = order.chunks(b).take(self.batches_per_epoch()).map(|c| c.to_vec()).collect();
@@ -155,7 +165,7 @@ impl Loader {
             .map(|_| {
                 let (jobs, results) = (Arc::clone(&job_rx), result_tx.clone());
                 let (items, config, cache) = (Arc::clone(&self.items), self.config.clone(), self.cache.clone());
-                std::thread::spawn(move || worker(jobs, results, items, cache, config, epoch))
+                std::thread::spawn(move || worker(jobs, results, items, cache, config, (epoch, fetch)))
             })
             .collect();
         let mut iter = EpochIter {
@@ -182,7 +192,7 @@ fn worker(
     items: Arc<Vec<Item>>,
     cache: Option<Arc<CacheView>>,
     config: LoaderConfig,
-    epoch: u64,
+    (epoch, fetch): (u64, u64),
 ) {
     loop {
         let job = match jobs.lock() {
@@ -190,7 +200,7 @@ fn worker(
             Err(_) => return,
         };
         let Ok((k, indices)) = job else { return };
-        let batch = build_batch(&items, cache.as_deref(), &indices, &config, epoch);
+        let batch = build_batch(&items, cache.as_deref(), &indices, &config, (epoch, fetch));
         if results.send((k, batch)).is_err() {
             return;
         }
@@ -253,7 +263,7 @@ fn build_batch(
     cache: Option<&CacheView>,
     indices: &[usize],
     config: &LoaderConfig,
-    epoch: u64,
+    (epoch, fetch): (u64, u64),
 ) -> Result<RawBatch> {
     let per_sample = views_per_sample(config) * 3 * config.image_size * config.image_size;
     let images = Tensor::empty([(indices.len() * per_sample) as i64], (Kind::Float, Device::Cpu));
@@ -267,7 +277,12 @@ fn build_batch(
         // cached masks have the cached image's size: with a decoded source image, decode the masks too
         let masks = cache.filter(|_| image.is_some()).and_then(|c| c.masks(i));
         let cached = (image, masks);
+        let first_target = targets.len();
         load_sample(&items[i], cached, config, &mut rng, out, &mut targets)?;
+        if let Some(policy) = config.uncertain {
+            let mut label_rng = Rng::new(mix(config.seed ^ LABEL_DRAWS, fetch, i as u64 + 1));
+            super::lists::resolve_uncertain(&mut targets[first_target..], policy, &mut label_rng);
+        }
     }
     let pinned = config.pin_memory.and_then(|device| images.f_pin_memory(device).ok());
     Ok(RawBatch { pinned: pinned.is_some(), images: pinned.unwrap_or(images), targets, indices: indices.to_vec() })

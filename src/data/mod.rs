@@ -17,7 +17,8 @@
 //! let test = splits.loader(Mode::Test, test_batch_size, &spec.data, spec.seed);
 //! // classification test batches: images [N,10,3,S,S] (ten crops; average the predictions)
 //! ```
-//! Train shuffles per epoch and drops the last partial batch; val/test keep list order and every sample.
+//! Train shuffles per epoch; every split keeps its last partial batch (the study's drop_last=False); val/test
+//! keep list order. CheXpert's uncertain labels are replaced by the run's policy at every fetch.
 //! The same seed gives the same batches for any worker count. `demo-cls` / `demo-seg` need no root: they are
 //! generated under `<home>/datasets/` on first use.
 //!
@@ -33,7 +34,9 @@ pub mod dicom;
 pub mod image;
 pub mod lists;
 pub mod loader;
+pub mod protocol;
 pub mod pyrandom;
+pub mod shipped;
 pub mod spec;
 pub mod split;
 pub mod transform;
@@ -62,7 +65,9 @@ pub struct Splits {
     pub normalization: Normalization,
     /// Segmentation: the mask name pattern that matched (e.g. `{id}_manual1`).
     pub mask_pattern: Option<&'static str>,
-    /// Training items after the `anno_percent` subset.
+    /// The run's protocol settings, resolved against the dataset (`Protocol::resolve`).
+    pub protocol: protocol::Protocol,
+    /// The items after the `anno_percent` subset (train, or all three splits with `AnnoScope::AllSplits`).
     pub train: Vec<Item>,
     pub val: Vec<Item>,
     pub test: Vec<Item>,
@@ -88,14 +93,14 @@ pub fn dataset_root(spec: &DatasetSpec, root: Option<&Path>, home: &Home) -> Res
 }
 
 /// Resolves a run's dataset into item lists (see the module docs).
-pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result<Splits> {
+/// (`_seed` is unused: CheXpert's uncertain labels are drawn by the loader at every fetch.)
+pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, _seed: u64) -> Result<Splits> {
     let spec = DatasetSpec::load(dataset)?;
     let root = dataset_root(&spec, data.root.as_deref(), home)?;
-    let pick = |given: &Option<PathBuf>, default: &str| given.clone().unwrap_or_else(|| root.join(default));
     let lists = [
-        pick(&data.train_list, &spec.lists.train),
-        pick(&data.val_list, &spec.lists.val),
-        pick(&data.test_list, &spec.lists.test),
+        spec.list_for(&root, "train", data.train_list.as_deref())?,
+        spec.list_for(&root, "val", data.val_list.as_deref())?,
+        spec.list_for(&root, "test", data.test_list.as_deref())?,
     ];
     let normalization = match &data.normalization {
         Some(n) => Normalization::parse(n)?,
@@ -105,14 +110,36 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result
     if spec.labels.is_empty() && spec.list_format == spec::ListFormat::Csv {
         spec.labels = lists::read_csv(&lists[0], &spec.image_dir(&root))?.0;
     }
-    let (train, mask_pattern) = lists::read_split(&spec, &root, &lists[0], seed)?;
-    let (val, _) = lists::read_split(&spec, &root, &lists[1], seed)?;
-    let (test, _) = lists::read_split(&spec, &root, &lists[2], seed)?;
+    let mut protocol = data.protocol.clone();
+    protocol.resolve(&spec)?;
+    let unknown_label = protocol.unknown_label.unwrap_or(0);
+    let (train, mask_pattern) = lists::read_split(&spec, &root, &lists[0], unknown_label)?;
+    let (val, _) = lists::read_split(&spec, &root, &lists[1], unknown_label)?;
+    let (test, _) = lists::read_split(&spec, &root, &lists[2], unknown_label)?;
     if data.anno_percent == 0 || data.anno_percent > 100 {
         bail!("anno_percent {} is not in 1..=100", data.anno_percent);
     }
     let cache_dir = cache::dir(&home.cache, &spec.name, &root);
-    let train = pyrandom::anno_subset(train.len(), data.anno_percent).into_iter().map(|i| train[i].clone()).collect();
+    let all_splits = protocol.anno_scope == protocol::AnnoScope::AllSplits;
+    let subset = |role: &str, items: Vec<Item>, applies: bool| -> Result<Vec<Item>> {
+        if !applies {
+            return Ok(items);
+        }
+        let kept: Vec<Item> =
+            pyrandom::anno_subset(items.len(), data.anno_percent).into_iter().map(|i| items[i].clone()).collect();
+        if kept.is_empty() {
+            bail!(
+                "anno_percent {} leaves the {role} split of {} empty ({} images)",
+                data.anno_percent,
+                spec.name,
+                items.len()
+            );
+        }
+        Ok(kept)
+    };
+    let train = subset("train", train, true)?;
+    let val = subset("val", val, all_splits)?;
+    let test = subset("test", test, all_splits)?;
     Ok(Splits {
         task: spec.task,
         metric: spec.metric,
@@ -123,6 +150,7 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, seed: u64) -> Result
         lists,
         normalization,
         mask_pattern,
+        protocol,
         train,
         val,
         test,
@@ -145,6 +173,7 @@ impl Splits {
             LoaderConfig::for_split(self.task, mode, batch_size, data.image_size as usize, self.normalization);
         config.workers = data.workers.max(1);
         config.seed = seed;
+        config.uncertain = self.protocol.uncertain_policy;
         let loader = Loader::new(self.items(mode).to_vec(), config);
         match self.cache_view(mode, data.image_size as usize) {
             Some(view) => loader.with_cache(view),
@@ -162,6 +191,20 @@ impl Splits {
         let view = cache::CacheView::new(std::sync::Arc::new(opened), self.items(mode));
         tracing::info!("image cache {}: {} of {} {mode:?} images valid", file.display(), view.hits(), view.len());
         (view.hits() > 0).then_some(view)
+    }
+
+    /// Writes the samples each split uses, after subsetting, as `<dir>/{train,val,test}.txt`: one image path
+    /// (relative to the root) per line, in the subset's order (atomic writes).
+    pub fn write_lists(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        for (role, items) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
+            let text: String = items
+                .iter()
+                .map(|item| format!("{}\n", item.image.strip_prefix(&self.root).unwrap_or(&item.image).display()))
+                .collect();
+            crate::atomic::write(&dir.join(format!("{role}.txt")), text.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Every image and mask file of the three splits once, in list order.

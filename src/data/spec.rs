@@ -47,6 +47,15 @@ impl Normalization {
         }
     }
 
+    /// The name `parse` reads back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalization::Imagenet => "imagenet",
+            Normalization::Chestxray => "chestxray",
+            Normalization::None => "none",
+        }
+    }
+
     /// Per-channel (mean, std) for RGB.
     pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
         match self {
@@ -73,7 +82,8 @@ pub enum ListFormat {
     ImageMask,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// What a CheXpert uncertain (-1) label becomes; the LSR values are drawn again at every fetch of the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UncertainPolicy {
     Ones,
@@ -96,13 +106,23 @@ impl UncertainPolicy {
     }
 }
 
-/// Default split list file names (classification) or split folder names (image-mask), relative to the root.
+/// Default split list file names (classification) or split folder names (image-mask), relative to the root;
+/// `shipped:<file>` names a list shipped with medxfer (`data::shipped`). An empty name means there is no
+/// default: the user must pass that list (CheXpert's validation list).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitNames {
     pub train: String,
+    #[serde(default)]
     pub val: String,
     pub test: String,
+}
+
+impl SplitNames {
+    /// (role, default name) for train, val, test.
+    pub fn roles(&self) -> [(&'static str, &str); 3] {
+        [("train", &self.train), ("val", &self.val), ("test", &self.test)]
+    }
 }
 
 /// Image-mask layout inside each split folder.
@@ -181,6 +201,38 @@ impl DatasetSpec {
 
     pub fn is_demo(&self) -> bool {
         self.name == "demo-cls" || self.name == "demo-seg"
+    }
+
+    /// The default list of a split (`SplitNames`): a shipped list as `shipped:<file>`, else the name under
+    /// `root`; None when the spec has no default for it.
+    pub fn default_list(&self, root: &Path, name: &str) -> Option<PathBuf> {
+        if name.is_empty() {
+            None
+        } else if name.starts_with(super::shipped::PREFIX) {
+            Some(PathBuf::from(name))
+        } else {
+            Some(root.join(name))
+        }
+    }
+
+    /// The list of the split `role` (train, val, test): the one given, else the spec's default; one sentence
+    /// when there is neither.
+    pub fn list_for(&self, root: &Path, role: &str, given: Option<&Path>) -> Result<PathBuf> {
+        if let Some(given) = given {
+            return Ok(given.to_path_buf());
+        }
+        let name = self.lists.roles().into_iter().find(|(r, _)| *r == role).map_or("", |(_, n)| n);
+        match self.default_list(root, name) {
+            Some(path) => Ok(path),
+            None if self.list_format == ListFormat::Chexpert && role == "val" => bail!(
+                "dataset {} needs a validation list: its valid.csv is the test set (choosing the checkpoint on it \
+                 selects on the test set), so make a patient-disjoint one with `medxfer data split chexpert --csv \
+                 ROOT/CheXpert-v1.0-small/train.csv --out DIR` and pass --train-list DIR/medxfer_split_train.csv \
+                 --val-list DIR/medxfer_split_val.csv",
+                self.name
+            ),
+            None => bail!("dataset {} has no default {role} list: pass --{role}-list", self.name),
+        }
     }
 
     /// The folder list paths are relative to.

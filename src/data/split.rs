@@ -52,3 +52,35 @@ pub fn chestxray14_lists(nih_dir: &Path, labels: &[String], val_fraction: f64, s
     let test_text: String = test.iter().map(line).collect();
     Ok([out.remove(&0).unwrap_or_default(), out.remove(&1).unwrap_or_default(), test_text])
 }
+
+/// File names `data split` writes: never the study's own (`Xray14_*_official.txt`), so the two cannot be confused.
+pub fn output_names(extension: &str) -> [String; 3] {
+    ["train", "val", "test"].map(|role| format!("medxfer_split_{role}.{extension}"))
+}
+
+/// A CheXpert training CSV split by patient (the `patientNNNNN` folder of each path) into train and val CSVs,
+/// each with the header; `val_fraction` of the patients, shuffled by `random.Random(seed)`, go to val.
+pub fn chexpert_lists(csv: &Path, val_fraction: f64, seed: u64) -> Result<[String; 2]> {
+    let text = std::fs::read_to_string(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().with_context(|| format!("{}:1: the CSV has no header row", csv.display()))?;
+    let mut rows: Vec<(&str, &str)> = Vec::new();
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let path = line.split(',').next().unwrap_or_default();
+        let patient = path.split('/').find(|part| part.starts_with("patient")).with_context(|| {
+            format!("{}:{}: path {path:?} has no patientNNNNN folder to split by", csv.display(), i + 2)
+        })?;
+        rows.push((patient, line));
+    }
+    let mut patients: Vec<&str> = rows.iter().map(|(p, _)| *p).collect::<BTreeSet<_>>().into_iter().collect();
+    PyRandom::new(seed).shuffle(&mut patients);
+    let val_patients: BTreeSet<&str> =
+        patients.iter().take((patients.len() as f64 * val_fraction).round() as usize).copied().collect();
+    let (mut train, mut val) = (format!("{header}\n"), format!("{header}\n"));
+    for (patient, line) in rows {
+        let out = if val_patients.contains(patient) { &mut val } else { &mut train };
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok([train, val])
+}

@@ -9,6 +9,8 @@ pub const STAGE_CHANNELS: [i64; 5] = [64, 256, 512, 1024, 2048];
 /// Width of the pooled features fed to `fc`.
 pub const FEATURES: i64 = 2048;
 const BLOCKS: [i64; 4] = [3, 4, 6, 3];
+/// The study's head weight init (models.py:42-44).
+pub const HEAD_WEIGHT: nn::Init = nn::Init::Randn { mean: 0.0, stdev: 0.01 };
 
 /// The stage outputs, smp's encoder features without the input itself.
 #[derive(Debug)]
@@ -75,8 +77,8 @@ pub struct ResNet50 {
 }
 
 /// Builds a ResNet50 under `p` (names `conv1.weight`, `layer1.0.downsample.0.weight`, `fc.bias`, ...)
-/// with torchvision's random init: convs kaiming-normal fan-out, BN weight 1 / bias 0,
-/// `fc` as `nn.Linear`'s default, no zero-init of the last BN of each block (torchvision's default).
+/// with torchvision's random init: convs kaiming-normal fan-out, BN weight 1 / bias 0, no zero-init of the
+/// last BN of each block (torchvision's default); `fc` as the study's head: weight N(0, 0.01²), bias 0.
 pub fn resnet50(p: nn::Path, classes: Option<i64>, padding: Padding) -> ResNet50 {
     let conv1 = Conv::new(&p / "conv1", [3, 64, 7], 2, padding, KAIMING_NORMAL_FAN_OUT, None);
     let bn1 = batch_norm(&p / "bn1", 64);
@@ -93,9 +95,8 @@ pub fn resnet50(p: nn::Path, classes: Option<i64>, padding: Padding) -> ResNet50
         layers.push(blocks);
     }
     let fc = classes.map(|n| {
-        let bound = 1.0 / (FEATURES as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        nn::linear(&p / "fc", FEATURES, n, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true })
+        let config = nn::LinearConfig { ws_init: HEAD_WEIGHT, bs_init: Some(nn::Init::Const(0.0)), bias: true };
+        nn::linear(&p / "fc", FEATURES, n, config)
     });
     ResNet50 { conv1, bn1, layers, fc, padding }
 }
@@ -128,6 +129,19 @@ impl ResNet50 {
     pub fn pooled_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let [_, _, _, layer4] = self.stages_t(xs, train).layers;
         pool(&layer4)
+    }
+
+    /// Redraws `fc` as torch.nn.Linear's default: weight and bias U(±1/√2048) (medxfer's `head_init =
+    /// torch-default`).
+    pub fn init_head_torch_default(&self) {
+        let Some(fc) = &self.fc else { return };
+        let bound = 1.0 / (FEATURES as f64).sqrt();
+        tch::no_grad(|| {
+            let _ = fc.ws.shallow_clone().uniform_(-bound, bound);
+            if let Some(bs) = &fc.bs {
+                let _ = bs.shallow_clone().uniform_(-bound, bound);
+            }
+        });
     }
 
     /// `fc` applied to pooled features (shape `[batch, classes]`), or the pooled features without `fc`.

@@ -56,8 +56,10 @@ pub struct DataSpec {
     pub anno_percent: u32,
     pub image_size: u32,
     pub workers: usize,
-    /// imagenet | chestxray | none; None = the dataset spec's (or the init's, for SimCLR) default.
+    /// imagenet | chestxray | none; resolved at plan time (None in older specs: the dataset spec's default).
     pub normalization: Option<String>,
+    /// The study-protocol settings (label policy, anno scope, head init, padding, loss, ...).
+    pub protocol: crate::data::protocol::Protocol,
 }
 
 impl Default for DataSpec {
@@ -71,6 +73,7 @@ impl Default for DataSpec {
             image_size: 224,
             workers: 2,
             normalization: None,
+            protocol: Default::default(),
         }
     }
 }
@@ -197,6 +200,7 @@ impl RunSpec {
             }
             "normalization" => self.data.normalization = Some(one_of(key, value, &["imagenet", "chestxray", "none"])?),
             "seed" => self.seed = num(key, value)?,
+            key if crate::data::protocol::KEYS.contains(&key) => self.data.protocol.set(key, value)?,
             "device" => self.device.device = value.to_string(),
             "threads" => self.device.threads = num(key, value)?,
             "precision" => self.device.precision = one_of(key, value, &["fp32", "tf32", "bf16"])?,

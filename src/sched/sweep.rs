@@ -2,14 +2,13 @@
 //! already on disk by identity (the resolved spec without id, sweep, executor and snapshot), and written
 //! as queued run folders.
 
+use crate::data::{DatasetSpec, shipped};
 use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task, validate_run_id};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-const SEGMENTATION_DATASETS: [&str; 4] = ["demo-seg", "drive", "siim-acr", "montgomery"];
 
 /// What the user asked for. Built from `medxfer sweep`'s arguments (`cli::sweep::Args::request`) or from
 /// the TUI's Launch form (`tui::launch::plan`), carried by the TUI's sweep effects, and turned back into that
@@ -122,8 +121,9 @@ pub struct PlannedRun {
     pub existing: Option<(String, State)>,
 }
 
+/// The task of a dataset, from its spec (classification when there is no such spec).
 pub fn task_of(dataset: &str) -> Task {
-    if SEGMENTATION_DATASETS.contains(&dataset) { Task::Segmentation } else { Task::Classification }
+    DatasetSpec::load(dataset).map_or(Task::Classification, |spec| spec.task)
 }
 
 /// Expands a sweep into specs (ids carry `stamp`, e.g. "20261126-081200") and matches them to `runs`.
@@ -142,15 +142,19 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
     if req.overrides.iter().any(|(k, _)| k == "anno_percent") && !req.anno_percents.is_empty() {
         bail!("use --anno-percent or --set anno_percent, not both");
     }
-    let data = base_data(req)?;
+    let dataset = DatasetSpec::load(&req.dataset)?;
+    let data = base_data(req, &dataset)?;
     let lists = list_hashes(&data)?;
     let existing = existing_identities(runs);
     let mut out = Vec::new();
     for init in &models {
         let init_sha256 = init_digest(init, zoo_cache)?;
+        if init_sha256.is_none() && init != "random" {
+            bail!("model {init} is not converted yet: run `medxfer zoo pull {init}` first (nothing was queued)");
+        }
         for &percent in &percents {
             for trial in 1..=req.trials {
-                let task = task_of(&req.dataset);
+                let task = dataset.task;
                 let mut spec = RunSpec {
                     id: String::new(),
                     dataset: req.dataset.clone(),
@@ -173,6 +177,7 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
                 for (k, v) in &req.overrides {
                     spec.set(k, v)?;
                 }
+                resolve_protocol(&mut spec, &dataset)?;
                 spec.id = run_id(stamp, &spec);
                 let found = existing.get(&identity(&spec)?).cloned();
                 out.push(PlannedRun { spec, existing: found });
@@ -204,6 +209,14 @@ pub fn parse_override(kv: &str) -> Result<(String, String)> {
     }
 }
 
+/// Fills what the dataset decides and the overrides left open: normalisation and the protocol settings.
+fn resolve_protocol(spec: &mut RunSpec, dataset: &DatasetSpec) -> Result<()> {
+    if spec.data.normalization.is_none() {
+        spec.data.normalization = Some(dataset.normalization.name().into());
+    }
+    spec.data.protocol.resolve(dataset)
+}
+
 /// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
 pub fn check_overrides(dataset: &str, overrides: &[(String, String)]) -> Result<()> {
     let task = task_of(dataset);
@@ -221,7 +234,11 @@ pub fn check_overrides(dataset: &str, overrides: &[(String, String)]) -> Result<
         device: DeviceSpec::default(),
         snapshot: Snapshot::default(),
     };
-    overrides.iter().try_for_each(|(k, v)| spec.set(k, v))
+    overrides.iter().try_for_each(|(k, v)| spec.set(k, v))?;
+    match DatasetSpec::load(dataset) {
+        Ok(dataset) => resolve_protocol(&mut spec, &dataset),
+        Err(_) => Ok(()),
+    }
 }
 
 /// A file init is named by its stem, reduced to `[a-z0-9._-]`.
@@ -262,7 +279,9 @@ fn expand_models(models: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn base_data(req: &SweepRequest) -> Result<DataSpec> {
+/// The request's root and lists made absolute, and for a dataset that is not generated (the demos) its root
+/// required and every list resolved (given, shipped or the spec's default under the root) and present.
+fn base_data(req: &SweepRequest, dataset: &DatasetSpec) -> Result<DataSpec> {
     let abs = |flag: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
         let Some(p) = p else { return Ok(None) };
         let p = std::path::absolute(p)?;
@@ -271,20 +290,39 @@ fn base_data(req: &SweepRequest) -> Result<DataSpec> {
         }
         Ok(Some(p))
     };
-    Ok(DataSpec {
+    let mut data = DataSpec {
         root: abs("--root", &req.root)?,
         train_list: abs("--train-list", &req.train_list)?,
         val_list: abs("--val-list", &req.val_list)?,
         test_list: abs("--test-list", &req.test_list)?,
         ..DataSpec::default()
-    })
+    };
+    if dataset.is_demo() {
+        return Ok(data);
+    }
+    let Some(root) = data.root.clone() else {
+        bail!("dataset {} needs --root DIR, the folder its images are under (nothing was queued)", dataset.name);
+    };
+    for (role, list) in [("train", &mut data.train_list), ("val", &mut data.val_list), ("test", &mut data.test_list)] {
+        let path = dataset.list_for(&root, role, list.as_deref())?;
+        if !shipped::is_shipped(&path) && !path.exists() {
+            bail!(
+                "dataset {}: its {role} list {} does not exist; pass --{role}-list FILE",
+                dataset.name,
+                path.display()
+            );
+        }
+        *list = Some(path);
+    }
+    Ok(data)
 }
 
 fn list_hashes(data: &DataSpec) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (role, path) in [("train", &data.train_list), ("val", &data.val_list), ("test", &data.test_list)] {
-        if let Some(p) = path {
-            out.insert(role.to_string(), sha256_file(p)?);
+        // image-mask datasets name split folders, not list files
+        if let Some(p) = path.as_ref().filter(|p| !p.is_dir()) {
+            out.insert(role.to_string(), list_sha256(p)?);
         }
     }
     Ok(out)
@@ -298,6 +336,14 @@ fn init_digest(init: &str, zoo_cache: &Path) -> Result<Option<String>> {
     let path =
         if init.starts_with('/') { PathBuf::from(init) } else { zoo_cache.join(init).join("resnet50.safetensors") };
     if path.is_file() { sha256_file(&path).map(Some) } else { Ok(None) }
+}
+
+/// sha256 of a split list: a shipped one's embedded text, else the file.
+pub fn list_sha256(path: &Path) -> Result<String> {
+    match shipped::text(path) {
+        Some(text) => Ok(hex::encode(Sha256::digest(text.as_bytes()))),
+        None => sha256_file(path),
+    }
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -364,6 +410,14 @@ pub fn write_new(plan: &mut [PlannedRun], runs: &Path) -> Result<Vec<String>> {
 mod tests {
     use super::*;
 
+    /// Stand-ins for converted zoo weights (planning only checks that they are there).
+    fn converted(zoo_cache: &Path, ids: &[&str]) {
+        for id in ids {
+            std::fs::create_dir_all(zoo_cache.join(id)).unwrap();
+            std::fs::write(zoo_cache.join(id).join("resnet50.safetensors"), id.as_bytes()).unwrap();
+        }
+    }
+
     fn req(models: &[&str], trials: u32) -> SweepRequest {
         SweepRequest {
             dataset: "demo-cls".into(),
@@ -378,6 +432,7 @@ mod tests {
     #[test]
     fn expands_models_trials_and_label_fractions_with_readable_ids() {
         let t = tempfile::tempdir().unwrap();
+        converted(t.path(), &["imagenet", "swav"]);
         let mut r = req(&["imagenet", "swav"], 2);
         r.anno_percents = vec![10, 100];
         r.overrides = vec![("epochs".into(), "1".into())];
@@ -393,17 +448,23 @@ mod tests {
     #[test]
     fn all_means_the_21_zoo_models_and_segmentation_is_inferred() {
         let t = tempfile::tempdir().unwrap();
+        let catalog = crate::zoo::Catalog::embedded().unwrap();
+        converted(t.path(), &catalog.entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>());
         let mut r = req(&["all"], 1);
-        r.dataset = "montgomery".into();
+        r.dataset = "demo-seg".into();
         let p = plan(&r, t.path(), "20261126-081200", t.path()).unwrap();
         assert_eq!(p.len(), 21);
         assert!(p.iter().all(|p| p.spec.task == Task::Segmentation && p.spec.hyper.epochs == 200));
+        let runs = tempfile::tempdir().unwrap();
+        let err = plan(&r, runs.path(), "x", runs.path()).unwrap_err().to_string();
+        assert!(err.contains("not converted") && err.contains("zoo pull"), "{err}");
         assert!(plan(&req(&["resnet9000"], 1), t.path(), "x", t.path()).is_err());
     }
 
     #[test]
     fn rerunning_a_sweep_adds_only_what_is_missing() {
         let t = tempfile::tempdir().unwrap();
+        converted(t.path(), &["imagenet"]);
         let mut first = plan(&req(&["imagenet"], 2), t.path(), "20261126-081200", t.path()).unwrap();
         assert_eq!(write_new(&mut first, t.path()).unwrap().len(), 2);
         let mut again = plan(&req(&["imagenet"], 3), t.path(), "20261126-091200", t.path()).unwrap();
@@ -446,5 +507,52 @@ mod tests {
         check_overrides("demo-seg", &[("epochs".into(), "3".into())]).unwrap();
         let err = check_overrides("demo-cls", &[("precision".into(), "fp8".into())]).unwrap_err().to_string();
         assert!(err.contains("expected one of fp32, tf32, bf16"), "{err}");
+    }
+
+    #[test]
+    fn planning_refuses_what_cannot_run_in_one_sentence_and_resolves_the_protocol() {
+        let t = tempfile::tempdir().unwrap();
+        let refuse = |r: &SweepRequest| plan(r, t.path(), "x", t.path()).unwrap_err().to_string();
+        let mut r = req(&["random"], 1);
+        r.dataset = "nih".into();
+        assert!(refuse(&r).contains("\"nih\" is not a built-in spec"), "{}", refuse(&r));
+        r.dataset = "shenzhen".into();
+        assert!(refuse(&r).contains("needs --root DIR"), "{}", refuse(&r));
+        r.root = Some(t.path().to_path_buf());
+        let p = plan(&r, t.path(), "x", t.path()).unwrap();
+        let data = &p[0].spec.data;
+        assert_eq!(data.train_list.as_deref(), Some(Path::new("shipped:ShenzenCXR_train_data.txt")));
+        assert_eq!(
+            p[0].spec.snapshot.lists["train"], "77ac16bc43b60edcc8a21ac95bd98804562836e66245fe7cad15ae8faa653c73",
+            "dataset/lists/SHA256SUMS"
+        );
+        assert_eq!(data.normalization.as_deref(), Some("imagenet"));
+        assert_eq!(data.protocol.loss, Some(crate::data::protocol::Loss::Bce));
+        r.overrides = vec![("uncertain_policy".into(), "zeros".into())];
+        assert!(refuse(&r).contains("CheXpert lists only"), "{}", refuse(&r));
+        r.overrides.clear();
+        r.dataset = "chexpert".into();
+        let err = refuse(&r);
+        assert!(err.contains("train list") && err.contains("CheXpert-v1.0-small/train.csv"), "{err}");
+        std::fs::create_dir_all(t.path().join("CheXpert-v1.0-small")).unwrap();
+        std::fs::write(t.path().join("CheXpert-v1.0-small/train.csv"), "Path\n").unwrap();
+        let err = refuse(&r);
+        assert!(err.contains("needs a validation list") && err.contains("medxfer data split chexpert"), "{err}");
+        assert!(err.contains("test set"), "{err}");
+        r.val_list = Some(t.path().join("CheXpert-v1.0-small/train.csv"));
+        let err = refuse(&r);
+        assert!(err.contains("test list") && err.contains("valid.csv"), "{err}");
+        r.dataset = "image-mask".into();
+        r.val_list = None;
+        let err = refuse(&r);
+        assert!(err.contains("list") && err.contains("does not exist"), "{err}");
+        for split in ["train", "val", "test"] {
+            std::fs::create_dir_all(t.path().join(split)).unwrap();
+        }
+        let p = plan(&r, t.path(), "x", t.path()).unwrap();
+        assert_eq!((p[0].spec.task, p[0].spec.hyper.epochs), (Task::Segmentation, 200), "the task is the spec's");
+        assert_eq!(p[0].spec.data.protocol.loss, Some(crate::data::protocol::Loss::Dice));
+        assert_eq!(task_of("drive"), Task::Segmentation);
+        assert_eq!(task_of("chexpert"), Task::Classification);
     }
 }

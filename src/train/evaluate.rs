@@ -42,8 +42,9 @@ pub struct Validation {
 }
 
 pub fn validate(net: &Net, loader: &Loader, device: Device, loss: LossKind, labels: &[String]) -> Result<Validation> {
+    // The study's val loss: batch losses weighted by batch size, Σ n_b·L_b / Σ n_b.
     let mut total = 0.0;
-    let mut batches = 0usize;
+    let mut samples = 0usize;
     let mut scores = Scores::new(labels.len());
     let mut seg = SegScores::default();
     let segmentation = matches!(net, Net::Unet(_));
@@ -51,8 +52,8 @@ pub fn validate(net: &Net, loader: &Loader, device: Device, loss: LossKind, labe
         let batch = batch?;
         let (images, targets) = (batch.images_on(device), batch.targets.to_device(device));
         let logits = tch::no_grad(|| net.forward_t(&images, false));
-        total += loss.compute(&logits, &targets).double_value(&[]);
-        batches += 1;
+        total += loss.compute(&logits, &targets).double_value(&[]) * batch.indices.len() as f64;
+        samples += batch.indices.len();
         let probs = logits.sigmoid().to_device(Device::Cpu);
         if segmentation {
             seg.add_batch(&probs, &batch.targets);
@@ -70,7 +71,7 @@ pub fn validate(net: &Net, loader: &Loader, device: Device, loss: LossKind, labe
         metrics.extend(per_class.into_iter().map(|(k, v)| (format!("auc.{k}"), v)));
         metrics.insert("auc_mean".into(), mean);
     }
-    Ok(Validation { loss: total / batches.max(1) as f64, metrics })
+    Ok(Validation { loss: total / samples.max(1) as f64, metrics })
 }
 
 /// Per-class predicted probabilities and labels, gathered over batches.

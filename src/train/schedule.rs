@@ -15,7 +15,8 @@ pub enum Schedule {
         best: f64,
         bad_epochs: u32,
     },
-    /// torch's CosineAnnealingLR stepped once per epoch with eta_min 0.
+    /// The study's segmentation cosine: after epoch t (0-based), lr = base/2·(1 + cos(π·(t mod T)/T)), so
+    /// epochs 0 and 1 both run at the base lr and the lr never reaches 0 (utils.py:127-135, engine.py:214).
     Cosine {
         base_lr: f64,
         t_max: u32,
@@ -64,8 +65,9 @@ impl Schedule {
                 lr
             }
             Schedule::Cosine { base_lr, t_max, epoch } => {
+                let finished = *epoch % *t_max;
                 *epoch += 1;
-                let progress = f64::from(*epoch) / f64::from(*t_max);
+                let progress = f64::from(finished) / f64::from(*t_max);
                 *base_lr * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
             }
             Schedule::Constant => lr,
@@ -170,10 +172,12 @@ mod tests {
     }
 
     #[test]
-    fn cosine_reaches_zero_at_t_max_and_resumes() {
+    fn cosine_is_set_after_each_epoch_never_reaches_zero_and_resumes() {
         let mut s = Schedule::cosine(1e-3, 4);
-        let lrs: Vec<f64> = (0..4).map(|_| s.step(0.0, 0.0)).collect();
-        assert!((lrs[1] - 5e-4).abs() < 1e-15 && lrs[3].abs() < 1e-15, "{lrs:?}");
+        let lrs: Vec<f64> = (0..5).map(|_| s.step(0.0, 0.0)).collect();
+        // lr for epochs 1..=5: t = 0, 1, 2, 3, then t mod 4 = 0 again
+        assert_eq!(lrs[0], 1e-3);
+        assert!((lrs[2] - 5e-4).abs() < 1e-15 && lrs[3] > 1e-4 && lrs[4] == 1e-3, "{lrs:?}");
         let mut resumed = Schedule::cosine(1e-3, 4);
         let mut half = Schedule::cosine(1e-3, 4);
         half.step(0.0, 0.0);

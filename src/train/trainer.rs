@@ -8,6 +8,7 @@ use super::graphed::{self, StepRunner};
 use super::optim::{OptimConfig, OptimKind, Optimizer};
 use super::schedule::{EarlyStop, Schedule};
 use super::setup;
+use crate::data::protocol::{ConvPadding, HeadInit, Loss};
 use crate::data::{self, Mode, Splits};
 use crate::home::Home;
 use crate::model::{Net, Padding};
@@ -66,27 +67,36 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         }
         Err(e) => return Err(e),
     };
+    // The study uses torchvision padding and the dataset's normalisation whatever the init was trained with;
+    // `--set padding=same` / `--set normalization=none` follow the init instead.
     let conv = init.as_ref().map(setup::conventions).transpose()?.unwrap_or_default();
-    let mut data_spec = spec.data.clone();
-    if conv.no_normalization && data_spec.normalization.is_none() {
-        data_spec.normalization = Some("none".into());
-        files.log(&format!("init {} expects inputs without mean/std normalisation: normalization = none", spec.init));
+    let protocol = &spec.data.protocol;
+    let padding = match protocol.padding {
+        ConvPadding::Torch => Padding::Torch,
+        ConvPadding::Same => Padding::Same,
+    };
+    if conv.padding == Padding::Same && padding != Padding::Same {
+        files.log(&format!(
+            "init {} was trained with SAME padding; torchvision padding as the study (--set padding=same to change)",
+            spec.init
+        ));
     }
-    if conv.padding == Padding::Same {
-        files.log(&format!("init {} was trained with SAME padding: using the SAME-padding ResNet50", spec.init));
+    if conv.no_normalization && spec.data.normalization.as_deref() != Some("none") {
+        files.log(&format!("init {} was trained without mean/std normalisation; normalising as the study (--set normalization=none to change)", spec.init));
     }
+    let data_spec = spec.data.clone();
     let splits = data::resolve(&spec.dataset, &data_spec, home, spec.seed)?;
     if splits.task != spec.task {
         bail!("spec.toml says task {:?} but dataset {} is {:?}", spec.task, spec.dataset, splits.task);
     }
     tch::manual_seed(spec.seed as i64);
     let mut vs = VarStore::new(device);
-    let net = setup::build(&vs, spec.task, splits.labels.len(), conv.padding);
-    let loss = match spec.task {
-        Task::Classification => LossKind::Bce,
-        Task::Segmentation if spec.dataset == "drive" => LossKind::Bce,
-        Task::Segmentation => LossKind::Dice,
+    let net = setup::build(&vs, spec.task, splits.labels.len(), padding);
+    let loss = match splits.protocol.loss_for(&splits.spec) {
+        Loss::Bce => LossKind::Bce,
+        Loss::Dice => LossKind::Dice,
     };
+    splits.write_lists(&files.dir.join("splits"))?;
     let mut st = State {
         optimizer: Optimizer::new(
             OptimConfig::new(OptimKind::parse(&h.optimizer)?, h.lr, h.weight_decay, h.momentum)
@@ -112,6 +122,9 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     } else {
         let init = init.ok_or_else(|| anyhow::anyhow!("init {} is not resolved", spec.init))?;
         let note = setup::apply_init(&mut vs, &net, &init)?;
+        if let (HeadInit::TorchDefault, Net::ResNet50(resnet)) = (splits.protocol.head_init, &net) {
+            resnet.init_head_torch_default();
+        }
         files.log(&format!("init {}: {note}", spec.init));
     }
     let (lines, events) = files.truncate_to_epoch(st.epoch)?;
@@ -306,8 +319,11 @@ fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &St
     conventions.insert("empty_mask_dice".into(), if seg { 1.0.into() } else { serde_json::Value::Null });
     conventions.insert("threshold".into(), if seg { 0.5.into() } else { serde_json::Value::Null });
     conventions.insert("dice".into(), if seg { "mean_per_image".into() } else { serde_json::Value::Null });
-    let policy = splits.spec.uncertain_policy.map(|p| format!("{p:?}"));
-    conventions.insert("uncertain_policy".into(), policy.map_or(serde_json::Value::Null, Into::into));
+    conventions.insert("uncertain_policy".into(), serde_json::json!(splits.protocol.uncertain_policy));
+    conventions.extend(splits.protocol.differences(&splits.spec, spec.data.anno_percent));
+    if splits.normalization != splits.spec.normalization {
+        conventions.insert("normalization".into(), format!("{:?}", splits.normalization).to_lowercase().into());
+    }
     conventions.insert("split_hash".into(), split_hash(splits).into());
     if !seg {
         let classes: Vec<String> =

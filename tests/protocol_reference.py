@@ -1,0 +1,132 @@
+"""Reference for tests/protocol.rs, written from the study's protocol facts
+(/work/shared/reference/study-protocol.md; BenchmarkTransferLearning Version1): each subcommand reads JSON
+arguments from argv[2] and prints JSON. Only the standard library, torch and PIL."""
+import csv
+import json
+import math
+import random
+import sys
+
+
+def anno_subset(args):
+    # dataloader.py:177-189, 244-256: random.Random(99).shuffle(indices), keep int(n * pct / 100), shuffled order
+    out = {}
+    for role, names in args["splits"].items():
+        idx = list(range(len(names)))
+        if args["percent"] < 100:
+            random.Random(99).shuffle(idx)
+            idx = idx[: int(len(names) * args["percent"] / 100)]
+        out[role] = [names[i] for i in idx]
+    return out
+
+
+def chexpert_labels(args):
+    # dataloader.py:155-174 (parse) and 197-209 (per fetch); Ones/Zeros exact, LSR as ranges
+    rows = []
+    with open(args["csv"]) as f:
+        reader = csv.reader(f)
+        next(reader)
+        for line in reader:
+            labels = []
+            for cell in line[5:19]:
+                if cell:
+                    v = float(cell)
+                    labels.append(-1 if v == -1 else int(v))
+                else:
+                    labels.append(args["unknown_label"])
+            rows.append(labels)
+    policy = args["policy"]
+    out = []
+    for labels in rows:
+        resolved = []
+        for v in labels:
+            if v == -1:
+                if policy == "ones":
+                    resolved.append([1.0, 1.0])
+                elif policy == "zeros":
+                    resolved.append([0.0, 0.0])
+                elif policy == "lsr-ones":
+                    resolved.append([0.55, 0.85])
+                else:
+                    resolved.append([0.0, 0.3])
+            else:
+                resolved.append([float(v), float(v)])
+        out.append(resolved)
+    return out
+
+
+def head_init(args):
+    # models.py:42-44: weight N(0, 0.01), bias 0; torch.nn.Linear's default for comparison
+    import torch
+
+    torch.manual_seed(args["seed"])
+    fc = torch.nn.Linear(2048, args["classes"])
+    default_std = fc.weight.std().item()
+    fc.weight.data.normal_(0, 0.01)
+    fc.bias.data.zero_()
+    return {"std": fc.weight.std().item(), "mean": fc.weight.mean().item(), "default_std": default_std}
+
+
+def batch_sizes(args):
+    # engine.py:42-45: DataLoader(shuffle=True for train, drop_last False)
+    import torch
+
+    loader = torch.utils.data.DataLoader(list(range(args["n"])), batch_size=args["batch_size"], shuffle=True)
+    batches = [b.tolist() for b in loader]
+    return {"sizes": [len(b) for b in batches], "seen": sorted(i for b in batches for i in b)}
+
+
+def plateau_trace(args):
+    # engine.py:50-122: Adam(lr), ReduceLROnPlateau(factor .5, patience patience//2), checkpoint on val < best,
+    # early stop when the counter exceeds patience; the trace is (lr used, saved, stopped) per epoch
+    import torch
+
+    lr, patience = args["lr"], args["patience"]
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience // 2, mode="min")
+    best, counter, trace = 1e6, 0, []
+    for loss in args["losses"]:
+        used = optimizer.param_groups[0]["lr"]
+        scheduler.step(loss)
+        saved = loss < best
+        if saved:
+            best, counter = loss, 0
+        else:
+            counter += 1
+        stopped = counter > patience
+        trace.append({"lr": used, "saved": saved, "stopped": stopped})
+        if stopped:
+            break
+    return trace
+
+
+def cosine_trace(args):
+    # utils.py:127-135 / engine.py:210-237: the lr is set after each epoch for the next; early stop as above
+    lr0, T, patience = args["lr"], args["epochs"], args["patience"]
+    lr, best, counter, trace = lr0, 1e5, 0, []
+    for epoch, loss in enumerate(args["losses"]):
+        used = lr
+        lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * (epoch % T) / T))
+        saved = loss < best
+        if saved:
+            best, counter = loss, 0
+        else:
+            counter += 1
+        stopped = counter > patience
+        trace.append({"lr": used, "saved": saved, "stopped": stopped})
+        if stopped:
+            break
+    return trace
+
+
+def write_pngs(args):
+    from PIL import Image
+
+    for i, path in enumerate(args["paths"]):
+        Image.new("L", (40, 36), color=(i * 37) % 256).save(path)
+    return len(args["paths"])
+
+
+if __name__ == "__main__":
+    print(json.dumps(globals()[sys.argv[1]](json.loads(sys.argv[2]))))
