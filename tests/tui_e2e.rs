@@ -291,6 +291,8 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
     let tmux = Tmux { socket: format!("medxfer-tui-zoo-{}", std::process::id()) };
     let pid_file = home.path().join("tui.pid");
     let mirror = [format!("MEDXFER_ZOO_MIRROR={}", server.base)];
+    // Two CPU slots: the demo's four runs train two at a time.
+    std::fs::write(home.path().join("config.toml"), "[scheduler]\ncpu_slots = 2\n").unwrap();
 
     tmux.start_with("z", home.path(), &pid_file, &mirror);
     tmux.wait_for("z", &["4 Runs", "no runs yet"]);
@@ -332,21 +334,24 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
         "the demo sweep to be queued",
         |s| {
             s.contains(
-                "sweep queued: 2 new runs of random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32",
+                "sweep queued: 4 new runs of random, barlowtwins on demo-cls, 2 trials each (epochs=3 image_size=32",
             )
         },
         |s| s.lines().last().filter(|l| l.contains("failed")).map(str::to_string),
     );
     tmux.keys("z", "4");
-    let both_finished =
-        |s: &str| ["random", "barlowtwins"].iter().all(|m| run_row(s, m).is_some_and(|r| r.contains("finished")));
-    let runs = tmux.wait_until("z", 900, "both demo runs to finish on the CPU", both_finished, |s| {
+    let rows = |s: &str, state: &str| s.lines().filter(|l| l.trim_start().starts_with(state)).count();
+    let both_finished = |s: &str| s.contains("Runs 4") && rows(s, "finished") == 4;
+    let most_running = std::cell::Cell::new(0);
+    let runs = tmux.wait_until("z", 900, "the four demo runs to finish on the CPU", both_finished, |s| {
+        most_running.set(most_running.get().max(rows(s, "running")));
         ["random", "barlowtwins"]
             .iter()
             .find_map(|m| run_row(s, m).filter(|r| r.contains("failed") || r.contains("stopped")))
             .map(|r| format!("a run ended badly: {r}"))
     });
-    assert!(runs.contains("Runs 2"), "{runs}");
+    assert!(runs.contains("Runs 4"), "{runs}");
+    assert_eq!(most_running.get(), 2, "two slots: two runs at once, never more\n{runs}");
     tmux.keys("z", "6");
     let board = tmux.wait_until(
         "z",
@@ -363,7 +368,7 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
     for init in ["random", "barlowtwins"] {
         let row = board.lines().find(|l| l.contains(init)).unwrap();
         assert!(
-            row.contains("1") && row.contains("auc 0.") && row.contains("(1 trial)") && !row.contains('±'),
+            row.contains(" 2 ") && row.contains("auc 0.") && row.contains('±') && !row.contains("trial)"),
             "{row}\n{board}"
         );
     }

@@ -150,7 +150,7 @@ fn effects_come_from_demo_sweep_and_stop() {
     assert_eq!(effects.len(), 1);
     assert_eq!(
         effects[0].cli_args().join(" "),
-        "sweep --dataset demo-cls --models random --trials 1 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1 --json",
+        "sweep --dataset demo-cls --models random --trials 2 --set epochs=3 --set image_size=32 --set batch_size=16 --set threads=1 --json",
         "nothing converted yet: random alone"
     );
     let stop = Action::RunControl(Control::Stop);
@@ -503,7 +503,7 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     let sweep = Effect::EnqueueSweep(crate::sched::sweep::SweepRequest {
         dataset: "demo-cls".into(),
         models: vec!["random".into(), "barlowtwins".into()],
-        trials: 1,
+        trials: 2,
         overrides: sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
     });
@@ -511,16 +511,20 @@ fn demo_sweep_uses_random_and_at_most_three_converted_models() {
     assert_eq!(
         s.message.as_deref(),
         Some(
-            "launching demo sweep: random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+            "launching demo sweep: random, barlowtwins on demo-cls, 2 trials each, as many at once as the agent's slots allow (epochs=3 image_size=32 batch_size=16 threads=1)"
         )
     );
-    update(&mut s, sweep.finished(true, r#"{"count": 2, "new": 2, "existing": 0, "runs": []}"#, ""));
+    update(&mut s, sweep.finished(true, r#"{"count": 4, "new": 4, "existing": 0, "runs": []}"#, ""));
     assert_eq!(
         s.message.as_deref(),
         Some(
-            "sweep queued: 2 new runs of random, barlowtwins on demo-cls, 1 trial each (epochs=3 image_size=32 batch_size=16 threads=1)"
+            "sweep queued: 4 new runs of random, barlowtwins on demo-cls, 2 trials each (epochs=3 image_size=32 batch_size=16 threads=1)"
         )
     );
+    let agent = crate::sched::socket::AgentStatus { cpu_slots: 2, ..Default::default() };
+    update(&mut s, Action::Host(Box::new(super::action::HostView { host: None, agent: Some(agent) })));
+    update(&mut s, Action::DemoSweep);
+    assert!(s.message.as_deref().unwrap().contains("2 trials each, up to 2 at once (scheduler.cpu_slots)"));
     update(&mut s, sweep.finished(false, "", "\nmedxfer: cannot reach the agent\n"));
     assert!(s.message.as_deref().unwrap().ends_with("failed: medxfer: cannot reach the agent"), "{:?}", s.message);
 

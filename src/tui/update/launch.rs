@@ -104,8 +104,9 @@ pub(super) fn demo_sweep(s: &mut State) -> Vec<Effect> {
     let request = demo::request(s);
     let sets: Vec<String> = request.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
     s.message = Some(format!(
-        "launching demo sweep: {} on {DEMO_DATASET}, {DEMO_TRIALS} trial each ({})",
+        "launching demo sweep: {} on {DEMO_DATASET}, {DEMO_TRIALS} trials each, {} ({})",
         request.models.join(", "),
+        demo::concurrency(s),
         sets.join(" ")
     ));
     vec![Effect::EnqueueSweep(request)]
