@@ -7,10 +7,11 @@ pub mod curve;
 pub mod keymap;
 pub mod launch;
 pub mod state;
-pub mod store;
 pub mod update;
 pub mod views;
 
+/// The TUI reads run folders through the run store's incremental scan.
+pub use crate::runs::store::scan as store;
 pub use app::run;
 
 #[cfg(test)]
