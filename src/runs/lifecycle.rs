@@ -109,10 +109,6 @@ impl Training {
         self.end(State::Failed, Some(reason))
     }
 
-    pub fn state(&self) -> State {
-        self.status.state
-    }
-
     fn end(&mut self, state: State, reason: Option<String>) -> Result<()> {
         self.running(&format!("become {state}"))?;
         self.status.state = state;

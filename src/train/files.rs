@@ -1,5 +1,6 @@
-//! The files a run writes besides checkpoints: status.json (through `runs::lifecycle`), metrics.jsonl (append-only, truncated to
-//! the checkpoint's epoch on resume), the same scalars as a TensorBoard event file, and train.log.
+//! The files a run writes besides checkpoints: status.json (through `runs::lifecycle::Training`),
+//! metrics.jsonl (append-only, truncated to the checkpoint's epoch on resume), the same scalars as a
+//! TensorBoard event file, and train.log.
 
 use crate::runs::lifecycle::Training;
 use crate::runs::record::{LOG_FILE, METRICS_FILE, MetricLine, RunResult};
