@@ -383,7 +383,7 @@ fn zoo_pull_then_demo_sweep_trains_random_and_the_pulled_model_to_the_leaderboar
         "again",
         30,
         "the converted model after a restart",
-        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted") && r.contains(" 1 ")),
+        |s| zoo_row(s, "barlowtwins").is_some_and(|r| r.contains("converted") && r.contains(" 2 ")),
         |_| None,
     );
     tmux.keys("again", "6");

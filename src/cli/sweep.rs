@@ -112,7 +112,7 @@ fn print_plan(plan: &[PlannedRun], json: bool, dry_run: bool) -> Result<()> {
     println!("sweep: {} runs, {new} {verb}, {} already exist", plan.len(), plan.len() - new);
     for p in plan {
         match &p.existing {
-            Some((id, state)) => println!("  exists  {id} ({})", crate::sched::control::state_name(*state)),
+            Some((id, state)) => println!("  exists  {id} ({state})"),
             None => println!("  new     {}", p.spec.id),
         }
     }

@@ -231,8 +231,7 @@ pub fn validate_run_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Queued,
     Running,
@@ -242,12 +241,55 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 5] = [State::Queued, State::Running, State::Stopped, State::Failed, State::Finished];
+
+    const NAMES: [&'static str; 5] = [
+        State::Queued.as_str(),
+        State::Running.as_str(),
+        State::Stopped.as_str(),
+        State::Failed.as_str(),
+        State::Finished.as_str(),
+    ];
+
+    /// The state's name in status.json, `runs ls` and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+            State::Finished => "finished",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Failed | State::Finished)
     }
 }
 
-/// status.json, replaced atomically by its one writer.
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<State, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        State::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &State::NAMES))
+    }
+}
+
+/// status.json, replaced atomically; only `runs::lifecycle` writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub state: State,
@@ -285,12 +327,10 @@ impl Status {
         serde_json::from_str(&text).with_context(|| format!("{} is not a valid status", path.display()))
     }
 
+    /// Writes this status as it is, for tests' fixtures; the program changes a run's state only through
+    /// `runs::lifecycle`, which checks the transition.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let mut s = self.clone();
-        s.updated = now_rfc3339();
-        let path = dir.join(STATUS_FILE);
-        crate::atomic::write(&path, &serde_json::to_vec_pretty(&s)?)
-            .with_context(|| format!("cannot write {}", path.display()))
+        super::lifecycle::write(dir, self)
     }
 }
 
@@ -442,6 +482,17 @@ mod tests {
         std::fs::write(dir.path().join(SPEC_FILE), "id = \"x\"\ndataset = 3\n").unwrap();
         let err = RunSpec::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("spec.toml:2"), "{err}");
+    }
+
+    #[test]
+    fn a_state_reads_back_the_name_it_is_written_as() {
+        for state in State::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+            assert_eq!(serde_json::from_str::<State>(&json).unwrap(), state);
+        }
+        let err = serde_json::from_str::<State>("\"paused\"").unwrap_err().to_string();
+        assert!(err.contains("paused") && err.contains("finished"), "{err}");
     }
 
     #[test]

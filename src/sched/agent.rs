@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::home::Home;
+use crate::runs::lifecycle;
 use crate::runs::record::{State, Status, now_rfc3339};
+use crate::runs::store;
 use crate::sched::control::{self, AgentRecord};
 use crate::sched::proc;
 use crate::sched::slots::{GpuInfo, Slot, Slots};
@@ -137,7 +139,7 @@ impl Agent {
     /// Takes over runs a previous agent left "running": live ones (same pid and start time) are followed,
     /// dead ones are requeued.
     fn adopt(&mut self) {
-        for (id, status) in control::scan(&self.home.runs) {
+        for (id, status) in store::statuses(&self.home.runs) {
             if status.state != State::Running {
                 continue;
             }
@@ -214,7 +216,7 @@ impl Agent {
             (Ok(s), _) if s.is_terminal() || s == State::Stopped => Ok(s),
             (_, Some((kind, _))) => {
                 let why = if kind == StopKind::Kill { "killed by user" } else { "stopped by user" };
-                control::set_state(&a.dir, State::Stopped, Some(why.into())).map(|_| State::Stopped)
+                lifecycle::stop(&a.dir, why).map(|_| State::Stopped)
             }
             _ => control::after_death(&a.dir, how, control::local_attempts(&a.dir)),
         };
@@ -224,7 +226,7 @@ impl Agent {
 
     fn log_result(&self, id: &str, outcome: Result<State>) {
         match outcome {
-            Ok(state) => tracing::info!(run = %id, state = control::state_name(state), "run state"),
+            Ok(state) => tracing::info!(run = %id, state = state.as_str(), "run state"),
             Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
         }
     }
@@ -232,7 +234,7 @@ impl Agent {
     fn launch_queued(&mut self) {
         let mut gpus: Option<Vec<GpuInfo>> = None;
         let mut to_slurm = Vec::new();
-        for id in control::queued(&self.home.runs) {
+        for id in store::queued(&self.home.runs) {
             if self.active.contains_key(&id) || self.slurm.contains(&id) {
                 continue;
             }
@@ -244,10 +246,7 @@ impl Agent {
             let slot = if control::wants_gpu(&dir) {
                 if self.slots.gpu_count == 0 {
                     let why = "the run asks for a GPU but NVML reports none; use --set device=cpu";
-                    self.log_result(
-                        &id,
-                        control::set_state(&dir, State::Failed, Some(why.into())).map(|_| State::Failed),
-                    );
+                    self.log_result(&id, lifecycle::fail(&dir, why.into()).map(|_| State::Failed));
                     continue;
                 }
                 let gpus = gpus.get_or_insert_with(|| {
@@ -275,7 +274,7 @@ impl Agent {
 
     fn launch(&mut self, id: &str, dir: PathBuf, slot: Slot) -> Result<State> {
         let attempts = AgentRecord::load(&dir).map(|r| r.attempts).unwrap_or(0) + 1;
-        control::set_state(&dir, State::Running, None)?;
+        lifecycle::launch(&dir)?;
         let launch = proc::Launch {
             program: &self.program,
             run_dir: &dir,
@@ -286,7 +285,7 @@ impl Agent {
         let child = match proc::spawn_train(&launch) {
             Ok(c) => c,
             Err(e) => {
-                control::set_state(&dir, State::Failed, Some(crate::cli::one_sentence(&e)))?;
+                lifecycle::fail(&dir, crate::cli::one_sentence(&e))?;
                 return Err(e);
             }
         };
@@ -359,8 +358,8 @@ impl Agent {
         }
         let dir = control::run_dir(&self.home.runs, run)?;
         match Status::load(&dir)?.state {
-            State::Queued => control::set_state(&dir, State::Stopped, Some("stopped before it started".into())),
-            other => bail!("run {run} is {}, not queued or running", control::state_name(other)),
+            State::Queued => lifecycle::stop(&dir, "stopped before it started"),
+            other => bail!("run {run} is {other}, not queued or running"),
         }
     }
 
@@ -376,7 +375,7 @@ impl Agent {
                 .iter()
                 .map(|(id, a)| RunningRun { id: id.clone(), pid: a.pid, slot: a.slot, adopted: a.child.is_none() })
                 .collect(),
-            queued: control::queued(&self.home.runs)
+            queued: store::queued(&self.home.runs)
                 .into_iter()
                 .filter(|id| !self.active.contains_key(id) && !self.slurm.contains(id))
                 .collect(),

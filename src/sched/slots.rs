@@ -1,26 +1,9 @@
 //! Execution slots: `cpu_slots` concurrent runs on the CPU, `gpu_slots_per_device` per NVML GPU,
 //! a GPU admitted only with `min_free_gpu_mib` free.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "index", rename_all = "lowercase")]
-pub enum Slot {
-    Cpu(usize),
-    /// A GPU index as NVML numbers it.
-    Gpu(u32),
-}
-
-impl Slot {
-    /// CUDA_VISIBLE_DEVICES for a run in this slot ("" hides every GPU).
-    pub fn cuda_visible_devices(self) -> String {
-        match self {
-            Slot::Cpu(_) => String::new(),
-            Slot::Gpu(i) => i.to_string(),
-        }
-    }
-}
+pub use crate::runs::agent_record::Slot;
 
 /// A GPU as the admission check sees it.
 #[derive(Debug, Clone, Copy)]

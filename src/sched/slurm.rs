@@ -3,8 +3,9 @@
 //! Each array task runs `PROGRAM train --run DIR` on the node and writes the same run folder.
 
 use crate::config::Slurm;
+use crate::runs::lifecycle;
 use crate::runs::record::{State, Status};
-use crate::sched::control::{after_death, set_state, state_name};
+use crate::sched::control::after_death;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -173,14 +174,14 @@ impl SlurmRuns {
             return Ok(());
         }
         for (_, dir) in runs {
-            set_state(dir, State::Running, None)?;
+            lifecycle::launch(dir)?;
         }
         let dirs: Vec<PathBuf> = runs.iter().map(|(_, d)| d.clone()).collect();
         let jobs = match submit(&self.cfg, agent_dir, &dirs, program) {
             Ok(jobs) => jobs,
             Err(e) => {
                 for dir in &dirs {
-                    set_state(dir, State::Failed, Some(crate::cli::one_sentence(&e)))?;
+                    lifecycle::fail(dir, crate::cli::one_sentence(&e))?;
                 }
                 return Err(e);
             }
@@ -220,7 +221,7 @@ impl SlurmRuns {
             let Some(f) = self.active.remove(&id) else { continue };
             let outcome = settle(&f);
             match outcome {
-                Ok(state) => tracing::info!(run = %id, job = %f.job_id, state = state_name(state), "Slurm job ended"),
+                Ok(state) => tracing::info!(run = %id, job = %f.job_id, state = state.as_str(), "Slurm job ended"),
                 Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
             }
         }
@@ -236,7 +237,7 @@ fn settle(f: &Followed) -> Result<State> {
     let slurm_state = final_state(&f.job_id).unwrap_or_else(|| "unknown".into());
     if f.stop_requested || slurm_state.starts_with("CANCELLED") {
         let why = if f.stop_requested { "cancelled by user" } else { "cancelled in Slurm" };
-        set_state(&f.dir, State::Stopped, Some(why.into()))?;
+        lifecycle::stop(&f.dir, why)?;
         return Ok(State::Stopped);
     }
     after_death(&f.dir, &format!("ran as Slurm job {} that ended {slurm_state}", f.job_id), f.attempts)

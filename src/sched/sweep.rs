@@ -3,7 +3,7 @@
 //! as queued run folders.
 
 use crate::data::{DatasetSpec, shipped};
-use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task, validate_run_id};
+use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Task, validate_run_id};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -373,7 +373,7 @@ fn identity(spec: &RunSpec) -> Result<String> {
 /// Identity → (id, state) of every readable run on disk (the first by id wins).
 fn existing_identities(runs: &Path) -> BTreeMap<String, (String, State)> {
     let mut out = BTreeMap::new();
-    for (id, status) in crate::sched::control::scan(runs) {
+    for (id, status) in crate::runs::store::statuses(runs) {
         if let Ok(spec) = RunSpec::load(&runs.join(&id))
             && let Ok(key) = identity(&spec)
         {
@@ -397,7 +397,7 @@ pub fn write_new(plan: &mut [PlannedRun], runs: &Path) -> Result<Vec<String>> {
         let tmp = runs.join(format!(".new-{}-{}", p.spec.id, std::process::id()));
         crate::home::create_private_dir(&tmp)?;
         p.spec.save(&tmp)?;
-        Status::new(State::Queued).save(&tmp)?;
+        crate::runs::lifecycle::enqueue(&tmp)?;
         let dir = runs.join(&p.spec.id);
         std::fs::rename(&tmp, &dir).with_context(|| format!("cannot create run folder {}", dir.display()))?;
         written.push(p.spec.id.clone());

@@ -1,7 +1,9 @@
-//! The files a run writes besides checkpoints: status.json, metrics.jsonl (append-only, truncated to
-//! the checkpoint's epoch on resume), the same scalars as a TensorBoard event file, and train.log.
+//! The files a run writes besides checkpoints: status.json (through `runs::lifecycle::Training`),
+//! metrics.jsonl (append-only, truncated to the checkpoint's epoch on resume), the same scalars as a
+//! TensorBoard event file, and train.log.
 
-use crate::runs::record::{LOG_FILE, METRICS_FILE, MetricLine, RunResult, State, Status};
+use crate::runs::lifecycle::Training;
+use crate::runs::record::{LOG_FILE, METRICS_FILE, MetricLine, RunResult};
 use crate::runs::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub struct RunFiles {
     pub dir: PathBuf,
-    pub status: Status,
+    pub status: Training,
     log: File,
     events: EventWriter,
     started: std::time::Instant,
@@ -24,8 +26,7 @@ impl RunFiles {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        let mut status = Status::new(State::Running);
-        status.pid = Some(std::process::id());
+        let status = Training::new(dir);
         let events = EventWriter::new(dir);
         Ok(RunFiles { dir: dir.to_path_buf(), status, log, events, started: std::time::Instant::now() })
     }
@@ -39,16 +40,6 @@ impl RunFiles {
     pub fn log(&mut self, message: &str) {
         let _ = writeln!(self.log, "{} {message}", crate::runs::record::now_rfc3339());
         tracing::info!(target: "train", "{message}");
-    }
-
-    pub fn set_state(&mut self, state: State, reason: Option<String>) -> Result<()> {
-        self.status.state = state;
-        self.status.reason = reason;
-        self.status.save(&self.dir)
-    }
-
-    pub fn save_status(&self) -> Result<()> {
-        self.status.save(&self.dir)
     }
 
     /// Appends one line to metrics.jsonl, then its scalars to the event file.

@@ -39,7 +39,7 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
         return Ok(0);
     }
     let mut files = RunFiles::open(dir)?;
-    files.save_status()?;
+    files.status.start()?;
     for name in crate::atomic::remove_stale_temporaries(dir) {
         files.log(&format!("removed {name}, left by a writer killed mid-write"));
     }
@@ -52,12 +52,12 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| trainer::train(&spec, home, &mut files, &STOP)));
     match outcome {
         Ok(Ok(Outcome::Finished)) => {
-            files.set_state(State::Finished, None)?;
+            files.status.finish()?;
             files.log("finished");
             Ok(0)
         }
         Ok(Ok(Outcome::Stopped)) => {
-            files.set_state(State::Stopped, Some("stopped on request; run it again to resume".into()))?;
+            files.status.stop("stopped on request; run it again to resume")?;
             files.log("stopped");
             Ok(0)
         }
@@ -77,7 +77,7 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
 fn fail(files: &mut RunFiles, e: anyhow::Error) -> anyhow::Error {
     let reason = crate::cli::one_sentence(&e);
     files.log(&format!("failed: {reason}"));
-    if let Err(write) = files.set_state(State::Failed, Some(reason)) {
+    if let Err(write) = files.status.fail(reason) {
         return e.context(format!("also failed to record the failure: {write}"));
     }
     e

@@ -137,10 +137,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     if nhwc {
         perf::make_channels_last(&vs)?;
     }
-    files.status.epoch = st.epoch;
-    files.status.best_epoch = st.early.best_epoch;
-    files.status.best_val_loss = st.early.best.is_finite().then_some(st.early.best);
-    files.save_status()?;
+    files.status.progress(st.epoch, st.early.best_epoch, st.early.best.is_finite().then_some(st.early.best))?;
 
     let train_loader = splits.loader(Mode::Train, h.batch_size, &spec.data, spec.seed).pinned_for(device);
     let val_loader = splits.loader(Mode::Val, h.batch_size, &spec.data, spec.seed).pinned_for(device);
@@ -223,10 +220,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         // The metrics line goes before last.ckpt: a crash in between redoes the epoch and drops the line.
         files.append_metric(&m)?;
         save_last(&last, &vs, &st, spec, st.elapsed_before + files.elapsed_s())?;
-        files.status.epoch = epoch;
-        files.status.best_epoch = st.early.best_epoch;
-        files.status.best_val_loss = Some(st.early.best);
-        files.save_status()?;
+        files.status.progress(epoch, st.early.best_epoch, Some(st.early.best))?;
         files.log(&format!(
             "epoch {epoch}: train_loss {:.5} val_loss {:.5} lr {lr_used:.3e} {rate:.1} images/s; {}",
             loss_sum / batches.max(1) as f64,

@@ -12,10 +12,11 @@ pub mod keymap;
 pub mod launch;
 pub mod path_complete;
 pub mod state;
-pub mod store;
 pub mod update;
 pub mod views;
 
+/// The TUI reads run folders through the run store's incremental scan.
+pub use crate::runs::store::scan as store;
 pub use app::run;
 
 #[cfg(test)]

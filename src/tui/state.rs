@@ -148,13 +148,8 @@ impl RunView {
     /// The state as the TUI names it: a run the user killed reads "killed", not "stopped".
     pub fn state_name(&self) -> &'static str {
         match self.state() {
-            None => "unknown",
-            Some(RunState::Queued) => "queued",
-            Some(RunState::Running) => "running",
             Some(RunState::Stopped) if self.was_killed() => "killed",
-            Some(RunState::Stopped) => "stopped",
-            Some(RunState::Failed) => "failed",
-            Some(RunState::Finished) => "finished",
+            state => state.map_or("unknown", RunState::as_str),
         }
     }
 

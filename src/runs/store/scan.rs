@@ -1,9 +1,10 @@
-//! The TUI's read side of run folders (spec, status, metrics.jsonl tail, result, log tail): each
-//! `refresh` returns only what changed since the last one. A stand-in for `runs::store`.
+//! The incremental read of every run folder (the TUI's): each `refresh` returns only what changed since the
+//! last one (spec, status and the agent's slot, result, log tail, new metric lines), reading at most
+//! `READ_BUDGET` bytes of metrics per refresh.
 
+use super::tail::MetricsTail;
+use crate::runs::agent_record::{AgentRecord, Slot};
 use crate::runs::record::{self, MetricLine, RunResult, RunSpec, Status};
-use crate::sched::control::AgentRecord;
-use crate::sched::slots::Slot;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -38,35 +39,26 @@ pub struct RunDelta {
 
 type Stamp = Option<(u64, SystemTime)>;
 
-#[derive(Debug, Default)]
-struct Tail {
+#[derive(Debug)]
+struct Seen {
     spec_loaded: bool,
     status: Stamp,
     result: Stamp,
     log: Stamp,
-    metrics_offset: u64,
-    metrics_line: u64,
-    /// The identity (inode, creation time) of the metrics.jsonl read so far: another one is a new file.
-    metrics_file: Option<(u64, Option<SystemTime>)>,
+    metrics: MetricsTail,
 }
 
 /// Tails every run folder under one `runs/` folder.
 #[derive(Debug)]
 pub struct RunStore {
     dir: PathBuf,
-    tails: BTreeMap<String, Tail>,
+    seen: BTreeMap<String, Seen>,
 }
 
-/// The ids of the run folders under `dir` (sorted; folders with other names are ignored).
+/// The ids of the run folders under `dir` (sorted; folders whose name is not a run id are ignored).
 pub fn run_ids(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut ids: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| record::validate_run_id(name).is_ok())
-        .collect();
-    ids.sort();
+    let mut ids = super::folder_names(dir).unwrap_or_default();
+    ids.retain(|name| record::validate_run_id(name).is_ok());
     ids
 }
 
@@ -89,23 +81,29 @@ pub fn fingerprint(dir: &Path) -> Vec<(String, [Stamp; 4])> {
 
 impl RunStore {
     pub fn new(dir: PathBuf) -> RunStore {
-        RunStore { dir, tails: BTreeMap::new() }
+        RunStore { dir, seen: BTreeMap::new() }
     }
 
     /// Reads what changed, handing each changed run's delta to `each`; returns the ids of runs whose
     /// folder is gone and whether metrics are left to read (call again) because `READ_BUDGET` ran out.
     pub fn refresh(&mut self, mut each: impl FnMut(RunDelta)) -> (Vec<String>, bool) {
         let ids = run_ids(&self.dir);
-        let removed: Vec<String> = self.tails.keys().filter(|k| ids.binary_search(k).is_err()).cloned().collect();
+        let removed: Vec<String> = self.seen.keys().filter(|k| ids.binary_search(k).is_err()).cloned().collect();
         for id in &removed {
-            self.tails.remove(id);
+            self.seen.remove(id);
         }
         let mut budget = READ_BUDGET;
         let mut more = false;
         for id in ids {
             let run = self.dir.join(&id);
-            let tail = self.tails.entry(id.clone()).or_default();
-            let delta = read_changes(&run, id, tail, &mut budget, &mut more);
+            let seen = self.seen.entry(id.clone()).or_insert_with(|| Seen {
+                spec_loaded: false,
+                status: None,
+                result: None,
+                log: None,
+                metrics: MetricsTail::new(&run),
+            });
+            let delta = read_changes(&run, id, seen, &mut budget, &mut more);
             if delta != (RunDelta { id: delta.id.clone(), ..RunDelta::default() }) {
                 each(delta);
             }
@@ -114,16 +112,16 @@ impl RunStore {
     }
 }
 
-fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more: &mut bool) -> RunDelta {
+fn read_changes(run: &Path, id: String, seen: &mut Seen, budget: &mut u64, more: &mut bool) -> RunDelta {
     let mut delta = RunDelta { id, ..RunDelta::default() };
-    if !tail.spec_loaded && run.join(record::SPEC_FILE).exists() {
-        tail.spec_loaded = true;
+    if !seen.spec_loaded && run.join(record::SPEC_FILE).exists() {
+        seen.spec_loaded = true;
         match RunSpec::load(run) {
             Ok(spec) => delta.spec = Some(spec),
             Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
         }
     }
-    if changed(&run.join(record::STATUS_FILE), &mut tail.status).is_some() {
+    if changed(&run.join(record::STATUS_FILE), &mut seen.status) {
         match Status::load(run) {
             Ok(status) => delta.status = Some(status),
             Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
@@ -131,83 +129,39 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more:
         delta.slot = AgentRecord::load(run).map(|r| r.slot);
     }
     let result_file = run.join(record::RESULT_FILE);
-    if tail.result.is_some() && !result_file.exists() {
-        tail.result = None;
+    if seen.result.is_some() && !result_file.exists() {
+        seen.result = None;
         delta.result_removed = true;
     }
-    if changed(&result_file, &mut tail.result).is_some() {
+    if changed(&result_file, &mut seen.result) {
         match RunResult::load(run) {
             Ok(result) => delta.result = Some(result),
             Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
         }
     }
-    if changed(&run.join(record::LOG_FILE), &mut tail.log).is_some() {
+    if changed(&run.join(record::LOG_FILE), &mut seen.log) {
         delta.log_tail = Some(log_tail(&run.join(record::LOG_FILE)));
     }
-    read_metrics(&run.join(record::METRICS_FILE), tail, &mut delta, budget, more);
+    if let Ok(read) = seen.metrics.read_within(budget) {
+        for problem in &read.problems {
+            tracing::warn!("{problem}");
+        }
+        delta.lines = read.lines;
+        delta.reset = read.reset;
+        delta.problems.extend(read.problems);
+        *more |= read.more;
+    }
     delta
 }
 
-/// Updates `seen` and returns the new stamp when the file exists and differs from what was seen.
-fn changed(path: &Path, seen: &mut Stamp) -> Option<Stamp> {
+/// Updates `seen` and says whether the file exists and differs from what was seen.
+fn changed(path: &Path, seen: &mut Stamp) -> bool {
     let now = stamp(path);
     if now.is_none() || now == *seen {
-        return None;
+        return false;
     }
     *seen = now;
-    Some(now)
-}
-
-/// Reads complete lines appended since the last offset; a half-written last line waits for the next refresh.
-fn read_metrics(path: &Path, tail: &mut Tail, delta: &mut RunDelta, budget: &mut u64, more: &mut bool) {
-    use std::os::unix::fs::MetadataExt;
-    let forget = |tail: &mut Tail, delta: &mut RunDelta| {
-        tail.metrics_offset = 0;
-        tail.metrics_line = 0;
-        delta.reset = true;
-    };
-    let Ok(mut file) = std::fs::File::open(path) else {
-        if tail.metrics_file.take().is_some() {
-            forget(tail, delta);
-        }
-        return;
-    };
-    let meta = file.metadata().ok();
-    let len = meta.as_ref().map_or(0, |m| m.len());
-    let identity = meta.map(|m| (m.ino(), m.created().ok()));
-    if len < tail.metrics_offset || (tail.metrics_file.is_some() && identity != tail.metrics_file) {
-        forget(tail, delta);
-    }
-    tail.metrics_file = identity;
-    if len == tail.metrics_offset || file.seek(SeekFrom::Start(tail.metrics_offset)).is_err() {
-        return;
-    }
-    let unread = len - tail.metrics_offset;
-    if unread > *budget {
-        *more = true;
-    }
-    let mut bytes = Vec::new();
-    if *budget == 0 || file.take(unread.min(*budget)).read_to_end(&mut bytes).is_err() {
-        return;
-    }
-    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else { return };
-    for line in bytes[..end].split(|&b| b == b'\n') {
-        tail.metrics_line += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<MetricLine>(line) {
-            Ok(m) => delta.lines.push(m),
-            Err(e) => {
-                let problem =
-                    format!("{}:{}: skipped a line that is not a metric ({e})", path.display(), tail.metrics_line);
-                tracing::warn!("{problem}");
-                delta.problems.push(problem);
-            }
-        }
-    }
-    tail.metrics_offset += end as u64 + 1;
-    *budget = budget.saturating_sub(end as u64 + 1);
+    true
 }
 
 fn log_tail(path: &Path) -> Vec<String> {
