@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod doctor;
+pub mod error;
 pub mod home;
 pub mod logging;
 pub mod model;

@@ -128,7 +128,7 @@ fn start(dispatch: impl FnOnce(Cli) -> Result<i32>) -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("medxfer: {}", one_sentence(&e));
+            eprintln!("medxfer: {}", crate::error::one_sentence(&e));
             1
         }
     }
@@ -155,16 +155,4 @@ fn run(cli: Cli) -> Result<i32> {
             )
         }
     }
-}
-
-/// An error and its causes on one line: "outer: inner: root".
-pub fn one_sentence(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }

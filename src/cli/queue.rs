@@ -66,7 +66,7 @@ pub fn run_control(ctx: &super::Ctx, cmd: RunControl) -> Result<i32> {
         match socket::request_ok(&ctx.home, &request_for(&cmd, id)) {
             Ok(_) => eprintln!("{id}: {verb}"),
             Err(e) => {
-                eprintln!("medxfer: {}", super::one_sentence(&e));
+                eprintln!("medxfer: {}", crate::error::one_sentence(&e));
                 code = 1;
             }
         }

@@ -173,7 +173,7 @@ fn pull(ctx: &super::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
         match result {
             Ok(outcome) => eprintln!("{id}: {}", zoo::pull::describe(outcome)),
             Err(e) => {
-                eprintln!("medxfer: {id}: {}", super::one_sentence(e));
+                eprintln!("medxfer: {id}: {}", crate::error::one_sentence(e));
                 failed.push(id.as_str());
             }
         }
@@ -258,7 +258,7 @@ fn verify(home: &crate::home::Home, catalog: &Catalog, ids: &[String]) -> Result
                 eprintln!("{}: nothing to check against; pinned in zoo.lock", entry.id)
             }
             Err(e) => {
-                eprintln!("medxfer: {}: {}", entry.id, super::one_sentence(&e));
+                eprintln!("medxfer: {}: {}", entry.id, crate::error::one_sentence(&e));
                 failed.push(entry.id.clone());
             }
         }

@@ -65,7 +65,7 @@ fn read_optional<T>(
     match load(dir) {
         Ok(v) => Some(v),
         Err(e) => {
-            warnings.push(crate::cli::one_sentence(&e));
+            warnings.push(crate::error::one_sentence(&e));
             None
         }
     }
@@ -91,7 +91,7 @@ pub fn list_runs(runs_dir: &Path) -> (Vec<RunEntry>, Vec<String>) {
         }
         match RunEntry::read(&path, &mut warnings) {
             Ok(run) => runs.push(run),
-            Err(e) => warnings.push(format!("skipping {}: {}", path.display(), crate::cli::one_sentence(&e))),
+            Err(e) => warnings.push(format!("skipping {}: {}", path.display(), crate::error::one_sentence(&e))),
         }
     }
     runs.sort_by(|a, b| a.id.cmp(&b.id));

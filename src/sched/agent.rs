@@ -225,7 +225,7 @@ impl Agent {
     fn log_result(&self, id: &str, outcome: Result<State>) {
         match outcome {
             Ok(state) => tracing::info!(run = %id, state = control::state_name(state), "run state"),
-            Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
+            Err(e) => tracing::error!(run = %id, "{}", crate::error::one_sentence(&e)),
         }
     }
 
@@ -269,7 +269,7 @@ impl Agent {
             }
         }
         if let Err(e) = self.slurm.submit_queued(&to_slurm, &self.home.agent_dir, &self.program) {
-            tracing::error!("{}", crate::cli::one_sentence(&e));
+            tracing::error!("{}", crate::error::one_sentence(&e));
         }
     }
 
@@ -286,7 +286,7 @@ impl Agent {
         let child = match proc::spawn_train(&launch) {
             Ok(c) => c,
             Err(e) => {
-                control::set_state(&dir, State::Failed, Some(crate::cli::one_sentence(&e)))?;
+                control::set_state(&dir, State::Failed, Some(crate::error::one_sentence(&e)))?;
                 return Err(e);
             }
         };
@@ -319,7 +319,7 @@ impl Agent {
                 self.tick();
                 Reply::ok()
             }
-            Err(e) => Reply::error(crate::cli::one_sentence(&e)),
+            Err(e) => Reply::error(crate::error::one_sentence(&e)),
         }
     }
 

@@ -180,7 +180,7 @@ impl SlurmRuns {
             Ok(jobs) => jobs,
             Err(e) => {
                 for dir in &dirs {
-                    set_state(dir, State::Failed, Some(crate::cli::one_sentence(&e)))?;
+                    set_state(dir, State::Failed, Some(crate::error::one_sentence(&e)))?;
                 }
                 return Err(e);
             }
@@ -212,7 +212,7 @@ impl SlurmRuns {
         self.last_poll = Some(std::time::Instant::now());
         let listed = match queue_states() {
             Ok(l) => l,
-            Err(e) => return tracing::warn!("{}", crate::cli::one_sentence(&e)),
+            Err(e) => return tracing::warn!("{}", crate::error::one_sentence(&e)),
         };
         let ended: Vec<String> =
             self.active.iter().filter(|(_, f)| !listed.contains_key(&f.job_id)).map(|(id, _)| id.clone()).collect();
@@ -221,7 +221,7 @@ impl SlurmRuns {
             let outcome = settle(&f);
             match outcome {
                 Ok(state) => tracing::info!(run = %id, job = %f.job_id, state = state_name(state), "Slurm job ended"),
-                Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
+                Err(e) => tracing::error!(run = %id, "{}", crate::error::one_sentence(&e)),
             }
         }
     }

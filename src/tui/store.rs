@@ -120,13 +120,13 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more:
         tail.spec_loaded = true;
         match RunSpec::load(run) {
             Ok(spec) => delta.spec = Some(spec),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
     }
     if changed(&run.join(record::STATUS_FILE), &mut tail.status).is_some() {
         match Status::load(run) {
             Ok(status) => delta.status = Some(status),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
         delta.slot = AgentRecord::load(run).map(|r| r.slot);
     }
@@ -138,7 +138,7 @@ fn read_changes(run: &Path, id: String, tail: &mut Tail, budget: &mut u64, more:
     if changed(&result_file, &mut tail.result).is_some() {
         match RunResult::load(run) {
             Ok(result) => delta.result = Some(result),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
     }
     if changed(&run.join(record::LOG_FILE), &mut tail.log).is_some() {

@@ -621,7 +621,7 @@ fn export(s: &mut State) -> Vec<Effect> {
     let board = match leaderboard::build(&leaderboard_view::results(s), &dataset, &options) {
         Ok(board) => board,
         Err(e) => {
-            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            s.message = Some(format!("export failed: {}", crate::error::one_sentence(&e)));
             return Vec::new();
         }
     };
@@ -635,7 +635,7 @@ fn export(s: &mut State) -> Vec<Effect> {
     let svg = match figure {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
-            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            s.message = Some(format!("export failed: {}", crate::error::one_sentence(&e)));
             return Vec::new();
         }
     };
