@@ -1,7 +1,7 @@
 //! `medxfer data`: demo (write the synthetic datasets), check (validate a dataset's root and split lists),
 //! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache).
 
-use crate::cli::Ctx;
+use crate::home::Ctx;
 use crate::data::{self, DatasetSpec, check};
 use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};

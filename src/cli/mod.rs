@@ -19,7 +19,7 @@ mod train;
 mod tui;
 mod zoo;
 
-use crate::{config::Config, home::Home};
+use crate::home::Home;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -81,21 +81,6 @@ impl Command {
             Command::TorchProbe => Some("torch-probe"),
             _ => None,
         }
-    }
-}
-
-/// What every command gets: the resolved home and its configuration.
-pub struct Ctx {
-    pub home: Home,
-    pub config: Config,
-}
-
-impl Ctx {
-    pub fn load() -> Result<Ctx> {
-        let home = Home::from_env()?;
-        home.ensure()?;
-        let config = Config::load_or_init(&home.config_file)?;
-        Ok(Ctx { home, config })
     }
 }
 

@@ -49,7 +49,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let executor = args.executor.clone().unwrap_or_else(|| ctx.config.scheduler.executor.clone());
     match executor.as_str() {
         "local" | "slurm" => {}

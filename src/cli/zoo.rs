@@ -53,7 +53,7 @@ pub enum ZooCommand {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let catalog = Catalog::embedded()?;
     let home = &ctx.home;
     match args.command {
@@ -157,7 +157,7 @@ fn show(home: &crate::home::Home, entry: &Entry, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &super::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
+fn pull(ctx: &crate::home::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
     let opts = PullOptions { convert, ..PullOptions::from_env(&ctx.config)? };
     let runtime = tokio::runtime::Runtime::new()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -7,7 +7,7 @@ use super::state::State;
 use super::store::{self, RunStore};
 use super::update::{Effect, update};
 use super::views::heat;
-use crate::cli::Ctx;
+use crate::home::Ctx;
 use crate::home::Home;
 use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
