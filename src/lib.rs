@@ -15,6 +15,7 @@ pub mod logging;
 pub mod model;
 pub mod perf;
 pub mod plot;
+pub mod process;
 pub mod runs;
 pub mod sched;
 pub mod torch_bin;

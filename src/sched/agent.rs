@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::home::Home;
 use crate::runs::record::{State, Status, now_rfc3339};
 use crate::sched::control::{self, AgentRecord};
+use crate::process;
 use crate::sched::proc;
 use crate::sched::slots::{GpuInfo, Slot, Slots};
 use crate::sched::slurm::SlurmRuns;
@@ -147,7 +148,7 @@ impl Agent {
                 continue;
             }
             match AgentRecord::load(&dir) {
-                Some(rec) if proc::is_same_live_process(rec.pid, rec.start_time) => {
+                Some(rec) if process::is_same_live_process(rec.pid, rec.start_time) => {
                     tracing::info!(run = %id, pid = rec.pid, "re-adopted a live run");
                     self.slots.take(rec.slot);
                     let active = Active {
@@ -186,7 +187,7 @@ impl Agent {
                     Ok(None) => None,
                     Err(e) => Some(format!("could not be followed ({e})")),
                 },
-                None => (!proc::is_same_live_process(a.pid, a.start_time)).then(|| "exited".to_string()),
+                None => (!process::is_same_live_process(a.pid, a.start_time)).then(|| "exited".to_string()),
             };
             match exit {
                 Some(how) => ended.push((id.clone(), how)),
@@ -194,7 +195,7 @@ impl Agent {
                     if let Some((StopKind::Term, since)) = a.stop
                         && since.elapsed() > STOP_GRACE
                     {
-                        let _ = proc::signal_group(a.pid, libc::SIGKILL);
+                        let _ = process::signal_group(a.pid, libc::SIGKILL);
                         a.stop = Some((StopKind::Kill, Instant::now()));
                     }
                 }
@@ -291,7 +292,7 @@ impl Agent {
             }
         };
         let pid = child.id();
-        let start_time = proc::start_time(pid).unwrap_or(0);
+        let start_time = process::start_time(pid).unwrap_or(0);
         AgentRecord { pid, start_time, slot, attempts, launched: now_rfc3339() }.save(&dir)?;
         self.slots.take(slot);
         tracing::info!(run = %id, pid, ?slot, attempts, "launched");
@@ -350,7 +351,7 @@ impl Agent {
     fn stop(&mut self, run: &str, kind: StopKind) -> Result<()> {
         if let Some(a) = self.active.get_mut(run) {
             let signal = if kind == StopKind::Kill { libc::SIGKILL } else { libc::SIGTERM };
-            proc::signal_group(a.pid, signal).with_context(|| format!("cannot signal run {run} (pid {})", a.pid))?;
+            process::signal_group(a.pid, signal).with_context(|| format!("cannot signal run {run} (pid {})", a.pid))?;
             a.stop = Some((kind, Instant::now()));
             return Ok(());
         }
