@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod error;
+pub mod gpu;
 pub mod home;
 pub mod logging;
 pub mod model;

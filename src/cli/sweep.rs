@@ -59,7 +59,7 @@ pub fn run(args: Args) -> Result<i32> {
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
     let has_gpu = match executor.as_str() {
         "slurm" => ctx.config.slurm.gpus_per_job > 0,
-        _ => !crate::doctor::nvml_gpus().is_empty(),
+        _ => !crate::gpu::nvml_gpus().is_empty(),
     };
     let default_device = if has_gpu { "cuda" } else { "cpu" };
     let req = SweepRequest {

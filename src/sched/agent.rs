@@ -7,7 +7,7 @@ use crate::runs::record::{State, Status, now_rfc3339};
 use crate::sched::control::{self, AgentRecord};
 use crate::process;
 use crate::sched::proc;
-use crate::sched::slots::{GpuInfo, Slot, Slots};
+use crate::sched::slots::{Slot, Slots};
 use crate::sched::slurm::SlurmRuns;
 use crate::sched::socket::{self, AgentStatus, Reply, Request, RunningRun, SlurmRun};
 use anyhow::{Context, Result, bail};
@@ -83,7 +83,7 @@ pub fn run(home: Home, config: &Config) -> Result<()> {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => std::env::current_exe().context("cannot find the medxfer executable to launch runs")?,
     };
-    let gpu_count = crate::doctor::nvml_gpus().len() as u32;
+    let gpu_count = crate::gpu::nvml_gpus().len() as u32;
     let s = &config.scheduler;
     let threads_per_run = match s.threads_per_run {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).div_ceil(s.cpu_slots.max(1)),
@@ -231,7 +231,7 @@ impl Agent {
     }
 
     fn launch_queued(&mut self) {
-        let mut gpus: Option<Vec<GpuInfo>> = None;
+        let mut gpus: Option<Vec<crate::gpu::Gpu>> = None;
         let mut to_slurm = Vec::new();
         for id in control::queued(&self.home.runs) {
             if self.active.contains_key(&id) || self.slurm.contains(&id) {
@@ -251,12 +251,7 @@ impl Agent {
                     );
                     continue;
                 }
-                let gpus = gpus.get_or_insert_with(|| {
-                    crate::doctor::nvml_gpus()
-                        .iter()
-                        .map(|g| GpuInfo { index: g.index, free_mib: g.memory_free_mib })
-                        .collect()
-                });
+                let gpus = gpus.get_or_insert_with(crate::gpu::nvml_gpus);
                 self.slots.free_gpu(gpus)
             } else {
                 self.slots.free_cpu()
@@ -265,7 +260,7 @@ impl Agent {
                 let outcome = self.launch(&id, dir, slot);
                 self.log_result(&id, outcome);
                 if let Some(g) = gpus.as_mut().and_then(|g| g.iter_mut().find(|g| Slot::Gpu(g.index) == slot)) {
-                    g.free_mib = 0; // memory use of the new run is unknown until it allocates: one admission per tick
+                    g.memory_free_mib = 0; // memory use of the new run is unknown until it allocates: one admission per tick
                 }
             }
         }

@@ -27,15 +27,6 @@ pub enum DataCheck {
     Failed(String),
 }
 
-/// A GPU as the GPUs view shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GpuInfo {
-    pub index: u32,
-    pub name: String,
-    pub memory_total_mib: u64,
-    pub memory_free_mib: u64,
-}
-
 /// A control of one run, performed by `medxfer runs stop|kill|resume|restart ID` (the agent makes the change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -130,7 +121,7 @@ pub enum Action {
     Tick,
     RunData(Box<RunDelta>),
     RunRemoved(String),
-    Gpus(Vec<GpuInfo>),
+    Gpus(Vec<crate::gpu::Gpu>),
     /// The zoo watcher's reading of every catalog model.
     ZooStates(Vec<ZooStatus>),
     /// A `zoo pull` or `zoo verify` of `id` ended.

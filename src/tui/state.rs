@@ -1,6 +1,6 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
-use super::action::{Control, DataCheck, GpuInfo, ZooStatus};
+use super::action::{Control, DataCheck, ZooStatus};
 use super::curve::Series;
 use super::keymap::Keymap;
 use super::launch::{Field, LaunchForm};
@@ -346,7 +346,7 @@ pub struct State {
     /// Ticks (seconds) since `message` last changed: it is cleared after `MESSAGE_TICKS`.
     pub message_age: u32,
     /// None until NVML has been asked.
-    pub gpus: Option<Vec<GpuInfo>>,
+    pub gpus: Option<Vec<crate::gpu::Gpu>>,
     /// The whole zoo catalog, in the Zoo view's order.
     pub zoo: Vec<ZooModel>,
     /// The dataset specs known to the data module.
