@@ -4,7 +4,8 @@
 
 use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task, validate_run_id};
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
+use crate::zoo::ModelPaths;
+use crate::zoo::verify::hash_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -199,7 +200,7 @@ fn list_hashes(data: &DataSpec) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (role, path) in [("train", &data.train_list), ("val", &data.val_list), ("test", &data.test_list)] {
         if let Some(p) = path {
-            out.insert(role.to_string(), sha256_file(p)?);
+            out.insert(role.to_string(), hash_file(p)?.sha256);
         }
     }
     Ok(out)
@@ -210,23 +211,8 @@ fn init_digest(init: &str, zoo_cache: &Path) -> Result<Option<String>> {
     if init == "random" {
         return Ok(None);
     }
-    let path =
-        if init.starts_with('/') { PathBuf::from(init) } else { zoo_cache.join(init).join("resnet50.safetensors") };
-    if path.is_file() { sha256_file(&path).map(Some) } else { Ok(None) }
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    let path = if init.starts_with('/') { PathBuf::from(init) } else { ModelPaths::converted_weights(zoo_cache, init) };
+    if path.is_file() { Ok(Some(hash_file(&path)?.sha256)) } else { Ok(None) }
 }
 
 /// What makes two runs the same experiment: the resolved spec without id, sweep, executor and snapshot.
