@@ -5,7 +5,8 @@
 //! Every process writes a file of its own (time, host and pid in the name), as TensorFlow's writers do.
 
 use super::record::{MetricLine, RunResult};
-use crate::ckpt::crc32c::{crc32c, mask};
+use crate::ckpt::crc32c::mask;
+use ::crc32c::crc32c;
 use crate::ckpt::protobuf::{put_bytes, put_double, put_float, put_varint_field};
 use anyhow::{Context, Result};
 use std::fs::OpenOptions;
