@@ -7,9 +7,9 @@
 
 mod zoo_server;
 
+use medxfer::process;
 use medxfer::runs::record::{MetricLine, RunResult, Status};
 use medxfer::sched::control::{AgentRecord, MAX_ATTEMPTS};
-use medxfer::process;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,8 @@ impl TestHome {
         let pid: u32 = std::fs::read_to_string(self.path("agent/agent.lock")).ok()?.trim().parse().ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        (args.get(1) == Some(&b"agent".as_slice()) && args.len() <= 3 && process::start_time(pid).is_some()).then_some(pid)
+        (args.get(1) == Some(&b"agent".as_slice()) && args.len() <= 3 && process::start_time(pid).is_some())
+            .then_some(pid)
     }
 
     fn agent_status(&self) -> Value {

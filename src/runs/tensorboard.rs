@@ -6,8 +6,8 @@
 
 use super::record::{MetricLine, RunResult};
 use crate::ckpt::crc32c::mask;
-use ::crc32c::crc32c;
 use crate::ckpt::protobuf::{put_bytes, put_double, put_float, put_varint_field};
+use ::crc32c::crc32c;
 use anyhow::{Context, Result};
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -3,9 +3,9 @@
 
 use crate::config::Config;
 use crate::home::Home;
+use crate::process;
 use crate::runs::record::{State, Status, now_rfc3339};
 use crate::sched::control::{self, AgentRecord};
-use crate::process;
 use crate::sched::proc;
 use crate::sched::slots::{Slot, Slots};
 use crate::sched::slurm::SlurmRuns;

@@ -3,9 +3,9 @@
 //! as queued run folders.
 
 use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task, validate_run_id};
-use anyhow::{Context, Result, bail};
 use crate::zoo::ModelPaths;
 use crate::zoo::verify::hash_file;
+use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
