@@ -33,8 +33,8 @@ pub fn remove_stale_temporaries(dir: &Path) -> Vec<String> {
 /// True when the process that wrote a temporary at `written` no longer runs: no such pid, a zombie
 /// nobody has reaped yet, or a pid since reused by a process that started after the write.
 fn writer_is_gone(pid: u32, written: Option<std::time::SystemTime>) -> bool {
-    let Some(started) = crate::sched::proc::start_time(pid) else { return true };
-    match (written, crate::sched::proc::boot_time(), crate::sched::proc::clock_ticks_per_second()) {
+    let Some(started) = crate::process::start_time(pid) else { return true };
+    match (written, crate::process::boot_time(), crate::process::clock_ticks_per_second()) {
         (Some(written), Some(boot), Some(ticks)) => {
             let started = boot + std::time::Duration::from_secs_f64(started as f64 / ticks as f64);
             // /proc/stat's btime has one-second resolution.

@@ -11,7 +11,7 @@ pub struct Report {
     pub git_commit: String,
     #[serde(flatten)]
     pub libtorch: LibtorchReport,
-    pub gpus: Vec<Gpu>,
+    pub gpus: Vec<crate::gpu::Gpu>,
     pub home: Home,
     pub free_disk_bytes: Option<u64>,
     /// Each missing piece with the command that fixes it.
@@ -45,14 +45,6 @@ impl LibtorchReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Gpu {
-    pub index: u32,
-    pub name: String,
-    pub memory_total_mib: u64,
-    pub memory_free_mib: u64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Problem {
     pub what: String,
     pub fix: String,
@@ -68,7 +60,7 @@ pub fn gather(home: &Home) -> Report {
             fix: "scripts/setup-libtorch && make build".into(),
         }),
     }
-    let gpus = nvml_gpus();
+    let gpus = crate::gpu::nvml_gpus();
     if !gpus.is_empty() && !libtorch.cuda_available {
         problems.push(Problem {
             what: format!(
@@ -97,24 +89,6 @@ pub fn gather(home: &Home) -> Report {
         free_disk_bytes,
         problems,
     }
-}
-
-/// GPUs as NVML sees them (empty when the NVIDIA driver is absent).
-pub fn nvml_gpus() -> Vec<Gpu> {
-    let Ok(nvml) = nvml_wrapper::Nvml::init() else { return Vec::new() };
-    let count = nvml.device_count().unwrap_or(0);
-    (0..count)
-        .filter_map(|i| {
-            let d = nvml.device_by_index(i).ok()?;
-            let mem = d.memory_info().ok()?;
-            Some(Gpu {
-                index: i,
-                name: d.name().unwrap_or_default(),
-                memory_total_mib: mem.total >> 20,
-                memory_free_mib: mem.free >> 20,
-            })
-        })
-        .collect()
 }
 
 /// Free bytes on the filesystem holding `path` (or its nearest existing ancestor).

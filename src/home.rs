@@ -1,6 +1,7 @@
 //! Where medxfer keeps its state: `MEDXFER_HOME=DIR` puts everything under DIR; otherwise the
 //! XDG folders (config, data, cache) chosen by the `directories` crate.
 
+use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,21 @@ impl Home {
             create_private_dir(parent)?;
         }
         Ok(())
+    }
+}
+
+/// What every command gets: the resolved home and its configuration.
+pub struct Ctx {
+    pub home: Home,
+    pub config: Config,
+}
+
+impl Ctx {
+    pub fn load() -> Result<Ctx> {
+        let home = Home::from_env()?;
+        home.ensure()?;
+        let config = Config::load_or_init(&home.config_file)?;
+        Ok(Ctx { home, config })
     }
 }
 

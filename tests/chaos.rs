@@ -7,9 +7,9 @@
 
 mod zoo_server;
 
+use medxfer::process;
 use medxfer::runs::record::{MetricLine, RunResult, Status};
 use medxfer::sched::control::{AgentRecord, MAX_ATTEMPTS};
-use medxfer::sched::proc;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,8 @@ impl TestHome {
         let pid: u32 = std::fs::read_to_string(self.path("agent/agent.lock")).ok()?.trim().parse().ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        (args.get(1) == Some(&b"agent".as_slice()) && args.len() <= 3 && proc::start_time(pid).is_some()).then_some(pid)
+        (args.get(1) == Some(&b"agent".as_slice()) && args.len() <= 3 && process::start_time(pid).is_some())
+            .then_some(pid)
     }
 
     fn agent_status(&self) -> Value {
@@ -134,7 +135,7 @@ impl TestHome {
     /// A live trainer process of run `id` with its agent record.
     fn live_run(&self, id: &str) -> Option<AgentRecord> {
         let rec = AgentRecord::load(&self.run(id))?;
-        proc::is_same_live_process(rec.pid, rec.start_time).then_some(rec)
+        process::is_same_live_process(rec.pid, rec.start_time).then_some(rec)
     }
 }
 
@@ -146,7 +147,7 @@ impl Drop for TestHome {
         }
         for id in self.run_ids() {
             if let Some(rec) = self.live_run(&id) {
-                let _ = proc::signal_group(rec.pid, libc::SIGKILL);
+                let _ = process::signal_group(rec.pid, libc::SIGKILL);
             }
         }
     }
@@ -328,7 +329,7 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                     from = killable.iter().map(|r| (*r).clone()).collect();
                 }
                 if let Some((id, rec)) = from.get(rng.below(from.len().max(1) as u64) as usize)
-                    && proc::signal_group(rec.pid, libc::SIGKILL).is_ok()
+                    && process::signal_group(rec.pid, libc::SIGKILL).is_ok()
                 {
                     eprintln!("chaos: SIGKILL run {id} (pid {}, attempt {})", rec.pid, rec.attempts);
                     tally.add("SIGKILL run process");
@@ -338,7 +339,7 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                 if let Some(pid) = home.agent_pid() {
                     // SAFETY: kill(2) on the agent of this test's home.
                     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
-                    wait_until("the agent to die", 10, || proc::start_time(pid).is_none());
+                    wait_until("the agent to die", 10, || process::start_time(pid).is_none());
                     eprintln!("chaos: SIGKILL agent {pid}");
                     tally.add("SIGKILL agent");
                     std::thread::sleep(rng.millis(0, 1500));
@@ -357,13 +358,13 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
                 if let Some(pid) = home.agent_pid() {
                     // SAFETY: kill(2) on the agent of this test's home.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                    wait_until("the agent to die", 10, || proc::start_time(pid).is_none());
+                    wait_until("the agent to die", 10, || process::start_time(pid).is_none());
                     tally.add("SIGKILL agent");
                 }
-                if proc::signal_group(rec.pid, libc::SIGKILL).is_ok() {
+                if process::signal_group(rec.pid, libc::SIGKILL).is_ok() {
                     tally.add("SIGKILL run process");
                 }
-                wait_until("the run to die", 10, || !proc::is_same_live_process(rec.pid, rec.start_time));
+                wait_until("the run to die", 10, || !process::is_same_live_process(rec.pid, rec.start_time));
                 if home.state(id) != "finished"
                     && let Some(how) = tear_metrics(&home.run(id), &mut rng)
                 {
@@ -378,10 +379,10 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
             _ => {
                 if let Some(tui) = tui.as_mut() {
                     match tui.pid() {
-                        Some(pid) if proc::start_time(pid).is_some() => {
+                        Some(pid) if process::start_time(pid).is_some() => {
                             // SAFETY: kill(2) on the TUI this test started.
                             unsafe { libc::kill(pid as i32, libc::SIGHUP) };
-                            wait_until("the TUI to exit on SIGHUP", 15, || proc::start_time(pid).is_none());
+                            wait_until("the TUI to exit on SIGHUP", 15, || process::start_time(pid).is_none());
                             eprintln!("chaos: SIGHUP TUI {pid}: it exited");
                             tally.add("SIGHUP TUI under tmux");
                         }

@@ -103,9 +103,9 @@ impl Drop for TestHome {
         let runs = self.path("runs");
         for id in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
             if let Some(rec) = AgentRecord::load(&id.path())
-                && medxfer::sched::proc::is_same_live_process(rec.pid, rec.start_time)
+                && medxfer::process::is_same_live_process(rec.pid, rec.start_time)
             {
-                let _ = medxfer::sched::proc::signal_group(rec.pid, libc::SIGKILL);
+                let _ = medxfer::process::signal_group(rec.pid, libc::SIGKILL);
             }
         }
     }
@@ -191,8 +191,8 @@ fn runs_survive_a_sigkilled_agent_and_the_next_agent_adopts_them() {
     assert_eq!(runners.len(), 2);
     // SAFETY: kill(2) on the agent this test started.
     assert_eq!(unsafe { libc::kill(agent_pid, libc::SIGKILL) }, 0);
-    wait_until("the agent to die", 10, || medxfer::sched::proc::start_time(agent_pid as u32).is_none());
-    assert!(runners.iter().all(|r| medxfer::sched::proc::is_same_live_process(r.pid, r.start_time)), "runs go on");
+    wait_until("the agent to die", 10, || medxfer::process::start_time(agent_pid as u32).is_none());
+    assert!(runners.iter().all(|r| medxfer::process::is_same_live_process(r.pid, r.start_time)), "runs go on");
 
     home.ok(&["agent", "start"]);
     let status = home.agent_status();
@@ -214,7 +214,7 @@ fn a_sigkilled_run_is_requeued_and_completes_and_a_stopped_run_resumes() {
     let dir = home.path("runs").join(&id);
     wait_until("the run to start", 30, || home.starts() == 1 && AgentRecord::load(&dir).is_some());
     let first = AgentRecord::load(&dir).unwrap();
-    medxfer::sched::proc::signal_group(first.pid, libc::SIGKILL).unwrap();
+    medxfer::process::signal_group(first.pid, libc::SIGKILL).unwrap();
     wait_until("the run to be launched again", 30, || home.starts() == 2);
     let second = AgentRecord::load(&dir).unwrap();
     assert_eq!(second.attempts, 2);
@@ -222,7 +222,7 @@ fn a_sigkilled_run_is_requeued_and_completes_and_a_stopped_run_resumes() {
 
     home.ok(&["runs", "stop", &id]);
     wait_until("SIGTERM to stop the run", 30, || home.state(&id) == "stopped");
-    assert!(!medxfer::sched::proc::is_same_live_process(second.pid, second.start_time));
+    assert!(!medxfer::process::is_same_live_process(second.pid, second.start_time));
     home.release();
     home.ok(&["runs", "resume", &id]);
     wait_until("the resumed run to finish", 30, || home.state(&id) == "finished");

@@ -254,9 +254,9 @@ impl Drop for AgentGuard<'_> {
             Command::new(env!("CARGO_BIN_EXE_medxfer")).args(["agent", "stop"]).env("MEDXFER_HOME", self.0).output();
         for run in std::fs::read_dir(self.0.join("runs")).into_iter().flatten().flatten() {
             if let Some(rec) = medxfer::sched::control::AgentRecord::load(&run.path())
-                && medxfer::sched::proc::is_same_live_process(rec.pid, rec.start_time)
+                && medxfer::process::is_same_live_process(rec.pid, rec.start_time)
             {
-                let _ = medxfer::sched::proc::signal_group(rec.pid, libc::SIGKILL);
+                let _ = medxfer::process::signal_group(rec.pid, libc::SIGKILL);
             }
         }
     }

@@ -25,7 +25,7 @@ fn block<'a>(data: &'a [u8], (offset, size): (usize, usize), what: &str) -> Resu
     let contents = &data[offset..offset + size];
     let kind = data[offset + size];
     let stored = u32::from_le_bytes(data[offset + size + 1..end].try_into()?);
-    let actual = crc32c::mask(crc32c::extend(crc32c::crc32c(contents), &[kind]));
+    let actual = crc32c::mask(::crc32c::crc32c_append(::crc32c::crc32c(contents), &[kind]));
     if stored != actual {
         bail!("{what} block at byte {offset} fails its CRC-32C check (stored {stored:#010x}, computed {actual:#010x})");
     }

@@ -170,7 +170,7 @@ impl Bundle {
             )
         })?;
         let bytes = &shard[e.offset as usize..end as usize];
-        let actual = crc32c::mask(crc32c::crc32c(bytes));
+        let actual = crc32c::mask(::crc32c::crc32c(bytes));
         if actual != e.crc32c {
             bail!(
                 "{name} fails its CRC-32C check (stored {:#010x}, computed {actual:#010x}): the data shard is corrupt",

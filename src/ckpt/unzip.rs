@@ -2,7 +2,7 @@
 //! distributed as zips (SimCLR): nothing is written to disk, names are plain relative paths,
 //! sizes are bounded and each member's CRC-32 is checked.
 
-use super::zip::{apply_zip64, central_directory, check_name, le16, le32, to_usize};
+use super::zip::{central_records, end_record, to_usize};
 use anyhow::{Result, anyhow, bail};
 
 /// Members an archive may list.
@@ -24,66 +24,39 @@ pub struct Member {
 
 /// Lists the members, every name checked and every data range inside the file.
 pub fn list(data: &[u8]) -> Result<Vec<Member>> {
-    let (count, cd_offset, cd_size) = central_directory(data)?;
-    if count > MAX_MEMBERS {
-        bail!("zip lists {count} members, more than {MAX_MEMBERS}");
+    let end = end_record(data)?;
+    if end.count > MAX_MEMBERS {
+        bail!("zip lists {} members, more than {MAX_MEMBERS}", end.count);
     }
-    let cd_start = to_usize(cd_offset, "central directory offset")?;
-    let cd_end = cd_start.checked_add(to_usize(cd_size, "central directory size")?).filter(|&e| e <= data.len());
-    let cd_end = cd_end.ok_or_else(|| anyhow!("zip central directory reaches past the end of the file"))?;
-    let mut at = cd_start;
     let mut out: Vec<Member> = Vec::new();
-    for i in 0..count {
-        if at >= cd_end || le32(data, at)? != 0x0201_4b50 {
-            bail!("zip central directory entry {i} is malformed");
-        }
-        let flags = le16(data, at + 8)?;
-        let method = le16(data, at + 10)?;
-        let crc32 = le32(data, at + 16)?;
-        let mut compressed = le32(data, at + 20)? as u64;
-        let mut size = le32(data, at + 24)? as u64;
-        let (n, e, c) = (le16(data, at + 28)? as usize, le16(data, at + 30)? as usize, le16(data, at + 32)? as usize);
-        let mut local = le32(data, at + 42)? as u64;
-        let name_bytes = data.get(at + 46..at + 46 + n).ok_or_else(|| anyhow!("zip entry {i} name ends early"))?;
-        let name = std::str::from_utf8(name_bytes).map_err(|_| anyhow!("zip entry {i} name is not UTF-8"))?;
-        let extra =
-            data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
-        apply_zip64(extra, [&mut size, &mut compressed, &mut local])?;
-        at += 46 + n + e + c;
+    for r in central_records(data, &end)?.0 {
+        let name = r.name;
         if name.ends_with('/') {
-            check_name(name.trim_end_matches('/'))?;
             continue;
         }
-        check_name(name)?;
-        if flags & 0x41 != 0 {
+        if r.flags & 0x41 != 0 {
             bail!("zip member {name:?} is encrypted");
         }
-        if method != 0 && method != 8 {
-            bail!("zip member {name:?} uses compression method {method} (only stored and deflated are supported)");
+        if r.method != 0 && r.method != 8 {
+            bail!("zip member {name:?} uses compression method {} (only stored and deflated are supported)", r.method);
         }
-        if size > MAX_MEMBER {
-            bail!("zip member {name:?} declares {size} bytes, more than the {MAX_MEMBER}-byte limit");
+        if r.size > MAX_MEMBER {
+            bail!("zip member {name:?} declares {} bytes, more than the {MAX_MEMBER}-byte limit", r.size);
         }
-        if method == 0 && compressed != size {
-            bail!("zip member {name:?} is stored with compressed size {compressed} but size {size}");
-        }
-        let local = to_usize(local, "local header offset")?;
-        if le32(data, local)? != 0x0403_4b50 {
-            bail!("zip member {name:?} has no local header at byte {local}");
-        }
-        let (ln, le) = (le16(data, local + 26)? as usize, le16(data, local + 28)? as usize);
-        if data.get(local + 30..local + 30 + ln) != Some(name_bytes) {
-            bail!("zip member {name:?} has a different name in its local header");
-        }
-        let start = local + 30 + ln + le;
-        let end = start.checked_add(to_usize(compressed, "member size")?).filter(|&e| e <= data.len());
-        if end.is_none() {
-            bail!("zip member {name:?} reaches past the end of the file (truncated?)");
+        if r.method == 0 && r.compressed != r.size {
+            bail!("zip member {name:?} is stored with compressed size {} but size {}", r.compressed, r.size);
         }
         if out.iter().any(|m| m.name == name) {
             bail!("zip member {name:?} appears twice");
         }
-        out.push(Member { name: name.to_string(), method, compressed, size, crc32, start });
+        out.push(Member {
+            name: name.to_string(),
+            method: r.method,
+            compressed: r.compressed,
+            size: r.size,
+            crc32: r.crc32,
+            start: r.start,
+        });
     }
     Ok(out)
 }

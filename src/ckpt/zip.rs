@@ -28,15 +28,9 @@ pub(super) fn to_usize(v: u64, what: &str) -> Result<usize> {
     usize::try_from(v).map_err(|_| anyhow!("zip {what} {v} is too large"))
 }
 
-/// Where the central directory is: (entry count, offset, size).
-pub(super) fn central_directory(data: &[u8]) -> Result<(u64, u64, u64)> {
-    let end = end_record(data)?;
-    Ok((end.count, end.cd_offset, end.cd_size))
-}
-
 /// The end-of-central-directory record and, when present, the ZIP64 record before it.
 pub(super) struct EndRecord {
-    count: u64,
+    pub(super) count: u64,
     cd_offset: u64,
     cd_size: u64,
     /// Byte offset of the end-of-central-directory record.
@@ -46,7 +40,7 @@ pub(super) struct EndRecord {
     zip64: Option<usize>,
 }
 
-fn end_record(data: &[u8]) -> Result<EndRecord> {
+pub(super) fn end_record(data: &[u8]) -> Result<EndRecord> {
     const EOCD: u32 = 0x0605_4b50;
     let lowest = data.len().saturating_sub(22 + 65535);
     let eocd = (lowest..=data.len().saturating_sub(22))
@@ -166,42 +160,46 @@ pub(super) fn apply_zip64(extra: &[u8], mut fields: [&mut u64; 3]) -> Result<()>
     Ok(())
 }
 
-/// Reads the archive's directory and checks every entry.
-pub fn read(data: &[u8]) -> Result<Archive<'_>> {
-    let end_rec = end_record(data)?;
-    let (count, cd_offset, cd_size) = (end_rec.count, end_rec.cd_offset, end_rec.cd_size);
-    let cd_start = to_usize(cd_offset, "central directory offset")?;
-    let cd_end = cd_start.checked_add(to_usize(cd_size, "central directory size")?).filter(|&e| e <= data.len());
+/// One central-directory record, its sizes and offset after ZIP64, its local header found with the same name.
+pub(super) struct Record<'a> {
+    pub(super) name: &'a str,
+    pub(super) flags: u16,
+    pub(super) method: u16,
+    pub(super) crc32: u32,
+    pub(super) compressed: u64,
+    pub(super) size: u64,
+    /// Byte offset of the local header.
+    pub(super) local: usize,
+    /// Byte offset of the (compressed) data, which lies inside the file.
+    pub(super) start: usize,
+}
+
+/// Walks the `end.count` records of the central directory, checking each name (UTF-8, a plain relative path;
+/// a folder ends with '/'), its local header and that its data lies inside the file. Returns the records and
+/// the byte offset where the last record ends.
+pub(super) fn central_records<'a>(data: &'a [u8], end: &EndRecord) -> Result<(Vec<Record<'a>>, usize)> {
+    let cd_start = to_usize(end.cd_offset, "central directory offset")?;
+    let cd_end = cd_start.checked_add(to_usize(end.cd_size, "central directory size")?).filter(|&e| e <= data.len());
     let cd_end = cd_end.ok_or_else(|| anyhow!("zip central directory reaches past the end of the file"))?;
     let mut at = cd_start;
-    let mut root: Option<String> = None;
-    let mut entries = BTreeMap::new();
-    let mut spans = Vec::new();
-    for i in 0..count {
+    let mut records = Vec::new();
+    for i in 0..end.count {
         if at >= cd_end || le32(data, at)? != 0x0201_4b50 {
             bail!("zip central directory entry {i} is malformed");
         }
         let flags = le16(data, at + 8)?;
         let method = le16(data, at + 10)?;
-        let mut comp = le32(data, at + 20)? as u64;
+        let crc32 = le32(data, at + 16)?;
+        let mut compressed = le32(data, at + 20)? as u64;
         let mut size = le32(data, at + 24)? as u64;
         let (n, e, c) = (le16(data, at + 28)? as usize, le16(data, at + 30)? as usize, le16(data, at + 32)? as usize);
         let mut local = le32(data, at + 42)? as u64;
         let name_bytes = data.get(at + 46..at + 46 + n).ok_or_else(|| anyhow!("zip entry {i} name ends early"))?;
         let name = std::str::from_utf8(name_bytes).map_err(|_| anyhow!("zip entry {i} name is not UTF-8"))?;
-        check_name(name)?;
-        if flags & 0x41 != 0 {
-            bail!("zip entry {name:?} is encrypted");
-        }
-        if method != 0 {
-            bail!("zip entry {name:?} is compressed (method {method}); torch.save writes stored entries");
-        }
+        check_name(name.strip_suffix('/').unwrap_or(name))?;
         let extra =
             data.get(at + 46 + n..at + 46 + n + e).ok_or_else(|| anyhow!("zip entry {name:?} extra ends early"))?;
-        apply_zip64(extra, [&mut size, &mut comp, &mut local])?;
-        if comp != size {
-            bail!("zip entry {name:?} has compressed size {comp} but size {size}");
-        }
+        apply_zip64(extra, [&mut size, &mut compressed, &mut local])?;
         let local = to_usize(local, "local header offset")?;
         if le32(data, local)? != 0x0403_4b50 {
             bail!("zip entry {name:?} has no local header at byte {local}");
@@ -211,26 +209,54 @@ pub fn read(data: &[u8]) -> Result<Archive<'_>> {
             bail!("zip entry {name:?} has a different name in its local header");
         }
         let start = local + 30 + ln + le;
-        let end = start.checked_add(to_usize(size, "entry size")?).filter(|&e| e <= data.len());
-        let end = end.ok_or_else(|| anyhow!("zip entry {name:?} reaches past the end of the file"))?;
+        if start.checked_add(to_usize(compressed, "entry size")?).is_none_or(|e| e > data.len()) {
+            bail!("zip entry {name:?} reaches past the end of the file (truncated?)");
+        }
+        records.push(Record { name, flags, method, crc32, compressed, size, local, start });
+        at += 46 + n + e + c;
+    }
+    Ok((records, at))
+}
+
+/// Reads the archive's directory and checks every entry.
+pub fn read(data: &[u8]) -> Result<Archive<'_>> {
+    let end_rec = end_record(data)?;
+    let (records, cd_stop) = central_records(data, &end_rec)?;
+    let mut root: Option<String> = None;
+    let mut entries = BTreeMap::new();
+    let mut spans = Vec::new();
+    for r in records {
+        let name = r.name;
+        if name.ends_with('/') {
+            bail!("zip entry {name:?} is a folder; torch.save writes none");
+        }
+        if r.flags & 0x41 != 0 {
+            bail!("zip entry {name:?} is encrypted");
+        }
+        if r.method != 0 {
+            bail!("zip entry {name:?} is compressed (method {}); torch.save writes stored entries", r.method);
+        }
+        if r.compressed != r.size {
+            bail!("zip entry {name:?} has compressed size {} but size {}", r.compressed, r.size);
+        }
+        let end = r.start + r.size as usize;
         let (first, rest) =
             name.split_once('/').ok_or_else(|| anyhow!("zip entry {name:?} is outside a root folder"))?;
         match &root {
             None => root = Some(first.to_string()),
-            Some(r) if r != first => bail!("zip has more than one root folder ({r:?} and {first:?})"),
+            Some(root) if root != first => bail!("zip has more than one root folder ({root:?} and {first:?})"),
             _ => {}
         }
-        if entries.insert(rest.to_string(), &data[start..end]).is_some() {
+        if entries.insert(rest.to_string(), &data[r.start..end]).is_some() {
             bail!("zip entry {name:?} appears twice");
         }
-        let end =
-            if flags & 0x08 != 0 { end + descriptor_len(data, end, le32(data, at + 16)?, size, name)? } else { end };
-        spans.push((local, end, name.to_string()));
-        at += 46 + n + e + c;
+        let end = if r.flags & 0x08 != 0 { end + descriptor_len(data, end, r.crc32, r.size, name)? } else { end };
+        spans.push((r.local, end, name.to_string()));
     }
     let root = root.ok_or_else(|| anyhow!("zip archive is empty"))?;
-    if at != cd_end {
-        bail!("zip central directory has {} bytes after its last entry at byte {at}", cd_end.abs_diff(at));
+    let cd_end = to_usize(end_rec.cd_offset + end_rec.cd_size, "central directory end")?;
+    if cd_stop != cd_end {
+        bail!("zip central directory has {} bytes after its last entry at byte {cd_stop}", cd_end.abs_diff(cd_stop));
     }
     check_every_byte_is_read(data, spans, &end_rec)?;
     Ok(Archive { root, entries })

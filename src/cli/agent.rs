@@ -24,7 +24,7 @@ pub enum AgentCommand {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     match args.command {
         None => {
             crate::sched::agent::run(ctx.home, &ctx.config)?;

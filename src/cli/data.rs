@@ -1,8 +1,8 @@
 //! `medxfer data`: demo (write the synthetic datasets), check (validate a dataset's root and split lists),
 //! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache).
 
-use crate::cli::Ctx;
 use crate::data::{self, DatasetSpec, check};
+use crate::home::Ctx;
 use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 use std::path::{Path, PathBuf};

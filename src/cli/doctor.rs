@@ -10,7 +10,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let report = crate::doctor::gather(&ctx.home);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -19,7 +19,7 @@ mod train;
 mod tui;
 mod zoo;
 
-use crate::{config::Config, home::Home};
+use crate::home::Home;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -84,21 +84,6 @@ impl Command {
     }
 }
 
-/// What every command gets: the resolved home and its configuration.
-pub struct Ctx {
-    pub home: Home,
-    pub config: Config,
-}
-
-impl Ctx {
-    pub fn load() -> Result<Ctx> {
-        let home = Home::from_env()?;
-        home.ensure()?;
-        let config = Config::load_or_init(&home.config_file)?;
-        Ok(Ctx { home, config })
-    }
-}
-
 /// The front binary `medxfer`: runs the CLI without libtorch and returns the process exit status.
 pub fn main() -> i32 {
     start(|cli| match cli.command.as_ref().and_then(Command::needs_libtorch) {
@@ -128,7 +113,7 @@ fn start(dispatch: impl FnOnce(Cli) -> Result<i32>) -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("medxfer: {}", one_sentence(&e));
+            eprintln!("medxfer: {}", crate::error::one_sentence(&e));
             1
         }
     }
@@ -155,16 +140,4 @@ fn run(cli: Cli) -> Result<i32> {
             )
         }
     }
-}
-
-/// An error and its causes on one line: "outer: inner: root".
-pub fn one_sentence(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }

@@ -19,7 +19,7 @@ pub enum QueueCommand {
 }
 
 pub fn run_queue(args: QueueArgs) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     socket::ensure_agent(&ctx.home)?;
     let (req, done) = match args.command {
         QueueCommand::Pause => (Request::Pause, "queue paused"),
@@ -49,7 +49,7 @@ pub enum RunControl {
     },
 }
 
-pub fn run_control(ctx: &super::Ctx, cmd: RunControl) -> Result<i32> {
+pub fn run_control(ctx: &crate::home::Ctx, cmd: RunControl) -> Result<i32> {
     let (ids, verb) = match &cmd {
         RunControl::Stop { ids } => (ids, "stopping"),
         RunControl::Kill { ids } => (ids, "killed"),
@@ -66,7 +66,7 @@ pub fn run_control(ctx: &super::Ctx, cmd: RunControl) -> Result<i32> {
         match socket::request_ok(&ctx.home, &request_for(&cmd, id)) {
             Ok(_) => eprintln!("{id}: {verb}"),
             Err(e) => {
-                eprintln!("medxfer: {}", super::one_sentence(&e));
+                eprintln!("medxfer: {}", crate::error::one_sentence(&e));
                 code = 1;
             }
         }

@@ -73,7 +73,7 @@ pub enum Kind {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let (results, warnings) = store::load_results(&ctx.home.runs);
     for w in &warnings {
         eprintln!("medxfer: warning: {w}");
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(0)
 }
 
-fn draw(ctx: &super::Ctx, args: &Args, lb: &Leaderboard, path: &Path) -> Result<i32> {
+fn draw(ctx: &crate::home::Ctx, args: &Args, lb: &Leaderboard, path: &Path) -> Result<i32> {
     plot::Format::of(path)?;
     let figures: Vec<(PathBuf, Figure)> = match args.kind {
         Kind::Bars => vec![(

@@ -67,7 +67,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     match args.command {
         RunsCommand::Ls(a) => ls(&ctx, a),
         RunsCommand::Show(a) => show(&ctx, a),
@@ -109,7 +109,7 @@ impl RunLine {
     }
 }
 
-fn ls(ctx: &super::Ctx, args: LsArgs) -> Result<i32> {
+fn ls(ctx: &crate::home::Ctx, args: LsArgs) -> Result<i32> {
     let (runs, warnings) = store::list_runs(&ctx.home.runs);
     for w in &warnings {
         eprintln!("medxfer: warning: {w}");
@@ -146,7 +146,7 @@ struct ShowReport<'a> {
     skipped_metric_lines: usize,
 }
 
-fn show(ctx: &super::Ctx, args: ShowArgs) -> Result<i32> {
+fn show(ctx: &crate::home::Ctx, args: ShowArgs) -> Result<i32> {
     let run = store::find_run(&ctx.home.runs, &args.id)?;
     let mut tail = MetricsTail::new(&run.dir);
     let lines = tail.read_new()?.lines;
@@ -203,7 +203,7 @@ fn show(ctx: &super::Ctx, args: ShowArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn logs(ctx: &super::Ctx, args: LogsArgs) -> Result<i32> {
+fn logs(ctx: &crate::home::Ctx, args: LogsArgs) -> Result<i32> {
     use crate::runs::record::{LOG_FILE, State, Status};
     let run = store::find_run(&ctx.home.runs, &args.id)?;
     let path = run.dir.join(LOG_FILE);
@@ -235,7 +235,7 @@ fn print_from(path: &std::path::Path, offset: u64) -> Result<u64> {
     Ok(copied)
 }
 
-fn export(ctx: &super::Ctx, args: ExportArgs) -> Result<i32> {
+fn export(ctx: &crate::home::Ctx, args: ExportArgs) -> Result<i32> {
     let client = crate::runs::mlflow::Client::new(&args.mlflow)?;
     let runs: Vec<RunEntry> = if args.ids.is_empty() {
         let (runs, warnings) = store::list_runs(&ctx.home.runs);

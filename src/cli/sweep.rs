@@ -69,7 +69,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let executor = args.executor.clone().unwrap_or_else(|| ctx.config.scheduler.executor.clone());
     match executor.as_str() {
         "local" | "slurm" => {}
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<i32> {
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
     let has_gpu = match executor.as_str() {
         "slurm" => ctx.config.slurm.gpus_per_job > 0,
-        _ => !crate::doctor::nvml_gpus().is_empty(),
+        _ => !crate::gpu::nvml_gpus().is_empty(),
     };
     req.default_device = if has_gpu { "cuda" } else { "cpu" }.into();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;

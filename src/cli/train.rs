@@ -1,6 +1,6 @@
 //! `medxfer train --run DIR`: one fine-tuning run end to end (see crate::train::run).
 
-use super::Ctx;
+use crate::home::Ctx;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! `medxfer tui` (and `medxfer` with no subcommand): the terminal UI.
 
-use super::Ctx;
+use crate::home::Ctx;
 use anyhow::Result;
 
 #[derive(clap::Args, Debug)]

@@ -53,7 +53,7 @@ pub enum ZooCommand {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let ctx = super::Ctx::load()?;
+    let ctx = crate::home::Ctx::load()?;
     let catalog = Catalog::embedded()?;
     let home = &ctx.home;
     match args.command {
@@ -146,7 +146,7 @@ fn show(home: &crate::home::Home, entry: &Entry, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &super::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
+fn pull(ctx: &crate::home::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
     let opts = PullOptions { convert, ..PullOptions::from_env(&ctx.config)? };
     let runtime = tokio::runtime::Runtime::new()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -162,7 +162,7 @@ fn pull(ctx: &super::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
         match result {
             Ok(outcome) => eprintln!("{id}: {}", zoo::pull::describe(outcome)),
             Err(e) => {
-                eprintln!("medxfer: {id}: {}", super::one_sentence(e));
+                eprintln!("medxfer: {id}: {}", crate::error::one_sentence(e));
                 failed.push(id.as_str());
             }
         }
@@ -247,7 +247,7 @@ fn verify(home: &crate::home::Home, catalog: &Catalog, ids: &[String]) -> Result
                 eprintln!("{}: nothing to check against; pinned in zoo.lock", entry.id)
             }
             Err(e) => {
-                eprintln!("medxfer: {}: {}", entry.id, super::one_sentence(&e));
+                eprintln!("medxfer: {}: {}", entry.id, crate::error::one_sentence(&e));
                 failed.push(entry.id.clone());
             }
         }

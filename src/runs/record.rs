@@ -401,30 +401,17 @@ pub fn now_rfc3339() -> String {
 
 /// Formats a Unix time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_rfc3339(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    utc(secs, "%Y-%m-%dT%H:%M:%SZ")
 }
 
 /// Formats a Unix time as `YYYYMMDD-HHMMSS` (run id prefix).
 pub fn format_compact(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+    utc(secs, "%Y%m%d-%H%M%S")
 }
 
-fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+fn utc(secs: i64, format: &str) -> String {
+    let time = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    time.format(format).to_string()
 }
 
 #[cfg(test)]
@@ -500,5 +487,9 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(1_795_680_720), "2026-11-26T08:12:00Z");
         assert_eq!(format_compact(1_795_680_720), "20261126-081200");
+        // Python's datetime.fromtimestamp(s, timezone.utc): a leap day, before 1970, a century not leap.
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(-86_401), "1969-12-30T23:59:59Z");
+        assert_eq!(format_rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
     }
 }

@@ -6,8 +6,9 @@
 //! TensorFlow's writers do.
 
 use super::record::{MetricLine, RunResult};
-use crate::ckpt::crc32c::{crc32c, mask};
+use crate::ckpt::crc32c::mask;
 use crate::ckpt::protobuf::{Wire, fields, put_bytes, put_double, put_float, put_varint_field};
+use ::crc32c::crc32c;
 use anyhow::{Context, Result};
 use std::fs::OpenOptions;
 use std::io::Write;

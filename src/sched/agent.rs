@@ -3,12 +3,13 @@
 
 use crate::config::Config;
 use crate::home::Home;
+use crate::process;
 use crate::runs::lifecycle;
 use crate::runs::record::{State, Status, now_rfc3339};
 use crate::runs::store;
 use crate::sched::control::{self, AgentRecord};
 use crate::sched::proc;
-use crate::sched::slots::{GpuInfo, Slot, Slots};
+use crate::sched::slots::{Slot, Slots};
 use crate::sched::slurm::SlurmRuns;
 use crate::sched::socket::{self, AgentStatus, Reply, Request, RunningRun, SlurmRun};
 use anyhow::{Context, Result, bail};
@@ -84,7 +85,7 @@ pub fn run(home: Home, config: &Config) -> Result<()> {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => std::env::current_exe().context("cannot find the medxfer executable to launch runs")?,
     };
-    let gpu_count = crate::doctor::nvml_gpus().len() as u32;
+    let gpu_count = crate::gpu::nvml_gpus().len() as u32;
     let s = &config.scheduler;
     let threads_per_run = match s.threads_per_run {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).div_ceil(s.cpu_slots.max(1)),
@@ -149,7 +150,7 @@ impl Agent {
                 continue;
             }
             match AgentRecord::load(&dir) {
-                Some(rec) if proc::is_same_live_process(rec.pid, rec.start_time) => {
+                Some(rec) if process::is_same_live_process(rec.pid, rec.start_time) => {
                     tracing::info!(run = %id, pid = rec.pid, "re-adopted a live run");
                     self.slots.take(rec.slot);
                     let active = Active {
@@ -188,7 +189,7 @@ impl Agent {
                     Ok(None) => None,
                     Err(e) => Some(format!("could not be followed ({e})")),
                 },
-                None => (!proc::is_same_live_process(a.pid, a.start_time)).then(|| "exited".to_string()),
+                None => (!process::is_same_live_process(a.pid, a.start_time)).then(|| "exited".to_string()),
             };
             match exit {
                 Some(how) => ended.push((id.clone(), how)),
@@ -196,7 +197,7 @@ impl Agent {
                     if let Some((StopKind::Term, since)) = a.stop
                         && since.elapsed() > STOP_GRACE
                     {
-                        let _ = proc::signal_group(a.pid, libc::SIGKILL);
+                        let _ = process::signal_group(a.pid, libc::SIGKILL);
                         a.stop = Some((StopKind::Kill, Instant::now()));
                     }
                 }
@@ -227,12 +228,12 @@ impl Agent {
     fn log_result(&self, id: &str, outcome: Result<State>) {
         match outcome {
             Ok(state) => tracing::info!(run = %id, state = state.as_str(), "run state"),
-            Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
+            Err(e) => tracing::error!(run = %id, "{}", crate::error::one_sentence(&e)),
         }
     }
 
     fn launch_queued(&mut self) {
-        let mut gpus: Option<Vec<GpuInfo>> = None;
+        let mut gpus: Option<Vec<crate::gpu::Gpu>> = None;
         let mut to_slurm = Vec::new();
         for id in store::queued(&self.home.runs) {
             if self.active.contains_key(&id) || self.slurm.contains(&id) {
@@ -249,12 +250,7 @@ impl Agent {
                     self.log_result(&id, lifecycle::fail(&dir, why.into()).map(|_| State::Failed));
                     continue;
                 }
-                let gpus = gpus.get_or_insert_with(|| {
-                    crate::doctor::nvml_gpus()
-                        .iter()
-                        .map(|g| GpuInfo { index: g.index, free_mib: g.memory_free_mib })
-                        .collect()
-                });
+                let gpus = gpus.get_or_insert_with(crate::gpu::nvml_gpus);
                 self.slots.free_gpu(gpus)
             } else {
                 self.slots.free_cpu()
@@ -263,12 +259,12 @@ impl Agent {
                 let outcome = self.launch(&id, dir, slot);
                 self.log_result(&id, outcome);
                 if let Some(g) = gpus.as_mut().and_then(|g| g.iter_mut().find(|g| Slot::Gpu(g.index) == slot)) {
-                    g.free_mib = 0; // memory use of the new run is unknown until it allocates: one admission per tick
+                    g.memory_free_mib = 0; // memory use of the new run is unknown until it allocates: one admission per tick
                 }
             }
         }
         if let Err(e) = self.slurm.submit_queued(&to_slurm, &self.home.agent_dir, &self.program) {
-            tracing::error!("{}", crate::cli::one_sentence(&e));
+            tracing::error!("{}", crate::error::one_sentence(&e));
         }
     }
 
@@ -285,12 +281,12 @@ impl Agent {
         let child = match proc::spawn_train(&launch) {
             Ok(c) => c,
             Err(e) => {
-                lifecycle::fail(&dir, crate::cli::one_sentence(&e))?;
+                lifecycle::fail(&dir, crate::error::one_sentence(&e))?;
                 return Err(e);
             }
         };
         let pid = child.id();
-        let start_time = proc::start_time(pid).unwrap_or(0);
+        let start_time = process::start_time(pid).unwrap_or(0);
         AgentRecord { pid, start_time, slot, attempts, launched: now_rfc3339() }.save(&dir)?;
         self.slots.take(slot);
         tracing::info!(run = %id, pid, ?slot, attempts, "launched");
@@ -318,7 +314,7 @@ impl Agent {
                 self.tick();
                 Reply::ok()
             }
-            Err(e) => Reply::error(crate::cli::one_sentence(&e)),
+            Err(e) => Reply::error(crate::error::one_sentence(&e)),
         }
     }
 
@@ -349,7 +345,7 @@ impl Agent {
     fn stop(&mut self, run: &str, kind: StopKind) -> Result<()> {
         if let Some(a) = self.active.get_mut(run) {
             let signal = if kind == StopKind::Kill { libc::SIGKILL } else { libc::SIGTERM };
-            proc::signal_group(a.pid, signal).with_context(|| format!("cannot signal run {run} (pid {})", a.pid))?;
+            process::signal_group(a.pid, signal).with_context(|| format!("cannot signal run {run} (pid {})", a.pid))?;
             a.stop = Some((kind, Instant::now()));
             return Ok(());
         }

@@ -1,16 +1,10 @@
 //! Execution slots: `cpu_slots` concurrent runs on the CPU, `gpu_slots_per_device` per NVML GPU,
 //! a GPU admitted only with `min_free_gpu_mib` free.
 
+use crate::gpu::Gpu;
 use std::collections::BTreeMap;
 
 pub use crate::runs::agent_record::Slot;
-
-/// A GPU as the admission check sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct GpuInfo {
-    pub index: u32,
-    pub free_mib: u64,
-}
 
 /// Slot capacity and what is in use.
 #[derive(Debug, Clone)]
@@ -51,9 +45,9 @@ impl Slots {
     }
 
     /// The least-loaded GPU with a free slot and enough free memory.
-    pub fn free_gpu(&self, gpus: &[GpuInfo]) -> Option<Slot> {
+    pub fn free_gpu(&self, gpus: &[Gpu]) -> Option<Slot> {
         gpus.iter()
-            .filter(|g| g.free_mib >= self.min_free_gpu_mib)
+            .filter(|g| g.memory_free_mib >= self.min_free_gpu_mib)
             .map(|g| (self.used.get(&Slot::Gpu(g.index)).copied().unwrap_or(0), g.index))
             .filter(|(n, _)| *n < self.per_gpu)
             .min()
@@ -64,6 +58,10 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gpu(index: u32, memory_free_mib: u64) -> Gpu {
+        Gpu { index, name: format!("gpu{index}"), memory_total_mib: 80_000, memory_free_mib }
+    }
 
     #[test]
     fn cpu_slots_are_bounded_and_reusable() {
@@ -81,14 +79,14 @@ mod tests {
     #[test]
     fn gpus_fill_least_loaded_first_and_respect_free_memory() {
         let mut s = Slots::new(1, 2, 4096, 2);
-        let gpus = [GpuInfo { index: 0, free_mib: 10_000 }, GpuInfo { index: 1, free_mib: 10_000 }];
+        let gpus = [gpu(0, 10_000), gpu(1, 10_000)];
         s.take(s.free_gpu(&gpus).unwrap());
         assert_eq!(s.free_gpu(&gpus), Some(Slot::Gpu(1)));
         for _ in 0..3 {
             s.take(s.free_gpu(&gpus).unwrap());
         }
         assert_eq!(s.free_gpu(&gpus), None, "2 runs per GPU");
-        let low = [GpuInfo { index: 0, free_mib: 100 }];
+        let low = [gpu(0, 100)];
         assert_eq!(Slots::new(1, 2, 4096, 1).free_gpu(&low), None);
     }
 

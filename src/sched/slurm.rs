@@ -181,7 +181,7 @@ impl SlurmRuns {
             Ok(jobs) => jobs,
             Err(e) => {
                 for dir in &dirs {
-                    lifecycle::fail(dir, crate::cli::one_sentence(&e))?;
+                    lifecycle::fail(dir, crate::error::one_sentence(&e))?;
                 }
                 return Err(e);
             }
@@ -213,7 +213,7 @@ impl SlurmRuns {
         self.last_poll = Some(std::time::Instant::now());
         let listed = match queue_states() {
             Ok(l) => l,
-            Err(e) => return tracing::warn!("{}", crate::cli::one_sentence(&e)),
+            Err(e) => return tracing::warn!("{}", crate::error::one_sentence(&e)),
         };
         let ended: Vec<String> =
             self.active.iter().filter(|(_, f)| !listed.contains_key(&f.job_id)).map(|(id, _)| id.clone()).collect();
@@ -222,7 +222,7 @@ impl SlurmRuns {
             let outcome = settle(&f);
             match outcome {
                 Ok(state) => tracing::info!(run = %id, job = %f.job_id, state = state.as_str(), "Slurm job ended"),
-                Err(e) => tracing::error!(run = %id, "{}", crate::cli::one_sentence(&e)),
+                Err(e) => tracing::error!(run = %id, "{}", crate::error::one_sentence(&e)),
             }
         }
     }

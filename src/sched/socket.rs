@@ -171,7 +171,7 @@ pub fn ensure_agent(home: &Home) -> Result<bool> {
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("agent").stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    crate::sched::proc::new_session(&mut cmd);
+    crate::process::new_session(&mut cmd);
     let mut child = cmd.spawn().context("cannot start the agent")?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {

@@ -4,6 +4,8 @@
 
 use crate::data::{DatasetSpec, shipped};
 use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Task, validate_run_id};
+use crate::zoo::ModelPaths;
+use crate::zoo::verify::hash_file;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -333,31 +335,16 @@ fn init_digest(init: &str, zoo_cache: &Path) -> Result<Option<String>> {
     if init == "random" {
         return Ok(None);
     }
-    let path =
-        if init.starts_with('/') { PathBuf::from(init) } else { zoo_cache.join(init).join("resnet50.safetensors") };
-    if path.is_file() { sha256_file(&path).map(Some) } else { Ok(None) }
+    let path = if init.starts_with('/') { PathBuf::from(init) } else { ModelPaths::converted_weights(zoo_cache, init) };
+    if path.is_file() { Ok(Some(hash_file(&path)?.sha256)) } else { Ok(None) }
 }
 
 /// sha256 of a split list: a shipped one's embedded text, else the file.
 pub fn list_sha256(path: &Path) -> Result<String> {
     match shipped::text(path) {
         Some(text) => Ok(hex::encode(Sha256::digest(text.as_bytes()))),
-        None => sha256_file(path),
+        None => Ok(hash_file(path)?.sha256),
     }
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// What makes two runs the same experiment: the resolved spec without id, sweep, executor and snapshot.

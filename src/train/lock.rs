@@ -41,7 +41,7 @@ pub fn acquire(dir: &Path, stop: &AtomicBool, mut say: impl FnMut(&str)) -> Resu
         }
         if stop.load(Ordering::SeqCst) && !forwarded {
             if let Some(pid) = holder {
-                if crate::sched::proc::signal_group(pid, libc::SIGTERM).is_err() {
+                if crate::process::signal_group(pid, libc::SIGTERM).is_err() {
                     // SAFETY: kill(2) on the pid the lock holder wrote; no memory is involved.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
                 }

@@ -75,7 +75,7 @@ pub fn run(dir: &Path, home: &Home) -> Result<i32> {
 
 /// Records a failure in status.json and train.log; returns the error for the exit message.
 fn fail(files: &mut RunFiles, e: anyhow::Error) -> anyhow::Error {
-    let reason = crate::cli::one_sentence(&e);
+    let reason = crate::error::one_sentence(&e);
     files.log(&format!("failed: {reason}"));
     if let Err(write) = files.status.fail(reason) {
         return e.context(format!("also failed to record the failure: {write}"));

@@ -29,7 +29,7 @@ pub fn resolve_init(init: &str, home: &Home) -> Result<Init> {
         }
         return Ok(Init::File(path));
     }
-    let path = home.zoo_cache().join(init).join("resnet50.safetensors");
+    let path = crate::zoo::ModelPaths::converted_weights(&home.zoo_cache(), init);
     if !path.is_file() {
         bail!("init {init:?}: {} is not there; run `medxfer zoo pull {init}` first", path.display());
     }

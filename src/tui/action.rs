@@ -30,15 +30,6 @@ pub enum DataCheck {
     Failed(String),
 }
 
-/// A GPU as the GPUs view shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GpuInfo {
-    pub index: u32,
-    pub name: String,
-    pub memory_total_mib: u64,
-    pub memory_free_mib: u64,
-}
-
 /// The machine and the agent, as the GPUs view shows them beside (or instead of) the GPUs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostView {
@@ -160,7 +151,7 @@ pub enum Action {
     Tick,
     RunData(Box<RunDelta>),
     RunRemoved(String),
-    Gpus(Vec<GpuInfo>),
+    Gpus(Vec<crate::gpu::Gpu>),
     /// The host probe's reading: CPUs, memory, load and the agent's status.
     Host(Box<HostView>),
     /// The zoo watcher's reading of every catalog model.

@@ -1,7 +1,7 @@
 //! The event loop: terminal events, a run-folder watcher, NVML and finished commands feed one channel;
 //! the loop drains it, applies `update`, performs effects, and draws at most one frame per FRAME.
 
-use super::action::{Action, GpuInfo, HostView, ZooStatus};
+use super::action::{Action, HostView, ZooStatus};
 use super::effect::Effect;
 use super::env::TuiEnv;
 use super::keymap::{self, Key, Keymap};
@@ -10,7 +10,7 @@ use super::state::State;
 use super::store::{self, RunStore};
 use super::update::update;
 use super::views::heat;
-use crate::cli::Ctx;
+use crate::home::Ctx;
 use crate::home::Home;
 use crate::host::HostInfo;
 use crate::sched::socket::{self, Request};
@@ -283,16 +283,7 @@ fn spawn_gpu_probe(tx: UnboundedSender<Msg>) {
         let mut tick = tokio::time::interval(GPUS_EVERY);
         loop {
             tick.tick().await;
-            let Ok(gpus) = tokio::task::spawn_blocking(crate::doctor::nvml_gpus).await else { return };
-            let gpus = gpus
-                .into_iter()
-                .map(|g| GpuInfo {
-                    index: g.index,
-                    name: g.name,
-                    memory_total_mib: g.memory_total_mib,
-                    memory_free_mib: g.memory_free_mib,
-                })
-                .collect();
+            let Ok(gpus) = tokio::task::spawn_blocking(crate::gpu::nvml_gpus).await else { return };
             if tx.send(Msg::Do(Action::Gpus(gpus))).is_err() {
                 return;
             }

@@ -1,6 +1,6 @@
 //! Everything the TUI shows, rebuilt from run folders: views, cursor, selection, filter, sort, runs.
 
-use super::action::{Control, DataCheck, GpuInfo, HostView, ZooStatus};
+use super::action::{Control, DataCheck, HostView, ZooStatus};
 use super::board::BoardRow;
 use super::curve::Series;
 use super::env::TuiEnv;
@@ -347,7 +347,7 @@ pub struct State {
     /// Ticks (seconds) since `message` last changed: it is cleared after `MESSAGE_TICKS`.
     pub message_age: u32,
     /// None until NVML has been asked.
-    pub gpus: Option<Vec<GpuInfo>>,
+    pub gpus: Option<Vec<crate::gpu::Gpu>>,
     /// None until the host probe has reported.
     pub host: Option<HostView>,
     /// The whole zoo catalog, in the Zoo view's order.

@@ -5,7 +5,7 @@ use super::lock::IdLock;
 use crate::home::Home;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Every path of one model in the cache.
 #[derive(Debug, Clone)]
@@ -27,11 +27,16 @@ impl ModelPaths {
         ModelPaths {
             file: dir.join(&entry.file),
             part: dir.join(format!("{}.part", entry.file)),
-            converted: dir.join("resnet50.safetensors"),
+            converted: ModelPaths::converted_weights(&home.zoo_cache(), &entry.id),
             state_file: dir.join("state.json"),
             lock_file: dir.join(".lock"),
             dir,
         }
+    }
+
+    /// The converted weights of model `id` in the zoo cache `zoo_cache` (`Home::zoo_cache`).
+    pub fn converted_weights(zoo_cache: &Path, id: &str) -> PathBuf {
+        zoo_cache.join(id).join("resnet50.safetensors")
     }
 }
 

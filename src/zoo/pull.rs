@@ -47,7 +47,7 @@ pub fn convert_after_download(entry: &Entry, input: &Path, output: &Path) -> Res
 fn convert(entry: &Entry, paths: &ModelPaths) -> bool {
     let outcome = convert_after_download(entry, &paths.file, &paths.converted);
     let mut recorded = Recorded::load(paths).unwrap_or_default();
-    let error = outcome.as_ref().err().map(crate::cli::one_sentence);
+    let error = outcome.as_ref().err().map(crate::error::one_sentence);
     if recorded.conversion_error != error {
         recorded.conversion_error = error;
         if let Err(e) = recorded.save(paths) {
@@ -58,7 +58,7 @@ fn convert(entry: &Entry, paths: &ModelPaths) -> bool {
         Ok(done) => done,
         Err(e) => {
             tracing::warn!(id = %entry.id, "conversion failed: {e:#}");
-            eprintln!("medxfer: {}: conversion failed: {}", entry.id, crate::cli::one_sentence(&e));
+            eprintln!("medxfer: {}: conversion failed: {}", entry.id, crate::error::one_sentence(&e));
             false
         }
     }
@@ -110,9 +110,9 @@ pub async fn pull_one(
         Err(e) => {
             let e = e.context(format!("cannot download {} from {url}", entry.id));
             let total = Recorded::load(&paths).and_then(|r| r.total);
-            let reason = Some(crate::cli::one_sentence(&e));
+            let reason = Some(crate::error::one_sentence(&e));
             Recorded { state: "failed".into(), reason, total, ..Recorded::default() }.save(&paths)?;
-            return Err(anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()));
+            return Err(anyhow!("{}; {}", crate::error::one_sentence(&e), advice()));
         }
     };
     let installed = if opts.convert {
@@ -124,7 +124,7 @@ pub async fn pull_one(
             converted: false,
         })
     };
-    installed.map_err(|e| anyhow!("{}; {}", crate::cli::one_sentence(&e), advice()))
+    installed.map_err(|e| anyhow!("{}; {}", crate::error::one_sentence(&e), advice()))
 }
 
 fn finish(
@@ -164,7 +164,7 @@ pub async fn pull_many(
             let result = pull_one(&home, &entry, &opts, client.as_ref(), tx.clone()).await;
             let event = match &result {
                 Ok(outcome) => Event::Finished { id: entry.id.clone(), message: describe(outcome) },
-                Err(e) => Event::Failed { id: entry.id.clone(), reason: crate::cli::one_sentence(e) },
+                Err(e) => Event::Failed { id: entry.id.clone(), reason: crate::error::one_sentence(e) },
             };
             if let Some(tx) = &tx {
                 let _ = tx.send(event);

@@ -63,7 +63,7 @@ fn read_optional<T>(
     match load(dir) {
         Ok(v) => Some(v),
         Err(e) => {
-            warnings.push(crate::cli::one_sentence(&e));
+            warnings.push(crate::error::one_sentence(&e));
             None
         }
     }
@@ -97,7 +97,7 @@ pub fn list_runs(runs_dir: &Path) -> (Vec<RunEntry>, Vec<String>) {
         let path = runs_dir.join(name);
         match RunEntry::read(&path, &mut warnings) {
             Ok(run) => runs.push(run),
-            Err(e) => warnings.push(format!("skipping {}: {}", path.display(), crate::cli::one_sentence(&e))),
+            Err(e) => warnings.push(format!("skipping {}: {}", path.display(), crate::error::one_sentence(&e))),
         }
     }
     (runs, warnings)

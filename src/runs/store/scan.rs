@@ -118,13 +118,13 @@ fn read_changes(run: &Path, id: String, seen: &mut Seen, budget: &mut u64, more:
         seen.spec_loaded = true;
         match RunSpec::load(run) {
             Ok(spec) => delta.spec = Some(spec),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
     }
     if changed(&run.join(record::STATUS_FILE), &mut seen.status) {
         match Status::load(run) {
             Ok(status) => delta.status = Some(status),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
         delta.slot = AgentRecord::load(run).map(|r| r.slot);
     }
@@ -136,7 +136,7 @@ fn read_changes(run: &Path, id: String, seen: &mut Seen, budget: &mut u64, more:
     if changed(&result_file, &mut seen.result) {
         match RunResult::load(run) {
             Ok(result) => delta.result = Some(result),
-            Err(e) => delta.problems.push(crate::cli::one_sentence(&e)),
+            Err(e) => delta.problems.push(crate::error::one_sentence(&e)),
         }
     }
     if changed(&run.join(record::LOG_FILE), &mut seen.log) {

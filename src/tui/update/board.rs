@@ -22,7 +22,7 @@ pub(super) fn export(s: &mut State) -> Vec<Effect> {
     let board = match leaderboard::build(&super::super::board::results(&s.runs), &dataset, &options) {
         Ok(board) => board,
         Err(e) => {
-            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            s.message = Some(format!("export failed: {}", crate::error::one_sentence(&e)));
             return Vec::new();
         }
     };
@@ -36,7 +36,7 @@ pub(super) fn export(s: &mut State) -> Vec<Effect> {
     let svg = match figure {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => {
-            s.message = Some(format!("export failed: {}", crate::cli::one_sentence(&e)));
+            s.message = Some(format!("export failed: {}", crate::error::one_sentence(&e)));
             return Vec::new();
         }
     };

@@ -1,6 +1,6 @@
 //! What arrives without a key: the clock, the run-folder and zoo watchers, NVML, finished commands.
 
-use super::super::action::{DataCheck, GpuInfo, HostView, ZooStatus};
+use super::super::action::{DataCheck, HostView, ZooStatus};
 use super::super::state::{RunView, State};
 use super::super::store::RunDelta;
 use super::MESSAGE_TICKS;
@@ -59,7 +59,7 @@ pub(super) fn run_removed(s: &mut State, id: &str) {
     clamp_cursors(s);
 }
 
-pub(super) fn gpus(s: &mut State, gpus: Vec<GpuInfo>, was_dirty: bool) {
+pub(super) fn gpus(s: &mut State, gpus: Vec<crate::gpu::Gpu>, was_dirty: bool) {
     s.dirty = was_dirty || s.gpus.as_ref() != Some(&gpus);
     s.gpus = Some(gpus);
 }
