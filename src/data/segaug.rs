@@ -540,8 +540,9 @@ fn affine_transform(src: &[[f32; 2]; 3], dst: &[[f32; 2]; 3]) -> [f64; 6] {
         let d = -1.0 / a[i][i];
         for j in i + 1..6 {
             let alpha = a[j][i] * d;
-            for c in i + 1..6 {
-                a[j][c] += alpha * a[i][c];
+            let pivot_row = a[i];
+            for (v, p) in a[j][i + 1..].iter_mut().zip(&pivot_row[i + 1..]) {
+                *v += alpha * p;
             }
             b[j] += alpha * b[i];
         }
@@ -659,7 +660,8 @@ mod tests {
                 img.data[y * w + x] = if inside { 230 } else { 20 };
             }
         }
-        let mask = img.clone();
+        let mut mask = img.clone();
+        mask.data.iter_mut().for_each(|v| *v = if *v > 125 { 255 } else { 0 });
         let opts = SegOptions::study("montgomery");
         let (mut changed, mut worst) = (0, 1.0f64);
         for seed in 0..60 {

@@ -124,8 +124,6 @@ pub enum Action {
     ZooVerify,
     /// `c` in Datasets: `medxfer data check` for the dataset under the cursor.
     DataCheck,
-    /// `medxfer eval --run ID` on the run under the cursor.
-    EvalRun,
     /// The terminal was resized: redraw.
     Redraw,
     /// One second passed (the app's clock): status-line messages age and expire.

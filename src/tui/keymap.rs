@@ -233,13 +233,6 @@ pub const BINDINGS: &[Binding] = &[
         defaults: &["R"],
     },
     Binding {
-        name: "eval_run",
-        about: "re-score on the test split",
-        scope: RUNS,
-        action: || Action::EvalRun,
-        defaults: &["E"],
-    },
-    Binding {
         name: "more",
         about: "next dataset, +1 trial",
         scope: LAUNCH,

@@ -53,10 +53,6 @@ pub enum Effect {
     DataCheck {
         dataset: String,
     },
-    /// `medxfer eval --run ID`.
-    Eval {
-        id: String,
-    },
     /// Files written (atomically) under `<home>/exports/`: (file name, contents). Runs no command.
     Export {
         files: Vec<(String, String)>,
@@ -99,7 +95,6 @@ impl Effect {
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
-            Effect::Eval { id } => vec!["eval".into(), "--run".into(), id.clone()],
             Effect::Export { .. } => Vec::new(),
         }
     }
@@ -202,10 +197,6 @@ impl Effect {
                     Err(_) => DataCheck::Failed(first()),
                 };
                 Action::DataChecked { dataset: dataset.clone(), check }
-            }
-            Effect::Eval { .. } => {
-                let message = if ok { lines().next_back().unwrap_or("eval done").to_string() } else { failed() };
-                Action::CommandFinished { ok, message }
             }
             Effect::Export { files } => {
                 let why = || lines().next().unwrap_or("no message").to_string();
@@ -430,15 +421,6 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
             if let Some(d) = s.datasets.iter_mut().find(|d| d.name == name) {
                 d.check = Some(DataCheck::Running);
             }
-            s.message = Some(format!("running: {}", effect.describe()));
-            return vec![effect];
-        }
-        Action::EvalRun => {
-            let Some(run) = s.current_run() else {
-                s.message = Some("no run under the cursor to evaluate".into());
-                return Vec::new();
-            };
-            let effect = Effect::Eval { id: run.id.clone() };
             s.message = Some(format!("running: {}", effect.describe()));
             return vec![effect];
         }
