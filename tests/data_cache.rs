@@ -154,7 +154,7 @@ fn segmentation_images_and_masks_are_cached_and_served() {
         };
         let cached = splits.loader(mode, 8, &spec, 5);
         let view = cached.cache().expect("the square cache is used");
-        assert!(view.file().ends_with("square-48.u8c"), "{:?}", view.file());
+        assert!(view.file().ends_with("nearest-48.u8c"), "{:?}", view.file());
         assert!((0..view.len()).all(|i| view.masks(i).is_some()), "{mode:?}: every mask is served from the cache");
         let mask = view.masks(0).unwrap().remove(0);
         assert_eq!((mask.width, mask.height, mask.channels), (SEG_SIZE, SEG_SIZE, 1));
@@ -174,7 +174,7 @@ fn segmentation_images_and_masks_are_cached_and_served() {
     let file = std::fs::File::options().write(true).open(&changed).unwrap();
     file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
     drop(file);
-    let square = splits.cache_dir.join(Resize::Square(SEG_SIZE).file_name());
+    let square = splits.cache_dir.join(Resize::Nearest(SEG_SIZE).file_name());
     let view = CacheView::new(Arc::new(ImageCache::open(&square).unwrap().unwrap()), &splits.val);
     assert!(view.masks(2).is_none() && view.masks(1).is_some() && view.image(2).is_some());
 }

@@ -3,8 +3,10 @@
 //! SIGMOID window, an 8-bit JPEG-baseline chest-X-ray-like file without extension as SIIM-ACR ships them, a
 //! VOI LUT Sequence and a Modality LUT Sequence),
 //! decoded by medxfer and compared with pydicom's `pixel_array` through pydicom's own modality and VOI LUT
-//! functions, scaled to 8 bits as `data::dicom` documents.
+//! functions, scaled to 8 bits as `data::dicom` documents (`Decoding::Window`), and with the study's
+//! `pixel_array.astype(np.uint8)` (`Decoding::Raw`, the default).
 
+use medxfer::data::dicom::Decoding;
 use medxfer::data::image::Img;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,7 +103,10 @@ for path in [get_testdata_file(n) for n in bundled] + written():
     v = expected(ds)
     ref = os.path.join(out, os.path.basename(path) + ".ref")
     open(ref, "wb").write(np.ascontiguousarray(v).tobytes())
-    cases.append({"path": path, "ref": ref, "width": int(ds.Columns), "height": int(ds.Rows),
+    raw = ds.pixel_array[0] if int(ds.get("NumberOfFrames", 1) or 1) > 1 else ds.pixel_array
+    raw_ref = ref + ".raw"
+    open(raw_ref, "wb").write(np.ascontiguousarray(raw.astype(np.uint8)).tobytes())
+    cases.append({"path": path, "ref": ref, "raw_ref": raw_ref, "width": int(ds.Columns), "height": int(ds.Rows),
                   "channels": int(ds.SamplesPerPixel), "lossy": "JPEG" in ds.file_meta.TransferSyntaxUID.name})
 unsupported = {n: get_testdata_file(n) for n in ["JPEG2000.dcm", "examples_palette.dcm"]}
 print(json.dumps({"cases": cases, "unsupported": unsupported}))
@@ -123,7 +128,7 @@ fn dicom_pixels_match_pydicom_windowed_and_scaled_to_8_bits() {
     assert!(cases.len() >= 21, "{cases:?}");
     for case in cases {
         let path = PathBuf::from(case["path"].as_str().unwrap());
-        let img = Img::open(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        let img = Img::open_with(&path, Decoding::Window).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         let shape = (img.width as u64, img.height as u64, img.channels as u64);
         let want =
             (case["width"].as_u64().unwrap(), case["height"].as_u64().unwrap(), case["channels"].as_u64().unwrap());
@@ -152,6 +157,31 @@ fn dicom_pixels_match_pydicom_windowed_and_scaled_to_8_bits() {
             path.display()
         );
     }
+}
+
+/// The study's decoding (the default): pydicom's `pixel_array` cast to uint8, equal byte for byte (JPEG within
+/// the decoders' rounding, as above); on these files it differs from the windowed decoding.
+#[test]
+fn dicom_pixels_match_the_studys_raw_uint8_cast_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = reference(dir.path());
+    let mut differs_from_window = 0;
+    for case in reference["cases"].as_array().unwrap() {
+        let path = PathBuf::from(case["path"].as_str().unwrap());
+        let img = Img::open(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        let expected = std::fs::read(case["raw_ref"].as_str().unwrap()).unwrap();
+        assert_eq!(img.data.len(), expected.len(), "{}", path.display());
+        let diffs: Vec<u8> = img.data.iter().zip(&expected).map(|(a, b)| a.abs_diff(*b)).collect();
+        let max = diffs.iter().copied().max().unwrap_or(0);
+        if case["lossy"].as_bool().unwrap() {
+            let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
+            assert!(max <= 4 && mean <= 0.05, "{}: JPEG differs by max {max}, mean {mean}", path.display());
+        } else {
+            assert_eq!(max, 0, "{}: raw decoding differs from pixel_array.astype(uint8)", path.display());
+        }
+        differs_from_window += usize::from(img != Img::open_with(&path, Decoding::Window).unwrap());
+    }
+    assert!(differs_from_window >= 10, "only {differs_from_window} files decode differently raw and windowed");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `medxfer data`: demo (write the synthetic datasets), check (validate a dataset's root and split lists),
-//! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache).
+//! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache), prepare (masks from a
+//! publisher's annotations: SIIM-ACR's RLE CSV).
 
 use crate::data::{self, DatasetSpec, check};
 use crate::home::Ctx;
@@ -24,6 +25,26 @@ pub enum DataCommand {
     /// Decode and resize every image of a dataset once into the home's image cache (val/test: N×N; train:
     /// shorter side 2N), re-decoding only sources changed since the last build. Loaders use it automatically.
     Cache(CacheArgs),
+    /// Write a dataset's masks from its publisher's annotations: `siim CSV OUT` turns the Kaggle SIIM-ACR RLE CSV
+    /// (ImageId,EncodedPixels) into OUT/<ImageId>.png, 1024x1024, 0/255; rows of one image are united.
+    Prepare(PrepareArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct PrepareArgs {
+    pub what: PrepareWhat,
+    /// The annotation file (siim: the RLE CSV, e.g. train-rle.csv).
+    pub input: PathBuf,
+    /// The folder the masks are written to (created when missing).
+    pub out: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PrepareWhat {
+    Siim,
 }
 
 /// Which dataset, where it lives, and list files that replace its spec's.
@@ -99,7 +120,25 @@ pub fn run(args: Args) -> Result<i32> {
         DataCommand::Check(args) => run_check(args),
         DataCommand::Split(args) => run_split(args),
         DataCommand::Cache(args) => run_cache(args),
+        DataCommand::Prepare(args) => run_prepare(args),
     }
+}
+
+fn run_prepare(args: PrepareArgs) -> Result<i32> {
+    let PrepareWhat::Siim = args.what;
+    let report = data::prepare::siim_masks(&args.input, &args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    eprintln!(
+        "wrote {} masks ({} with pneumothorax) from {} rows of {} into {}",
+        report.masks,
+        report.positive,
+        report.rows,
+        args.input.display(),
+        args.out.display()
+    );
+    Ok(0)
 }
 
 fn run_check(args: CheckArgs) -> Result<i32> {

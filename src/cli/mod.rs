@@ -10,6 +10,7 @@ mod bench;
 mod ckpt;
 mod data;
 mod doctor;
+mod eval;
 mod model;
 mod queue;
 mod results;
@@ -57,6 +58,8 @@ pub enum Command {
     Queue(queue::QueueArgs),
     /// Run (or resume) one fine-tune in a run folder holding spec.toml.
     Train(train::Args),
+    /// Score a finished run's best weights (or a converted zoo model) on a dataset's test split, as training does.
+    Eval(eval::Args),
     /// Run the networks: `model eval` checks a conversion against a reference.
     Model(model::Args),
     /// Datasets: write the demo datasets, check a dataset's images and split lists.
@@ -76,6 +79,7 @@ impl Command {
     fn needs_libtorch(&self) -> Option<&'static str> {
         match self {
             Command::Train(_) => Some("train"),
+            Command::Eval(_) => Some("eval"),
             Command::Model(_) => Some("model"),
             Command::Bench(_) => Some("bench"),
             Command::TorchProbe => Some("torch-probe"),
@@ -96,6 +100,7 @@ pub fn main() -> i32 {
 pub fn main_torch() -> i32 {
     start(|cli| match cli.command {
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Model(args)) => model::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::TorchProbe) => {

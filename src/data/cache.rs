@@ -10,7 +10,8 @@
 //!   smallest crops lose detail against the original resolution.
 //!
 //! Segmentation transforms all start by resizing to the model's input, so a segmentation dataset has one file,
-//! `square-<image_size>.u8c`, bit-identical in every mode. Each mask file is an entry of its own: reduced to one
+//! `nearest-<image_size>.u8c` (OpenCV's nearest neighbour, the study's resize), bit-identical in every mode; a
+//! run with `seg_resize = linear` (DRIVE) decodes its sources. Each mask file is an entry of its own: reduced to one
 //! channel (the maximum over channels, which is what the loader thresholds) and resized with nearest neighbour.
 //!
 //! File layout: `MAGIC | pixels of every entry (HWC u8, back to back) | index JSON | u64 LE index length | MAGIC`.
@@ -46,6 +47,8 @@ pub enum Resize {
     Square(usize),
     /// The shorter side to N, aspect kept, never enlarged (the train transform's input).
     Short(usize),
+    /// N×N with OpenCV's nearest neighbour (the study's segmentation resize).
+    Nearest(usize),
 }
 
 impl Resize {
@@ -59,14 +62,18 @@ impl Resize {
     /// since its transforms all start by resizing to it.
     pub fn for_loader(task: Task, mode: Mode, image_size: usize) -> Resize {
         let n = Resize::square_size(task, image_size);
-        if mode == Mode::Train && task == Task::Classification { Resize::Short(2 * n) } else { Resize::Square(n) }
+        match (task, mode) {
+            (Task::Segmentation, _) => Resize::Nearest(n),
+            (_, Mode::Train) => Resize::Short(2 * n),
+            _ => Resize::Square(n),
+        }
     }
 
     /// The cache files a dataset of `task` needs for val/test working size `n`.
     pub fn all_for(task: Task, n: usize) -> Vec<Resize> {
         match task {
             Task::Classification => vec![Resize::Square(n), Resize::Short(2 * n)],
-            Task::Segmentation => vec![Resize::Square(n)],
+            Task::Segmentation => vec![Resize::Nearest(n)],
         }
     }
 
@@ -81,7 +88,7 @@ impl Resize {
     /// The output size of an image of `width` × `height`.
     fn target(self, width: usize, height: usize) -> (usize, usize) {
         match self {
-            Resize::Square(n) => (n, n),
+            Resize::Square(n) | Resize::Nearest(n) => (n, n),
             Resize::Short(n) => {
                 let short = width.min(height);
                 if short <= n {
@@ -97,18 +104,22 @@ impl Resize {
         match self {
             Resize::Square(n) => format!("square-{n}.u8c"),
             Resize::Short(n) => format!("short-{n}.u8c"),
+            Resize::Nearest(n) => format!("nearest-{n}.u8c"),
         }
     }
 
     pub fn apply(self, img: &Img) -> Img {
         let (w, h) = self.target(img.width, img.height);
-        img.resize_bilinear(w, h)
+        match self {
+            Resize::Nearest(_) => super::segaug::resize_nearest(img, w, h),
+            _ => img.resize_bilinear(w, h),
+        }
     }
 
     /// A mask: one channel (the maximum over channels), resized with nearest neighbour to `apply`'s size.
     pub fn apply_mask(self, mask: &Img) -> Img {
         let (w, h) = self.target(mask.width, mask.height);
-        mask.channel_max().resize_nearest(w, h)
+        super::segaug::resize_nearest(&mask.channel_max(), w, h)
     }
 }
 

@@ -1,7 +1,11 @@
 //! DICOM files (SIIM-ACR is DICOM) to 8-bit `Img` with dicom-rs: uncompressed (implicit/explicit VR, little
 //! or big endian), deflated, RLE and JPEG (baseline, extended, lossless) pixel data; the first frame only.
 //!
-//! Gray (MONOCHROME1/2): stored values (Bits Stored, sign-extended when signed) → the first Modality LUT
+//! `Decoding::Raw` (the study's, dataloader.py:410-414): pydicom's `pixel_array` cast to uint8, i.e. the low
+//! byte of each stored value (sign-extended when signed), with no rescale, window or MONOCHROME1 inversion;
+//! colour as below but wider samples also keep their low byte.
+//!
+//! `Decoding::Window`, gray (MONOCHROME1/2): stored values (Bits Stored, sign-extended when signed) → the first Modality LUT
 //! Sequence item, else Rescale Slope/Intercept → the first VOI LUT Sequence item (scaled by its bits per entry),
 //! else the first Window Center/Width through the VOI LUT Function (LINEAR, LINEAR_EXACT or SIGMOID, as DICOM
 //! PS3.3 C.11.2 and pydicom's `apply_voi_lut`, which also prefers the LUT to the window), otherwise the
@@ -21,7 +25,19 @@ use dicom_pixeldata::{
     VoiLutFunction, WindowLevel,
 };
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// How DICOM pixel data becomes 8 bits (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decoding {
+    /// pydicom's `pixel_array` cast to uint8 (the study's).
+    #[default]
+    Raw,
+    /// Modality and VOI LUT or window, MONOCHROME1 inverted, the output range scaled to 0..255.
+    Window,
+}
 
 /// Whether a file is DICOM: a `.dcm` / `.dicom` name, or `DICM` at offset 128 of `head` (its first bytes).
 pub fn is_dicom(path: &Path, head: &[u8]) -> bool {
@@ -33,7 +49,7 @@ pub fn is_dicom(path: &Path, head: &[u8]) -> bool {
 }
 
 /// Decodes the first frame of a DICOM file to 8-bit gray or RGB (see the module docs).
-pub fn decode(path: &Path) -> Result<Img> {
+pub fn decode(path: &Path, decoding: Decoding) -> Result<Img> {
     let name = path.display();
     let obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Auto)
@@ -53,7 +69,7 @@ pub fn decode(path: &Path) -> Result<Img> {
         .map_err(|e| anyhow!("cannot decode the pixel data of DICOM file {name}: {e}"))?;
     let luts =
         Luts { modality: Lut::first_of(&obj, MODALITY_LUT_SEQUENCE)?, voi: Lut::first_of(&obj, VOI_LUT_SEQUENCE)? };
-    to_img(&px, luts).map_err(|e| anyhow!("{name}: {e}"))
+    to_img(&px, luts, decoding).map_err(|e| anyhow!("{name}: {e}"))
 }
 
 const MODALITY_LUT_SEQUENCE: Tag = Tag(0x0028, 0x3000);
@@ -121,12 +137,25 @@ impl Lut {
     }
 }
 
-fn to_img(px: &DecodedPixelData, luts: Luts) -> Result<Img> {
+fn to_img(px: &DecodedPixelData, luts: Luts, decoding: Decoding) -> Result<Img> {
     let (width, height) = (px.columns() as usize, px.rows() as usize);
     let channels = px.samples_per_pixel() as usize;
     let pi = px.photometric_interpretation().clone();
     let samples = Samples::of(px, width * height * channels)?;
     let img = match (channels, &pi) {
+        (1, PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2)
+            if decoding == Decoding::Raw =>
+        {
+            // pydicom gives 1-bit samples as 0/1, dicom-pixeldata as 0/255
+            let one_bit = px.bits_allocated() == 1;
+            let data = (0..width * height)
+                .map(|i| {
+                    let v = samples.get(i) as i64;
+                    (if one_bit { v / 255 } else { v }) as u8
+                })
+                .collect();
+            Img { width, height, channels: 1, data }
+        }
         (1, PhotometricInterpretation::Monochrome1 | PhotometricInterpretation::Monochrome2) => {
             let rescale = px.rescale()?.first().copied().unwrap_or(Rescale { slope: 1.0, intercept: 0.0 });
             let window = px.window()?.and_then(|w| w.first().copied());
@@ -149,7 +178,8 @@ fn to_img(px: &DecodedPixelData, luts: Luts) -> Result<Img> {
             for p in 0..plane {
                 for c in 0..3 {
                     let v = samples.get(if planar { c * plane + p } else { p * 3 + c });
-                    data.push(if samples.bits == 8 { v as u8 } else { round_u8(v * scale) });
+                    let raw = samples.bits == 8 || decoding == Decoding::Raw;
+                    data.push(if raw { v as i64 as u8 } else { round_u8(v * scale) });
                 }
             }
             if pi == PhotometricInterpretation::YbrFull {

@@ -21,9 +21,15 @@ impl Img {
         Img { width, height, channels, data: vec![0; width * height * channels] }
     }
 
-    /// Decodes PNG (8/16-bit), JPEG, TIFF, GIF or DICOM (`.dcm`, or `DICM` at offset 128; see `data::dicom`);
-    /// images without colour stay gray, 16-bit is scaled to 8.
+    /// Decodes PNG (8/16-bit), JPEG, TIFF, GIF or DICOM (`.dcm`, or `DICM` at offset 128; see `data::dicom`;
+    /// the study's raw decoding); images without colour stay gray, 16-bit is scaled to 8. A raster image named
+    /// `.dcm` (SIIM's masks carry their image's file name) is read as the raster it is.
     pub fn open(path: &Path) -> Result<Img> {
+        Img::open_with(path, super::dicom::Decoding::Raw)
+    }
+
+    /// `open`, with `dicom` choosing how DICOM pixel data becomes 8 bits.
+    pub fn open_with(path: &Path, dicom: super::dicom::Decoding) -> Result<Img> {
         let mut file = File::open(path).with_context(|| format!("cannot open image {}", path.display()))?;
         let mut head = Vec::with_capacity(132);
         (&mut file)
@@ -31,8 +37,10 @@ impl Img {
             .read_to_end(&mut head)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .with_context(|| format!("cannot read image {}", path.display()))?;
-        if super::dicom::is_dicom(path, &head) {
-            return super::dicom::decode(path);
+        // DICM at 128 decides; a `.dcm` name only when the bytes are no raster format (a preamble may hold one)
+        let magic = head.get(128..132) == Some(b"DICM".as_slice());
+        if magic || (super::dicom::is_dicom(path, &head) && image::guess_format(&head).is_err()) {
+            return super::dicom::decode(path, dicom);
         }
         let decoded = image::ImageReader::new(BufReader::new(file))
             .with_guessed_format()

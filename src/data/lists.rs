@@ -200,7 +200,7 @@ fn csv_lines(text: &str, list: &Path, image_dir: &Path) -> Result<(Vec<String>, 
     Ok((names, read))
 }
 
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "gif", "bmp"];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "gif", "bmp", "dcm", "dicom"];
 
 /// Mask name patterns tried in order: `{stem}` is the image's file stem, `{id}` the stem up to its first `_`.
 pub const MASK_PATTERNS: &[&str] = &["{stem}", "{stem}_mask", "{stem}_manual1", "{id}_manual1", "{id}_mask"];

@@ -7,8 +7,9 @@
 use super::cache::CacheView;
 use super::image::Img;
 use super::lists::Item;
+use super::segaug::{self, SegOptions};
 use super::spec::{Normalization, UncertainPolicy};
-use super::transform::{Mode, Rng, classification_views, segmentation_pair, write_mask, write_normalized};
+use super::transform::{Mode, Rng, classification_views, write_mask, write_normalized};
 use crate::runs::record::Task;
 use anyhow::{Result, anyhow};
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub struct LoaderConfig {
     /// Copy each batch's images into page-locked host memory for this CUDA device, so that the copy to it can
     /// run asynchronously; without CUDA the batch stays in ordinary memory.
     pub pin_memory: Option<Device>,
+    /// Segmentation: resize, mask threshold and augmentation (`data::segaug`).
+    pub segmentation: SegOptions,
 }
 
 impl LoaderConfig {
@@ -55,6 +58,7 @@ impl LoaderConfig {
             uncertain: None,
             prefetch: 4,
             pin_memory: None,
+            segmentation: SegOptions::study(""),
         }
     }
 }
@@ -224,7 +228,7 @@ pub fn load_sample(
 ) -> Result<()> {
     let img = match cached {
         Some(img) => img,
-        None => Img::open(&item.image)
+        None => Img::open_with(&item.image, config.segmentation.dicom)
             .map_err(|e| anyhow!("{} (listed at {}): {e:#}", item.image.display(), item.origin))?,
     };
     match config.task {
@@ -248,7 +252,8 @@ pub fn load_sample(
                     *m = (*m).max(v);
                 }
             }
-            let (img, mask) = segmentation_pair(&img, &mask, config.mode, config.image_size, rng);
+            let (img, mask) =
+                segaug::study_pair(&img, &mask, config.mode, config.image_size, &config.segmentation, rng);
             write_normalized(&img, config.normalization, images);
             let start = targets.len();
             targets.resize(start + mask.width * mask.height, 0.0);

@@ -34,8 +34,10 @@ pub mod dicom;
 pub mod image;
 pub mod lists;
 pub mod loader;
+pub mod prepare;
 pub mod protocol;
 pub mod pyrandom;
+pub mod segaug;
 pub mod shipped;
 pub mod spec;
 pub mod split;
@@ -174,11 +176,21 @@ impl Splits {
         config.workers = data.workers.max(1);
         config.seed = seed;
         config.uncertain = self.protocol.uncertain_policy;
+        config.segmentation = self.segmentation(data);
+        // the segmentation cache holds nearest-resized, raw-decoded images (the study's Montgomery/SIIM path)
+        let seg = &config.segmentation;
+        let cached = self.task == Task::Classification
+            || (seg.resize == segaug::SegResize::Nearest && seg.dicom == dicom::Decoding::Raw);
         let loader = Loader::new(self.items(mode).to_vec(), config);
-        match self.cache_view(mode, data.image_size as usize) {
+        match self.cache_view(mode, data.image_size as usize).filter(|_| cached) {
             Some(view) => loader.with_cache(view),
             None => loader,
         }
+    }
+
+    /// The segmentation settings of a run: spec.toml's, else the study's for this dataset.
+    pub fn segmentation(&self, data: &DataSpec) -> segaug::SegOptions {
+        data.segmentation.unwrap_or_else(|| segaug::SegOptions::study(&self.spec.name))
     }
 
     /// The decoded-image cache for a loader of `mode`, when one exists with valid entries.

@@ -21,6 +21,13 @@ impl PyRandom {
         rng
     }
 
+    /// `numpy.random.RandomState(seed)` (its legacy seeding is `init_genrand`; `random()` is its `random_sample`).
+    pub fn numpy_legacy(seed: u32) -> PyRandom {
+        let mut rng = PyRandom { state: [0; N], index: N };
+        rng.init_genrand(seed);
+        rng
+    }
+
     fn init_genrand(&mut self, s: u32) {
         self.state[0] = s;
         for i in 1..N {

@@ -60,6 +60,9 @@ pub struct DataSpec {
     pub normalization: Option<String>,
     /// The study-protocol settings (label policy, anno scope, head init, padding, loss, ...).
     pub protocol: crate::data::protocol::Protocol,
+    /// Segmentation resize, mask threshold, augmentation and loss; None = the study's for the dataset.
+    #[serde(default)]
+    pub segmentation: Option<crate::data::segaug::SegOptions>,
 }
 
 impl Default for DataSpec {
@@ -74,6 +77,7 @@ impl Default for DataSpec {
             workers: 2,
             normalization: None,
             protocol: Default::default(),
+            segmentation: None,
         }
     }
 }
@@ -205,6 +209,13 @@ impl RunSpec {
             "threads" => self.device.threads = num(key, value)?,
             "precision" => self.device.precision = one_of(key, value, &["fp32", "tf32", "bf16"])?,
             "memory_format" => self.device.memory_format = one_of(key, value, &["nchw", "nhwc"])?,
+            k if crate::data::segaug::SET_KEYS.contains(&k) => {
+                if self.task != Task::Segmentation {
+                    bail!("--set {key}={value}: {key} applies to segmentation datasets only");
+                }
+                let study = crate::data::segaug::SegOptions::study(&self.dataset);
+                self.data.segmentation.get_or_insert(study).set(key, value)?
+            }
             _ => bail!("--set {key}={value}: unknown key {key:?}"),
         }
         Ok(())

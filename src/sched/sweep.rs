@@ -176,6 +176,7 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
                         init_sha256: init_sha256.clone(),
                     },
                 };
+                crate::data::segaug::resolve_study_defaults(&mut spec);
                 for (k, v) in &req.overrides {
                     spec.set(k, v)?;
                 }

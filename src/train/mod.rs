@@ -2,6 +2,7 @@
 //! the epoch loop (`trainer`) and the command around it (`run`).
 
 pub mod checkpoint;
+pub mod eval;
 pub mod evaluate;
 pub mod files;
 pub mod graphed;

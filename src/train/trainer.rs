@@ -92,10 +92,18 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
     tch::manual_seed(spec.seed as i64);
     let mut vs = VarStore::new(device);
     let net = setup::build(&vs, spec.task, splits.labels.len(), padding);
-    let loss = match splits.protocol.loss_for(&splits.spec) {
-        Loss::Bce => LossKind::Bce,
-        Loss::Dice => LossKind::Dice,
+    let seg_options = splits.segmentation(&spec.data);
+    let loss = match spec.task {
+        Task::Classification => match splits.protocol.loss_for(&splits.spec) {
+            Loss::Bce => LossKind::Bce,
+            Loss::Dice => LossKind::Dice,
+        },
+        Task::Segmentation if seg_options.loss == data::segaug::SegLoss::Bce => LossKind::Bce,
+        Task::Segmentation => LossKind::Dice,
     };
+    if spec.task == Task::Segmentation {
+        files.log(&format!("segmentation data: {}", serde_json::to_string(&seg_options)?));
+    }
     splits.write_lists(&files.dir.join("splits"))?;
     let mut st = State {
         optimizer: Optimizer::new(
@@ -237,7 +245,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         let epoch = st.early.best_epoch.map_or("unknown".into(), |e| e.to_string());
         files.log(&format!("testing with {} (best epoch {epoch})", best_path.display()));
     }
-    let result = test(spec, &splits, &net, device, &st)?;
+    let result = test(spec, &splits, &net, device, st.early.best_epoch.unwrap_or(st.epoch), st.epoch)?;
     let details = [scores_text(&result.per_class), scores_text(&result.extra)].join(", ");
     files.log(&format!("test {}: mean {:.5}; {}", result.metric, result.mean, details.trim_matches([',', ' '])));
     files.append_result(&result)?;
@@ -287,7 +295,15 @@ fn save_last(path: &std::path::Path, vs: &VarStore, st: &State, spec: &RunSpec, 
     checkpoint::save(path, &tensors, &meta)
 }
 
-fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &State) -> Result<RunResult> {
+/// The test phase: the run's test split through `net` (its best weights), scored and described as result.json.
+pub fn test(
+    spec: &RunSpec,
+    splits: &Splits,
+    net: &Net,
+    device: tch::Device,
+    best_epoch: u32,
+    epochs_run: u32,
+) -> Result<RunResult> {
     let loader = splits.loader(Mode::Test, spec.hyper.test_batch_size, &spec.data, spec.seed).pinned_for(device);
     let scores: TestScores = match spec.task {
         Task::Classification => evaluate::test_classification(
@@ -318,6 +334,10 @@ fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &St
     if splits.normalization != splits.spec.normalization {
         conventions.insert("normalization".into(), format!("{:?}", splits.normalization).to_lowercase().into());
     }
+    if seg {
+        let options = serde_json::to_value(splits.segmentation(&spec.data))?;
+        conventions.insert("segmentation".into(), options);
+    }
     conventions.insert("split_hash".into(), split_hash(splits).into());
     if !seg {
         let classes: Vec<String> =
@@ -337,8 +357,8 @@ fn test(spec: &RunSpec, splits: &Splits, net: &Net, device: tch::Device, st: &St
         mean: scores.mean,
         per_class: scores.per_class,
         extra: scores.extra,
-        best_epoch: st.early.best_epoch.unwrap_or(st.epoch),
-        epochs_run: st.epoch,
+        best_epoch,
+        epochs_run,
         conventions,
     })
 }

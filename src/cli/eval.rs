@@ -1,0 +1,54 @@
+//! `medxfer eval`: a finished run's best weights, or a converted zoo model, on a dataset's test split, scored
+//! exactly as the trainer's test phase (see crate::train::eval).
+
+use crate::home::Ctx;
+use crate::train::eval::{EvalRequest, evaluate};
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use std::path::PathBuf;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// A run id or run folder: its best.safetensors on its own dataset (or --dataset, same task).
+    #[arg(long, conflicts_with = "init")]
+    pub run: Option<String>,
+    /// A converted zoo model (id) or a .safetensors file, head or decoder drawn from seed 1; needs --dataset.
+    #[arg(long)]
+    pub init: Option<String>,
+    /// The dataset whose test split is scored (default: the run's).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub test_list: Option<PathBuf>,
+    /// cpu | cuda | cuda:N (default: the run's device, or cpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let ctx = Ctx::load()?;
+    let run = args.run.map(|r| {
+        let path = PathBuf::from(&r);
+        if path.is_dir() { path } else { ctx.home.runs.join(r) }
+    });
+    let req = EvalRequest {
+        run,
+        init: args.init,
+        dataset: args.dataset,
+        root: args.root,
+        test_list: args.test_list,
+        device: args.device,
+    };
+    let outcome = evaluate(&req, &ctx.home)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.result)?);
+    }
+    let r = &outcome.result;
+    eprintln!("{} on {} test: {} {:.5}; wrote {}", r.init, r.dataset, r.metric, r.mean, outcome.file.display());
+    Ok(0)
+}
