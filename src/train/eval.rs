@@ -6,7 +6,7 @@
 use super::{setup, trainer};
 use crate::data;
 use crate::home::Home;
-use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status};
+use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, Status};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
@@ -103,8 +103,10 @@ pub fn evaluate(req: &EvalRequest, home: &Home) -> Result<EvalOutcome> {
     let (best_epoch, epochs_run) = match &best {
         Some(best) => {
             crate::model::load_all(&mut vs, best).with_context(|| format!("cannot load {}", best.display()))?;
-            let status = Status::load(&out_dir).unwrap_or_else(|_| Status::new(State::Finished));
-            (status.best_epoch.unwrap_or(status.epoch), status.epoch)
+            match Status::load(&out_dir) {
+                Ok(status) => (status.best_epoch.unwrap_or(status.epoch), status.epoch),
+                Err(_) => (0, 0),
+            }
         }
         None => {
             setup::apply_init(&mut vs, &net, init.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?)?;
