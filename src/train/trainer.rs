@@ -173,6 +173,10 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         optimizer.step(&params)?;
         Ok(value)
     };
+    // ResNet50 ends on a 1x1 map below 64 px: a training batch of one image then gives BatchNorm one value per
+    // channel, which PyTorch refuses and libtorch turns into NaN running statistics. Such a batch is skipped.
+    let one_value_per_channel = spec.task == Task::Classification && spec.data.image_size < 64;
+    let mut skip_logged = false;
     while st.epoch < h.epochs && !st.early.should_stop() {
         let epoch = st.epoch + 1;
         tch::manual_seed(spec.seed.wrapping_add(u64::from(epoch)) as i64);
@@ -181,6 +185,17 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         let mut last_step_line = started;
         for batch in train_loader.epoch(u64::from(epoch)) {
             let batch = batch.with_context(|| format!("epoch {epoch}"))?;
+            if one_value_per_channel && batch.indices.len() == 1 {
+                if !skip_logged {
+                    files.log(&format!(
+                        "epoch {epoch}: a training batch of 1 image is skipped (and in every epoch after): at image_size {} \
+                         BatchNorm would see one value per channel",
+                        spec.data.image_size
+                    ));
+                    skip_logged = true;
+                }
+                continue;
+            }
             let (x, y) = (batch.images_on(device), batch.targets.to_device(device));
             let x = if nhwc { perf::channels_last(&x)? } else { x };
             let graphs_were_on = runner.off_reason().is_none();
