@@ -448,7 +448,14 @@ fn chaos_sweep_loses_no_run_no_epoch_and_no_result() {
     assert_eq!(agent["running"], true, "{agent}");
     assert_eq!(agent["agent"]["running"].as_array().unwrap().len(), 0, "{agent}");
     assert_eq!(agent["agent"]["queued"].as_array().unwrap().len(), 0, "{agent}");
-    assert!(ids.iter().all(|id| home.live_run(id).is_none()), "a trainer outlived its run");
+    // A trainer that wrote its final state may still be tearing libtorch down; one still alive 30 s later
+    // has outlived its run.
+    let settled = Instant::now() + Duration::from_secs(30);
+    while ids.iter().any(|id| home.live_run(id).is_some()) && Instant::now() < settled {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outliving: Vec<&String> = ids.iter().filter(|id| home.live_run(id).is_some()).collect();
+    assert!(outliving.is_empty(), "trainers outlived their runs by 30 s: {outliving:?}");
     home.ok(&["agent", "stop"]);
 
     // The same sweep undisturbed, in another home: results must be identical (CPU determinism).
