@@ -77,6 +77,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Removes `path`; a file that is already gone is not an error.
+pub fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,7 @@ pub fn resume(dir: &Path) -> Result<()> {
         State::Finished => bail!("run {id} is finished; use `runs restart {id}` to train it again"),
         state @ (State::Queued | State::Running) => bail!("run {id} is already {state}"),
     }
-    remove_if_present(&dir.join(AGENT_RECORD_FILE))?;
+    crate::atomic::remove_if_present(&dir.join(AGENT_RECORD_FILE))?;
     step(dir, State::Queued, Some("resumed by user".into()), &[Some(State::Stopped), Some(State::Failed)])
 }
 
@@ -61,7 +61,7 @@ pub fn restart(dir: &Path) -> Result<()> {
         bail!("run {} is running; stop it first", run_id(dir));
     }
     for name in [METRICS_FILE, "last.ckpt", "best.safetensors", RESULT_FILE, AGENT_RECORD_FILE] {
-        remove_if_present(&dir.join(name))?;
+        crate::atomic::remove_if_present(&dir.join(name))?;
     }
     let mut status = Status::new(State::Queued);
     status.reason = Some("restarted by user".into());
@@ -153,14 +153,6 @@ pub(super) fn write(dir: &Path, status: &Status) -> Result<()> {
 
 fn run_id(dir: &Path) -> String {
     dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -307,7 +307,7 @@ impl Agent {
             Request::Restart { run } => self.not_active(&run).and_then(|_| control::restart(&runs, &run)),
             Request::Rm { run, force } => self.not_active(&run).and_then(|_| control::remove(&runs, &run, force)),
             Request::Pause => crate::atomic::write(&self.paused_file(), b"paused\n").context("cannot pause the queue"),
-            Request::Resume => remove_file_if_present(&self.paused_file()),
+            Request::Resume => crate::atomic::remove_if_present(&self.paused_file()),
         };
         match done {
             Ok(()) => {
@@ -386,14 +386,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(sig)) => format!("was killed by signal {sig}"),
         _ => "exited".into(),
-    }
-}
-
-fn remove_file_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 
