@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -12,6 +12,48 @@ pub struct Config {
     pub zoo: Zoo,
     pub slurm: Slurm,
     pub tui: Tui,
+    /// Where each dataset's images and lists are, by dataset name: what `sweep` uses when no flag gives them.
+    pub datasets: BTreeMap<String, DatasetPaths>,
+}
+
+/// A dataset's folders as `[datasets.<name>]` remembers them (the Launch view writes them; `sweep` reads them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetPaths {
+    /// The folder the lists' image paths are relative to.
+    pub root: Option<PathBuf>,
+    pub train_list: Option<PathBuf>,
+    pub val_list: Option<PathBuf>,
+    pub test_list: Option<PathBuf>,
+}
+
+impl DatasetPaths {
+    /// Fills each of `root`, `train`, `val`, `test` that no flag gave from these remembered paths.
+    pub fn fill(
+        &self,
+        root: &mut Option<PathBuf>,
+        train: &mut Option<PathBuf>,
+        val: &mut Option<PathBuf>,
+        test: &mut Option<PathBuf>,
+    ) {
+        for (given, remembered) in
+            [(root, &self.root), (train, &self.train_list), (val, &self.val_list), (test, &self.test_list)]
+        {
+            if given.is_none() {
+                given.clone_from(remembered);
+            }
+        }
+    }
+
+    /// The paths by their key in the file, in the form's order.
+    pub fn entries(&self) -> [(&'static str, &Option<PathBuf>); 4] {
+        [
+            ("root", &self.root),
+            ("train_list", &self.train_list),
+            ("val_list", &self.val_list),
+            ("test_list", &self.test_list),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -125,9 +167,21 @@ pub const DEFAULT_CONFIG: &str = r#"# medxfer configuration. Every line shows th
 [tui.keymap]
 # Override any key: action = "key", e.g.
 # quit = "ctrl-q"
+
+# Where a dataset's images are: `medxfer sweep` uses these when --root / --train-list / --val-list /
+# --test-list are not given, and the TUI's Launch view writes what you type there. A list left out is the
+# dataset's own (shipped with medxfer, or its default file under the root).
+# [datasets.chestxray14]
+# root = "/data/ChestX-ray14/images"
+# val_list = "/data/ChestX-ray14/my_val.txt"
 "#;
 
 impl Config {
+    /// What `[datasets.<name>]` remembers for `dataset` (nothing when it has no section).
+    pub fn dataset_paths(&self, dataset: &str) -> DatasetPaths {
+        self.datasets.get(dataset).cloned().unwrap_or_default()
+    }
+
     /// Reads `path`, writing the documented defaults there first when it does not exist.
     pub fn load_or_init(path: &Path) -> Result<Config> {
         if !path.exists() {
@@ -141,6 +195,52 @@ impl Config {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         parse_toml(path, &text)
     }
+}
+
+/// Writes `paths` as `[datasets.<dataset>]` into the config file at `path` (created with the defaults when
+/// missing), keeping every other line and comment as it is; an empty path removes its key. Atomic.
+pub fn remember_dataset_paths(path: &Path, dataset: &str, paths: &DatasetPaths) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_string(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    parse_toml::<Config>(path, &text)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+    // Comments after the file's last table are its trailing text, which toml_edit prints after every table:
+    // a new table goes after them instead, so they stay under the table they document.
+    let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+    let is_new = doc.get("datasets").and_then(|d| d.get(dataset)).is_none();
+    let datasets = doc.entry("datasets").or_insert_with(|| {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(true);
+        toml_edit::Item::Table(t)
+    });
+    let Some(datasets) = datasets.as_table_mut() else {
+        anyhow::bail!("{}: `datasets` must be a table of [datasets.<name>] sections", path.display());
+    };
+    let table = datasets.entry(dataset).or_insert_with(toml_edit::table);
+    let Some(table) = table.as_table_mut() else {
+        anyhow::bail!("{}: `datasets.{dataset}` must be a table", path.display());
+    };
+    if is_new {
+        table.decor_mut().set_prefix(format!("{trailing}\n"));
+    }
+    for (key, value) in paths.entries() {
+        match value.as_deref().map(|p| p.to_string_lossy()).filter(|p| !p.is_empty()) {
+            Some(p) => table[key] = toml_edit::value(p.as_ref()),
+            None => {
+                table.remove(key);
+            }
+        }
+    }
+    if table.is_empty() {
+        datasets.remove(dataset);
+    } else if is_new {
+        doc.set_trailing("");
+    }
+    crate::atomic::write(path, doc.to_string().as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Parses TOML into `T`, with errors as "FILE:LINE: message".
@@ -181,6 +281,38 @@ mod tests {
         let err = parse_toml::<Config>(Path::new("/h/config.toml"), text).unwrap_err().to_string();
         assert!(err.starts_with("/h/config.toml:3:"), "{err}");
         assert!(err.contains("gpu_slots"), "{err}");
+    }
+
+    #[test]
+    fn remembered_paths_keep_the_files_comments_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let edited = DEFAULT_CONFIG.replace("# cpu_slots = 1", "cpu_slots = 2");
+        std::fs::write(&path, &edited).unwrap();
+        let paths =
+            DatasetPaths { root: Some("/data/cxr".into()), val_list: Some("/l/v.txt".into()), ..Default::default() };
+        remember_dataset_paths(&path, "chestxray14", &paths).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&edited), "every earlier line is kept:\n{text}");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.datasets["chestxray14"], paths);
+        assert_eq!(cfg.scheduler.cpu_slots, 2);
+
+        let root_only = DatasetPaths { root: Some("/data/other".into()), ..Default::default() };
+        remember_dataset_paths(&path, "chestxray14", &root_only).unwrap();
+        assert_eq!(Config::load(&path).unwrap().datasets["chestxray14"], root_only, "an emptied list is removed");
+        remember_dataset_paths(&path, "chestxray14", &DatasetPaths::default()).unwrap();
+        assert!(Config::load(&path).unwrap().datasets.is_empty());
+    }
+
+    #[test]
+    fn a_config_that_does_not_parse_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[scheduler]\ncpu_slot = 2\n").unwrap();
+        let err = remember_dataset_paths(&path, "x", &DatasetPaths::default()).unwrap_err().to_string();
+        assert!(err.contains("config.toml:2:"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[scheduler]\ncpu_slot = 2\n");
     }
 
     #[test]

@@ -250,11 +250,21 @@ fn paused_queue_stop_and_resume_of_a_queued_run() {
 }
 
 #[test]
-fn a_sweep_of_real_trainer_runs_finishes_with_results() {
+fn a_sweep_of_real_trainer_runs_finishes_with_results_and_times_the_next() {
     let home = TestHome::new(2);
+    let sets = ["--set", "epochs=1", "--set", "image_size=32", "--set", "batch_size=16", "--set", "threads=1"];
+    let dry_run = |trials: &str| -> Value {
+        let args = ["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", trials, "--dry-run", "--json"];
+        serde_json::from_slice(&home.ok(&[&args[..], &sets[..]].concat()).stdout).unwrap()
+    };
+    let before = dry_run("2");
+    assert!(before["estimate"].is_null(), "{before}");
+    let why = before["no_estimate"].as_str().unwrap();
+    assert!(why.contains("no run in this home has finished an epoch on cpu at 32 px"), "{why}");
+
     let out = home
         .cmd(&["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "2", "--wait"])
-        .args(["--set", "epochs=1", "--set", "image_size=32", "--set", "batch_size=16", "--set", "threads=1"])
+        .args(sets)
         .env_remove("MEDXFER_TRAIN_PROGRAM")
         .output()
         .unwrap();
@@ -266,6 +276,55 @@ fn a_sweep_of_real_trainer_runs_finishes_with_results() {
         assert!(result.mean.is_finite());
     }
     assert_eq!(home.starts(), 0, "the stand-in was not used");
+
+    // A third trial is timed from what the two measured here: seconds per image-epoch x its images x 1 epoch.
+    let after = dry_run("3");
+    assert_eq!(after["new"], 1, "{after}");
+    let estimate = &after["estimate"];
+    let measured_in = estimate["measured_in"].as_str().unwrap();
+    assert!(home.run_ids().iter().any(|id| id == measured_in), "{after}");
+    let per_image_epoch = estimate["s_per_image_epoch"].as_f64().unwrap();
+    assert!(per_image_epoch > 0.0, "{after}");
+    let splits = home.path("runs").join(measured_in).join("splits");
+    let images: usize =
+        ["train.txt", "val.txt"].iter().map(|f| std::fs::read_to_string(splits.join(f)).unwrap().lines().count()).sum();
+    let expected = per_image_epoch * images as f64;
+    assert!((estimate["max_run_s"].as_f64().unwrap() - expected).abs() < 1e-6 * expected, "{after} vs {expected}");
+    let text = home.ok(&[
+        &["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "3", "--dry-run"][..],
+        &sets[..],
+    ]
+    .concat());
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("time: up to "),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}
+
+#[test]
+fn a_datasets_folder_remembered_in_config_toml_is_used_when_no_flag_gives_it() {
+    let home = TestHome::new(1);
+    let args = ["sweep", "--dataset", "chestxray14", "--models", "random", "--dry-run", "--json"];
+    let refused = home.cmd(&args).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("needs --root DIR") && why.contains("root under [datasets.chestxray14] in config.toml"),
+        "{why}"
+    );
+
+    let images = home.path("cxr-images");
+    std::fs::create_dir_all(&images).unwrap();
+    let config =
+        format!("[scheduler]\ncpu_slots = 1\n\n[datasets.chestxray14]\nroot = {:?}\n", images.display().to_string());
+    std::fs::write(home.path("config.toml"), config).unwrap();
+    let plan: Value = serde_json::from_slice(&home.ok(&args).stdout).unwrap();
+    assert_eq!(plan["new"], 1, "{plan}");
+    let missing = home.path("nowhere");
+    let flag = home.cmd(&args).args(["--root", missing.to_str().unwrap()]).output().unwrap();
+    let why = String::from_utf8_lossy(&flag.stderr);
+    assert!(!flag.status.success() && why.contains("nowhere"), "a flag wins over config.toml: {why}");
 }
 
 #[test]

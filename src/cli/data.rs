@@ -141,11 +141,22 @@ fn run_prepare(args: PrepareArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn run_check(args: CheckArgs) -> Result<i32> {
+impl DatasetArgs {
+    /// These flags, with what config.toml's `[datasets.<name>]` remembers filling the ones not given.
+    fn with_remembered(mut self, ctx: &Ctx) -> DatasetArgs {
+        let d = &mut self;
+        ctx.config.dataset_paths(&d.dataset).fill(&mut d.root, &mut d.train_list, &mut d.val_list, &mut d.test_list);
+        self
+    }
+}
+
+fn run_check(mut args: CheckArgs) -> Result<i32> {
+    let ctx = Ctx::load()?;
+    args.data = args.data.with_remembered(&ctx);
     let spec = DatasetSpec::load(&args.data.dataset)?;
     let root = match &args.data.root {
         Some(root) => root.clone(),
-        None => data::dataset_root(&spec, None, &Ctx::load()?.home)?,
+        None => data::dataset_root(&spec, None, &ctx.home)?,
     };
     let lists = [
         spec.list_for(&root, "train", args.data.train_list.as_deref())?,
@@ -214,9 +225,11 @@ fn run_split(args: SplitArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn run_cache(args: CacheArgs) -> Result<i32> {
+fn run_cache(mut args: CacheArgs) -> Result<i32> {
     use crate::data::cache::{self, Resize};
-    let home = Ctx::load()?.home;
+    let ctx = Ctx::load()?;
+    args.data = args.data.with_remembered(&ctx);
+    let home = ctx.home;
     let spec = crate::runs::record::DataSpec {
         root: args.data.root,
         train_list: args.data.train_list,

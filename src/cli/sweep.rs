@@ -77,6 +77,12 @@ pub fn run(args: Args) -> Result<i32> {
     }
     let mut req = args.request()?;
     req.executor = Some(executor.clone());
+    ctx.config.dataset_paths(&req.dataset).fill(
+        &mut req.root,
+        &mut req.train_list,
+        &mut req.val_list,
+        &mut req.test_list,
+    );
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
     let has_gpu = match executor.as_str() {
         "slurm" => ctx.config.slurm.gpus_per_job > 0,
@@ -87,7 +93,8 @@ pub fn run(args: Args) -> Result<i32> {
     let stamp = crate::runs::record::format_compact(now);
     let mut plan = sweep::plan(&req, &ctx.home.runs, &stamp, &ctx.home.zoo_cache())?;
     let written = if args.dry_run { Vec::new() } else { sweep::write_new(&mut plan, &ctx.home.runs)? };
-    print_plan(&plan, args.json, args.dry_run)?;
+    let summary = PlanSummary::of(&plan).estimated(crate::sched::estimate::for_plan(&plan, &ctx.home));
+    print_plan(&plan, &summary, args.json, args.dry_run)?;
     if args.dry_run {
         return Ok(0);
     }
@@ -102,10 +109,10 @@ pub fn run(args: Args) -> Result<i32> {
     wait_for(&ctx.home, &ids)
 }
 
-fn print_plan(plan: &[PlannedRun], json: bool, dry_run: bool) -> Result<()> {
+fn print_plan(plan: &[PlannedRun], summary: &PlanSummary, json: bool, dry_run: bool) -> Result<()> {
     let new = plan.iter().filter(|p| p.existing.is_none()).count();
     if json {
-        println!("{}", serde_json::to_string_pretty(&PlanSummary::of(plan))?);
+        println!("{}", serde_json::to_string_pretty(summary)?);
         return Ok(());
     }
     let verb = if dry_run { "would queue" } else { "queued" };
@@ -115,6 +122,11 @@ fn print_plan(plan: &[PlannedRun], json: bool, dry_run: bool) -> Result<()> {
             Some((id, state)) => println!("  exists  {id} ({state})"),
             None => println!("  new     {}", p.spec.id),
         }
+    }
+    if new > 0
+        && let Some(time) = summary.time_text()
+    {
+        println!("{time}");
     }
     Ok(())
 }

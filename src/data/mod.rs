@@ -91,7 +91,11 @@ pub fn dataset_root(spec: &DatasetSpec, root: Option<&Path>, home: &Home) -> Res
         let (cls, seg) = demo::ensure(&datasets_dir(home))?;
         return Ok(if spec.name == "demo-cls" { cls } else { seg });
     }
-    bail!("dataset {} needs a root folder: pass --root DIR (or set data.root)", spec.name)
+    bail!(
+        "dataset {} needs a root folder: pass --root DIR (or set root under [datasets.{}] in config.toml)",
+        spec.name,
+        spec.name
+    )
 }
 
 /// Resolves a run's dataset into item lists (see the module docs).

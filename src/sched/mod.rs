@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod control;
+pub mod estimate;
 pub mod proc;
 pub mod slots;
 pub mod slurm;

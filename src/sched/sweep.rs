@@ -92,6 +92,11 @@ pub struct PlanSummary {
     pub new: usize,
     pub existing: usize,
     pub runs: Vec<PlanSummaryRun>,
+    /// How long the new runs may take here (`sched::estimate`); None with `no_estimate` saying why.
+    #[serde(default)]
+    pub estimate: Option<super::estimate::Estimate>,
+    #[serde(default)]
+    pub no_estimate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,7 +117,32 @@ impl PlanSummary {
             })
             .collect();
         let new = runs.iter().filter(|r| r.new).count();
-        PlanSummary { count: runs.len(), new, existing: runs.len() - new, runs }
+        PlanSummary { count: runs.len(), new, existing: runs.len() - new, runs, estimate: None, no_estimate: None }
+    }
+
+    /// With the time estimate for the new runs (or why there is none).
+    pub fn estimated(mut self, estimate: Result<super::estimate::Estimate, String>) -> PlanSummary {
+        (self.estimate, self.no_estimate) = match estimate {
+            Ok(e) => (Some(e), None),
+            Err(why) => (None, Some(why)),
+        };
+        self
+    }
+
+    /// One line: "up to 12m40s per run, 3h05m in all one after the other (…)", or why there is no estimate.
+    pub fn time_text(&self) -> Option<String> {
+        use super::estimate::duration_text;
+        match (&self.estimate, &self.no_estimate) {
+            (Some(e), _) => Some(format!(
+                "time: up to {} per run, {} for all {} new one after the other ({:.3} s per image and epoch, measured in {})",
+                duration_text(e.max_run_s),
+                duration_text(e.max_total_s),
+                self.new,
+                e.s_per_image_epoch,
+                e.measured_in
+            )),
+            (None, why) => why.clone(),
+        }
     }
 }
 
@@ -304,7 +334,11 @@ fn base_data(req: &SweepRequest, dataset: &DatasetSpec) -> Result<DataSpec> {
         return Ok(data);
     }
     let Some(root) = data.root.clone() else {
-        bail!("dataset {} needs --root DIR, the folder its images are under (nothing was queued)", dataset.name);
+        bail!(
+            "dataset {} needs --root DIR, the folder its images are under, or root under [datasets.{}] in config.toml (nothing was queued)",
+            dataset.name,
+            dataset.name
+        );
     };
     for (role, list) in [("train", &mut data.train_list), ("val", &mut data.val_list), ("test", &mut data.test_list)] {
         let path = dataset.list_for(&root, role, list.as_deref())?;

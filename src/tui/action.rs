@@ -5,6 +5,7 @@ use super::state::View;
 use super::store::RunDelta;
 use crate::host::HostInfo;
 use crate::sched::socket::AgentStatus;
+use crate::sched::sweep::{PlanSummary, SweepRequest};
 use crate::zoo::ModelState;
 use std::path::PathBuf;
 
@@ -161,6 +162,13 @@ pub enum Action {
         id: String,
         ok: bool,
         message: String,
+    },
+    /// `medxfer sweep --dry-run` answered for `request`: its plan, or the sentence it refused with.
+    /// `announce`: asked for with the dry-run key (the status line says the outcome).
+    Preflighted {
+        request: Box<SweepRequest>,
+        outcome: Result<Box<PlanSummary>, String>,
+        announce: bool,
     },
     /// A `data check` ended.
     DataChecked {

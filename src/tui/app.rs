@@ -18,7 +18,7 @@ use crate::zoo::{Catalog, ModelPaths};
 use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -56,6 +56,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let env = TuiEnv::embedded();
     let catalog = env.catalog.clone();
     let mut state = State::new(env, keymap, color);
+    state.apply_config(&ctx.config);
     let env = |name| std::env::var(name).ok();
     state.rich_color = heat::rich_color(env("COLORTERM").as_deref(), env("TERM").as_deref());
     let status = runtime.block_on(event_loop(ctx.home.clone(), catalog, state, ctx.config.tui.mouse));
@@ -75,7 +76,6 @@ async fn event_loop(home: Home, catalog: Catalog, mut state: State, mouse: bool)
     spawn_clock(tx.clone());
     spawn_signal_handlers(tx.clone())?;
     let mut store = RunStore::new(home.runs.clone());
-    let exports = home.root.join(EXPORTS_DIR);
     let mut terminal = ratatui::init();
     if mouse {
         crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
@@ -104,7 +104,7 @@ async fn event_loop(home: Home, catalog: Catalog, mut state: State, mouse: bool)
                 if matches!(msg, Msg::Signal) {
                     return Ok(());
                 }
-                more_to_read |= handle(msg, &mut state, &mut store, &tx, &zoo_poke, &exports);
+                more_to_read |= handle(msg, &mut state, &mut store, &tx, &zoo_poke, &home);
                 match rx.try_recv() {
                     Ok(next) => msg = next,
                     Err(_) => break,
@@ -145,12 +145,15 @@ fn handle(
     store: &mut RunStore,
     tx: &UnboundedSender<Msg>,
     poke: &Arc<Notify>,
-    exports: &Path,
+    home: &Home,
 ) -> bool {
     let apply = |action: Action, state: &mut State| {
         for effect in update(state, action) {
             match effect {
-                Effect::Export { files } => spawn_export(files, exports.to_path_buf(), tx.clone()),
+                Effect::Export { files } => spawn_export(files, home.root.join(EXPORTS_DIR), tx.clone()),
+                Effect::RememberPaths { dataset, paths } => {
+                    spawn_remember(home.config_file.clone(), dataset, paths, tx.clone())
+                }
                 effect => spawn_effect(effect, tx.clone(), poke.clone()),
             }
         }
@@ -165,11 +168,11 @@ fn handle(
             } else {
                 state.keymap.action_for(key, state.view)
             };
-            let action = match (action, &state.import) {
-                (Some(Action::Complete), Some(prompt)) => {
+            let action = match (action, state.path_being_typed()) {
+                (Some(Action::Complete), Some(typed)) => {
                     let cwd = std::env::current_dir().unwrap_or_default();
                     let user_home = std::env::var_os("HOME").map(PathBuf::from);
-                    Some(Action::PathCompleted(path_complete::complete(&prompt.path, &cwd, user_home.as_deref())))
+                    Some(Action::PathCompleted(path_complete::complete(typed, &cwd, user_home.as_deref())))
                 }
                 (action, _) => action,
             };
@@ -343,6 +346,16 @@ fn spawn_export(files: Vec<(String, String)>, dir: PathBuf, tx: UnboundedSender<
         };
         let outcome = write().map_err(|e| format!("cannot write under {}: {e}", dir.display()));
         let _ = tx.send(Msg::Do(Effect::exported(outcome)));
+    });
+}
+
+/// Writes a dataset's folders into config.toml, off the loop's thread.
+fn spawn_remember(config_file: PathBuf, dataset: String, paths: crate::config::DatasetPaths, tx: UnboundedSender<Msg>) {
+    tokio::task::spawn_blocking(move || {
+        let written = crate::config::remember_dataset_paths(&config_file, &dataset, &paths);
+        let why = written.as_ref().err().map(crate::error::one_sentence).unwrap_or_default();
+        let effect = Effect::RememberPaths { dataset, paths };
+        let _ = tx.send(Msg::Do(effect.finished(why.is_empty(), "", &why)));
     });
 }
 

@@ -10,8 +10,10 @@ use crate::sched::sweep::{PlanSummary, SweepRequest};
 pub enum Effect {
     /// `medxfer sweep`: write the sweep's missing runs as queued folders.
     EnqueueSweep(SweepRequest),
-    /// The sweep planned with `--dry-run`: writes nothing, says which runs exist.
+    /// The sweep planned with `--dry-run`: writes nothing, says which runs exist (the dry-run key).
     DryRun(SweepRequest),
+    /// The same, started by the form itself whenever it makes a new plan: Enter waits for its answer.
+    Preflight(SweepRequest),
     /// `medxfer runs <verb> ID...`.
     Control {
         control: Control,
@@ -35,6 +37,11 @@ pub enum Effect {
     Export {
         files: Vec<(String, String)>,
     },
+    /// The dataset's folders written to config.toml's `[datasets.<name>]`. Runs no command.
+    RememberPaths {
+        dataset: String,
+        paths: crate::config::DatasetPaths,
+    },
 }
 
 impl Effect {
@@ -43,7 +50,9 @@ impl Effect {
         match self {
             // --json: the outcome is read back as a `PlanSummary`, not from the text.
             Effect::EnqueueSweep(request) => [request.args(), vec!["--json".into()]].concat(),
-            Effect::DryRun(request) => [request.args(), vec!["--dry-run".into(), "--json".into()]].concat(),
+            Effect::DryRun(request) | Effect::Preflight(request) => {
+                [request.args(), vec!["--dry-run".into(), "--json".into()]].concat()
+            }
             Effect::Control { control, ids } => {
                 ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
             }
@@ -51,7 +60,7 @@ impl Effect {
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
             Effect::ZooImport { id, file } => vec!["zoo".into(), "import".into(), id.clone(), file.clone()],
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
-            Effect::Export { .. } => Vec::new(),
+            Effect::Export { .. } | Effect::RememberPaths { .. } => Vec::new(),
         }
     }
 
@@ -60,6 +69,7 @@ impl Effect {
             Effect::Export { files } => {
                 format!("export {}", files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "))
             }
+            Effect::RememberPaths { dataset, .. } => format!("remember {dataset}'s folders in config.toml"),
             _ => format!("medxfer {}", self.cli_args().join(" ")),
         }
     }
@@ -93,14 +103,15 @@ impl Effect {
                 };
                 Action::CommandFinished { ok: ok && message.starts_with("sweep queued"), message }
             }
-            Effect::DryRun(_) => match serde_json::from_str::<PlanSummary>(stdout) {
-                Ok(plan) if ok => {
-                    let message =
-                        format!("dry run: {} runs, {} new, {} already exist", plan.count, plan.new, plan.existing);
-                    Action::CommandFinished { ok, message }
-                }
-                _ => Action::CommandFinished { ok: false, message: failed() },
-            },
+            Effect::DryRun(request) | Effect::Preflight(request) => {
+                let outcome = match serde_json::from_str::<PlanSummary>(stdout) {
+                    Ok(plan) if ok => Ok(Box::new(plan)),
+                    // the command's own sentence, without the "medxfer: " every refusal starts with
+                    _ => Err(first().trim_start_matches("medxfer: ").to_string()),
+                };
+                let announce = matches!(self, Effect::DryRun(_));
+                Action::Preflighted { request: Box::new(request.clone()), outcome, announce }
+            }
             Effect::Control { control, ids } => {
                 // `runs <verb>` reports "ID: outcome" per run on stderr; a refusal starts with "medxfer:".
                 let refusals: Vec<&str> = lines().filter(|l| l.starts_with("medxfer:")).collect();
@@ -132,6 +143,14 @@ impl Effect {
                     Err(_) => DataCheck::Failed(first()),
                 };
                 Action::DataChecked { dataset: dataset.clone(), check }
+            }
+            Effect::RememberPaths { dataset, .. } => {
+                let message = if ok {
+                    format!("remembered {dataset}'s folders in config.toml")
+                } else {
+                    format!("could not remember {dataset}'s folders: {}", first())
+                };
+                Action::CommandFinished { ok, message }
             }
             Effect::Export { files } => {
                 let why = || lines().next().unwrap_or("no message").to_string();

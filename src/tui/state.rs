@@ -356,6 +356,8 @@ pub struct State {
     pub datasets: Vec<DatasetInfo>,
     /// The Launch view's sweep form.
     pub launch: LaunchForm,
+    /// Each dataset's folders as config.toml remembers them (the Launch form fills and updates them).
+    pub dataset_paths: BTreeMap<String, crate::config::DatasetPaths>,
     /// The Zoo's path prompt for `zoo import`, while it is open.
     pub import: Option<ImportPrompt>,
     pub color: bool,
@@ -405,6 +407,7 @@ impl State {
             zoo: zoo_models(&env.catalog),
             datasets: env.datasets,
             launch: LaunchForm::default(),
+            dataset_paths: BTreeMap::new(),
             import: None,
             color,
             rich_color: false,
@@ -423,6 +426,25 @@ impl State {
     /// Rebuilds the Leaderboard's rows (a run's result came or went, or the published rows were toggled).
     pub fn refresh_board(&mut self) {
         self.board = super::board::rows(&self.runs, self.board_published.then_some(&self.published[..]));
+    }
+
+    /// What config.toml sets for the TUI's forms: the folders remembered per dataset, the default executor.
+    pub fn apply_config(&mut self, config: &crate::config::Config) {
+        self.dataset_paths = config.datasets.clone();
+        self.launch.executor = config.scheduler.executor.clone();
+        let paths = self.dataset_paths.get(&self.launch.dataset).cloned().unwrap_or_default();
+        self.launch.show_paths(&paths);
+    }
+
+    /// The path being typed (the import prompt's, or a Launch folder field's): what Tab completes.
+    pub fn path_being_typed(&self) -> Option<&str> {
+        if let Some(prompt) = &self.import {
+            return Some(&prompt.path);
+        }
+        match &self.launch.editing {
+            Some((field, _)) if field.is_path() => Some(self.launch.text(*field)),
+            _ => None,
+        }
     }
 
     /// Keys type text (the Runs filter or a Launch field) instead of acting.

@@ -64,13 +64,14 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
 
     let dry = update(&mut s, Action::DryRun);
     let [Effect::DryRun(sweep)] = dry.as_slice() else { panic!("{dry:?}") };
-    assert!(dry[0].cli_args().join(" ").ends_with("--set image_size=32 --dry-run --json"), "{dry:?}");
+    assert!(dry[0].cli_args().join(" ").ends_with("--set image_size=32 --executor local --dry-run --json"), "{dry:?}");
+    let reason = "--set image_size=32: the disk is on fire";
+    update(&mut s, dry[0].finished(false, "", &format!("medxfer: {reason}")));
+    assert_eq!(s.message.as_deref(), Some(format!("dry run refused: {reason}").as_str()));
+    assert!(update(&mut s, Action::Enqueue).is_empty(), "the command refused this plan");
     let report = serde_json::json!({"count": 8, "new": 6, "existing": 2, "runs": []});
     update(&mut s, dry[0].finished(true, &report.to_string(), ""));
     assert_eq!(s.message.as_deref(), Some("dry run: 8 runs, 6 new, 2 already exist"));
-    let reason = "medxfer: dataset chestxray14 needs a root folder: pass --root DIR (or set data.root)";
-    update(&mut s, dry[0].finished(false, "", reason));
-    assert!(s.message.as_deref().unwrap().ends_with(&format!("--dry-run --json failed: {reason}")), "{:?}", s.message);
 
     let effects = update(&mut s, Action::Enqueue);
     assert_eq!(effects, [Effect::EnqueueSweep(sweep.clone())], "the dry run plans the very sweep Enter enqueues");
@@ -82,12 +83,13 @@ fn the_form_builds_the_plan_and_enter_enqueues_it_through_medxfer_sweep() {
             trials: 2,
             anno_percents: vec![10, 100],
             overrides: vec![("epochs".into(), "3".into()), ("image_size".into(), "32".into())],
+            executor: Some("local".into()),
             ..SweepRequest::default()
         })]
     );
     assert_eq!(
         effects[0].cli_args().join(" "),
-        "sweep --dataset demo-cls --models barlowtwins,random --trials 2 --anno-percent 10,100 --set epochs=3 --set image_size=32 --json"
+        "sweep --dataset demo-cls --models barlowtwins,random --trials 2 --anno-percent 10,100 --set epochs=3 --set image_size=32 --executor local --json"
     );
     assert!(s.message.as_deref().unwrap().starts_with("launching 8 runs: medxfer sweep"), "{:?}", s.message);
     update(&mut s, effects[0].finished(true, r#"{"count": 8, "new": 6, "existing": 2, "runs": []}"#, ""));
@@ -170,10 +172,11 @@ fn launch_view_at_80x24_and_wide_shows_form_models_and_plan() {
         update(&mut s, Action::More);
     }
     let text = screen(&s, 80, 24);
-    assert!(text.contains("dataset   demo-cls"), "{text}");
-    assert!(text.contains("trials    12"), "{text}");
-    assert!(text.contains("overrides (none)"), "{text}");
+    assert!(text.contains("dataset    demo-cls"), "{text}");
+    assert!(text.contains("trials     12"), "{text}");
+    assert!(text.contains("overrides  (none)"), "{text}");
     assert!(text.contains("models (2 chosen)"), "{text}");
+    assert!(text.contains("root       (generated demo)") && text.contains("executor   local"), "{text}");
     assert!(text.contains("[x] imagenet") && text.contains("[x] barlowtwins") && text.contains("[ ] swav"), "{text}");
     assert!(text.contains("24 runs on demo-cls, blocked:"), "{text}");
     let plan: String = text.lines().filter_map(|l| l.split('│').nth(1)).collect();
@@ -189,4 +192,27 @@ fn launch_view_at_80x24_and_wide_shows_form_models_and_plan() {
     let wide = screen(&s, 160, 48);
     assert!(wide.contains("[x] imagenet") && wide.contains("random"), "all 22 models fit:\n{wide}");
     assert!(wide.contains("demo-cls-barlowtwins-t12") && !wide.contains("... and"), "every run listed:\n{wide}");
+}
+
+#[test]
+fn tab_completes_a_folder_field_and_lists_the_matches_beside_it() {
+    use super::super::path_complete::Completion;
+    let mut s = typical_zoo();
+    to_row(&mut s, Row::Field(Field::Root));
+    assert_eq!(s.path_being_typed(), None, "not typing yet");
+    update(&mut s, Action::Edit);
+    for c in "/da".chars() {
+        update(&mut s, Action::FilterInput(c));
+    }
+    assert_eq!(s.path_being_typed(), Some("/da"));
+    let done = Completion { text: "/data/".into(), candidates: vec!["cxr/".into(), "retina/".into()], matches: 2 };
+    update(&mut s, Action::PathCompleted(done));
+    assert_eq!(s.launch.root, "/data/");
+    let status = screen(&s, 100, 24).lines().last().unwrap().to_string();
+    assert!(status.contains("root: /data/_") && status.contains("cxr/  retina/"), "{status}");
+    update(&mut s, Action::PathCompleted(Completion { text: "/data/x".into(), candidates: vec![], matches: 0 }));
+    assert!(screen(&s, 100, 24).lines().last().unwrap().contains("(no match)"));
+    to_row(&mut s, Row::Field(Field::Anno));
+    update(&mut s, Action::Edit);
+    assert_eq!(s.path_being_typed(), None, "anno % is not a path: Tab does nothing there");
 }

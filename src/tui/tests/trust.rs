@@ -306,7 +306,8 @@ fn progress_and_eta_show_before_the_first_epoch_ends() {
 }
 
 #[test]
-fn launch_refuses_runs_that_are_sure_to_fail() {
+fn launch_refuses_runs_that_are_sure_to_fail_until_the_preflight_passes() {
+    use super::super::launch::{Field, Outcome};
     let mut s = super::typical_zoo();
     update(&mut s, Action::Show(View::Launch));
     for id in ["imagenet", "barlowtwins"] {
@@ -317,11 +318,62 @@ fn launch_refuses_runs_that_are_sure_to_fail() {
         s.message.as_deref(),
         Some("nothing enqueued: not converted: imagenet: pull with p in Zoo, or unselect")
     );
-    assert_eq!(update(&mut s, Action::DryRun).len(), 1, "planning alone is allowed");
+    assert!(s.launch.preflight.is_none(), "a plan the form already refuses is not sent to the command");
     s.launch.models.remove("imagenet");
-    s.launch.dataset = "chestxray14".into();
+
+    // A dataset with no image folder: refused by the form, with the row to fill in.
+    while s.launch.dataset != "chestxray14" {
+        s.cursor[View::Launch.index()] = 0;
+        update(&mut s, Action::More);
+    }
     assert!(update(&mut s, Action::Enqueue).is_empty());
-    assert!(s.message.as_deref().unwrap().contains("chestxray14 needs its image folder"), "{:?}", s.message);
-    s.launch.dataset = "demo-cls".into();
-    assert_eq!(update(&mut s, Action::Enqueue).len(), 1, "converted models on a demo dataset go");
+    let msg = s.message.clone().unwrap();
+    assert!(msg.contains("root: type the folder chestxray14's images are under"), "{msg}");
+    s.cursor[View::Launch.index()] = 1;
+    update(&mut s, Action::Edit);
+    for c in "/data/cxr".chars() {
+        assert!(update(&mut s, Action::FilterInput(c)).is_empty(), "no preflight while typing");
+    }
+    let effects = update(&mut s, Action::FilterDone);
+    let [Effect::RememberPaths { dataset, paths }, Effect::Preflight(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!((dataset.as_str(), paths.root.as_deref()), ("chestxray14", Some(std::path::Path::new("/data/cxr"))));
+    assert_eq!(request.root.as_deref(), Some(std::path::Path::new("/data/cxr")));
+    assert_eq!(s.launch.outcome_for(request), Some(&Outcome::Checking));
+    assert!(update(&mut s, Action::Enqueue).is_empty(), "not before the preflight answers");
+    assert!(s.message.as_deref().unwrap().starts_with("still checking the plan"), "{:?}", s.message);
+
+    // The command refuses: the sentence shows in the plan and Enter keeps refusing.
+    let why = "dataset chestxray14: its val list /data/cxr/val.txt does not exist; pass --val-list FILE";
+    let preflight = Effect::Preflight(request.clone());
+    update(&mut s, preflight.finished(false, "", &format!("medxfer: {why}")));
+    assert!(update(&mut s, Action::Enqueue).is_empty());
+    assert_eq!(s.message.as_deref(), Some(format!("nothing enqueued: {why}").as_str()));
+    let plan: String = screen(&s, 120, 40).lines().filter_map(|l| l.split('│').nth(1)).collect();
+    assert!(plan.contains("its val list /data/cxr/val.txt does not exist"), "{plan}");
+
+    // Another dataset and back: the folder typed for chestxray14 comes back with it.
+    s.cursor[View::Launch.index()] = 0;
+    update(&mut s, Action::More);
+    assert_eq!(s.launch.text(Field::Root), "");
+    update(&mut s, Action::Less);
+    assert_eq!(s.launch.text(Field::Root), "/data/cxr");
+
+    // Fixed (here: the list given): a new preflight; its plan makes Enter enqueue that very request.
+    s.cursor[View::Launch.index()] = 3;
+    update(&mut s, Action::Edit);
+    "/lists/val.txt".chars().for_each(|c| {
+        update(&mut s, Action::FilterInput(c));
+    });
+    let effects = update(&mut s, Action::FilterDone);
+    let [Effect::RememberPaths { .. }, Effect::Preflight(request)] = effects.as_slice() else { panic!("{effects:?}") };
+    let summary = serde_json::json!({"count": 1, "new": 1, "existing": 0, "runs": [],
+        "estimate": {"max_run_s": 7500.0, "max_total_s": 7500.0, "s_per_image_epoch": 0.5, "measured_in": "r1"}});
+    update(&mut s, Effect::Preflight(request.clone()).finished(true, &summary.to_string(), ""));
+    let text = screen(&s, 120, 40);
+    assert!(text.contains("1 runs on chestxray14 (1 new), enter to enqueue"), "{text}");
+    assert!(text.contains("time: up to 2h05m per run"), "{text}");
+    let effects = update(&mut s, Action::Enqueue);
+    assert_eq!(effects, [Effect::EnqueueSweep(request.clone())]);
 }

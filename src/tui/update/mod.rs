@@ -19,7 +19,12 @@ pub const MESSAGE_TICKS: u32 = 15;
 
 pub fn update(s: &mut State, action: Action) -> Vec<Effect> {
     let before = s.message.clone();
-    let effects = apply(s, action);
+    let mut effects = apply(s, action);
+    if s.view == View::Launch
+        && let Some(request) = super::launch::preflight_due(s)
+    {
+        effects.push(Effect::Preflight(request));
+    }
     if s.message != before {
         s.message_age = 0;
     }
@@ -56,12 +61,17 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::ZooImport => zoo::import_start(s),
         Action::Click { column, row } => nav::click(s, column, row),
-        Action::Complete | Action::PathCompleted(_) => {}
-        Action::FilterInput(_) | Action::FilterBackspace | Action::FilterDone | Action::Back
+        Action::FilterInput(_)
+        | Action::FilterBackspace
+        | Action::FilterDone
+        | Action::Back
+        | Action::Complete
+        | Action::PathCompleted(_)
             if s.launch.editing.is_some() =>
         {
-            launch::edit_field(s, action)
+            return launch::edit_field(s, action);
         }
+        Action::Complete | Action::PathCompleted(_) => {}
         Action::Back => nav::back(s),
         Action::Redraw => {}
         Action::Open => runs::open(s),
@@ -101,6 +111,7 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         Action::ZooStates(statuses) => incoming::zoo_states(s, statuses, was_dirty),
         Action::ZooDone { id, message, ok } => incoming::zoo_done(s, &id, ok, message),
         Action::DataChecked { dataset, check } => incoming::data_checked(s, &dataset, check),
+        Action::Preflighted { request, outcome, announce } => launch::preflighted(s, *request, outcome, announce),
     }
     Vec::new()
 }
@@ -117,6 +128,7 @@ fn is_key(action: &Action) -> bool {
             | Action::ZooStates(_)
             | Action::ZooDone { .. }
             | Action::DataChecked { .. }
+            | Action::Preflighted { .. }
             | Action::Tick
     )
 }

@@ -1,7 +1,7 @@
 //! The Launch view: the sweep form (fields, then the Zoo models to choose from) beside the plan it makes.
 
 use super::super::keymap::Bind;
-use super::super::launch::{self, Field, Row};
+use super::super::launch::{self, Field, Outcome, Row};
 use super::super::state::{State, View};
 use super::{cursor_style, fg, scroll_offset};
 use ratatui::buffer::Buffer;
@@ -22,12 +22,14 @@ pub fn render(s: &State, area: Rect, buf: &mut Buffer) {
 
 fn field_value(s: &State, field: Field) -> String {
     let form = &s.launch;
+    let demo = s.datasets.iter().any(|d| d.name == form.dataset && d.demo);
     match field {
-        Field::Dataset => form.dataset.clone(),
         Field::Trials => form.trials.to_string(),
-        Field::Anno => form.anno.clone(),
         Field::Sets if form.sets.is_empty() => "(none)".into(),
-        Field::Sets => form.sets.clone(),
+        Field::Root if form.root.is_empty() && demo => "(generated demo)".into(),
+        Field::Root if form.root.is_empty() => "(none: the image folder)".into(),
+        Field::TrainList | Field::ValList | Field::TestList if form.text(field).is_empty() => "(dataset's own)".into(),
+        _ => form.text(field).to_string(),
     }
 }
 
@@ -39,7 +41,7 @@ fn render_form(s: &State, area: Rect, buf: &mut Buffer) {
         .map(|(i, field)| {
             let editing = s.launch.editing.as_ref().is_some_and(|(f, _)| f == field);
             let value = field_value(s, *field) + if editing { "_" } else { "" };
-            let line = Line::from(format!("{:<10}{value}", field.label()));
+            let line = Line::from(format!("{:<11}{value}", field.label()));
             if i == cursor { line.style(cursor_style()) } else { line }
         })
         .collect();
@@ -85,19 +87,36 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
             return;
         }
     };
-    let problems = super::super::launch::problems(s, &plan);
-    let head = if problems.is_empty() {
-        Line::from(format!("{} runs on {}, {} to enqueue", plan.run_count(), plan.dataset, key(Bind::Enqueue)))
-            .style(fg(s, Color::Green))
-    } else {
-        Line::from(format!("{} runs on {}, blocked:", plan.run_count(), plan.dataset))
+    let problems = launch::problems(s, &plan);
+    let outcome = s.launch.outcome_for(&plan);
+    let runs = plan.run_count();
+    let head = match outcome {
+        _ if !problems.is_empty() => Line::from(format!("{runs} runs on {}, blocked:", plan.dataset)),
+        Some(Outcome::Ready(summary)) => Line::from(format!(
+            "{runs} runs on {} ({} new), {} to enqueue",
+            plan.dataset,
+            summary.new,
+            key(Bind::Enqueue)
+        ))
+        .style(fg(s, Color::Green)),
+        _ => Line::from(format!("{runs} runs on {}: checking (medxfer sweep --dry-run)", plan.dataset)),
     };
-    let mut lines = vec![head, Line::from(format!("{} checks which exist already", key(Bind::DryRun)))];
+    let mut lines = vec![head];
     let width = inner.width.max(1) as usize;
-    for problem in problems {
-        let chars: Vec<char> = problem.chars().collect();
-        lines.extend(chars.chunks(width).map(|c| Line::from(c.iter().collect::<String>()).style(fg(s, Color::Red))));
+    let wrapped = |text: &str, color| -> Vec<Line<'static>> {
+        let chars: Vec<char> = text.chars().collect();
+        chars.chunks(width).map(|c| Line::from(c.iter().collect::<String>()).style(fg(s, color))).collect()
+    };
+    for problem in &problems {
+        lines.extend(wrapped(problem, Color::Red));
     }
+    if let Some(Outcome::Ready(summary)) = outcome
+        && problems.is_empty()
+        && let Some(time) = summary.time_text()
+    {
+        lines.extend(wrapped(&time, Color::Cyan));
+    }
+    lines.push(Line::from(format!("{} checks again", key(Bind::DryRun))));
     let budget = (inner.height as usize).saturating_sub(lines.len());
     let shown = if plan.run_count() > budget { budget.saturating_sub(1) } else { budget };
     lines.extend(plan.run_names().take(shown).map(Line::from));

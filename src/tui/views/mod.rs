@@ -12,7 +12,6 @@ pub mod runs;
 pub mod zoo;
 
 use super::keymap::Bind;
-use super::launch::Field;
 use super::state::{ImportPrompt, State, View};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -103,11 +102,10 @@ fn render_status(s: &State, area: Rect, buf: &mut Buffer) {
         return;
     }
     let text = if let Some((field, _)) = &s.launch.editing {
-        let value = match field {
-            Field::Anno => &s.launch.anno,
-            _ => &s.launch.sets,
-        };
-        format!("{}: {value}_   (enter keep, esc undo)", field.label())
+        let value = s.launch.text(*field);
+        let keys = if field.is_path() { "tab complete, enter keep, esc undo" } else { "enter keep, esc undo" };
+        let matches = s.launch.candidates.join("  ");
+        format!("{}: {value}_   ({keys})  {matches}", field.label())
     } else if s.filter_editing {
         format!("filter: {}_   (enter keep, esc clear)", s.filter)
     } else if let Some(message) = &s.message {
