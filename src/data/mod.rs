@@ -94,6 +94,21 @@ pub fn dataset_root(spec: &DatasetSpec, root: Option<&Path>, home: &Home) -> Res
     bail!("dataset {} needs a root folder: pass --root DIR (or set data.root)", spec.name)
 }
 
+/// A split's sample list as `splits/<role>.txt` holds it: one image path per line, relative to `root`.
+pub fn sample_list_text<'a>(root: &Path, images: impl Iterator<Item = &'a Path>) -> String {
+    images.map(|image| format!("{}\n", image.strip_prefix(root).unwrap_or(image).display())).collect()
+}
+
+/// The sample list of an image-mask split folder before any subset, as `sample_list_text` writes it (the
+/// images in name order; masks are paired with them at run time).
+pub fn split_folder_list_text(spec: &DatasetSpec, root: &Path, split: &Path) -> Result<String> {
+    let Some(layout) = spec.masks.as_ref() else {
+        bail!("dataset {} names split folders but its spec has no [masks] table", spec.name);
+    };
+    let images = lists::sorted_images(&split.join(&layout.images))?;
+    Ok(sample_list_text(root, images.iter().map(PathBuf::as_path)))
+}
+
 /// Resolves a run's dataset into item lists (see the module docs).
 /// (`_seed` is unused: CheXpert's uncertain labels are drawn by the loader at every fetch.)
 pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, _seed: u64) -> Result<Splits> {
@@ -210,10 +225,7 @@ impl Splits {
     pub fn write_lists(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         for (role, items) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
-            let text: String = items
-                .iter()
-                .map(|item| format!("{}\n", item.image.strip_prefix(&self.root).unwrap_or(&item.image).display()))
-                .collect();
+            let text = sample_list_text(&self.root, items.iter().map(|item| item.image.as_path()));
             crate::atomic::write(&dir.join(format!("{role}.txt")), text.as_bytes())?;
         }
         Ok(())

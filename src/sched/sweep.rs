@@ -146,7 +146,7 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
     }
     let dataset = DatasetSpec::load(&req.dataset)?;
     let data = base_data(req, &dataset)?;
-    let lists = list_hashes(&data)?;
+    let lists = list_hashes(&data, &dataset)?;
     let existing = existing_identities(runs);
     let mut out = Vec::new();
     for init in &models {
@@ -320,13 +320,21 @@ fn base_data(req: &SweepRequest, dataset: &DatasetSpec) -> Result<DataSpec> {
     Ok(data)
 }
 
-fn list_hashes(data: &DataSpec) -> Result<BTreeMap<String, String>> {
+/// sha256 of each split list; a split folder (image-mask datasets) is hashed as the sample list the run
+/// writes for it (`data::split_folder_list_text`), so adding, removing or renaming an image changes it.
+fn list_hashes(data: &DataSpec, dataset: &DatasetSpec) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (role, path) in [("train", &data.train_list), ("val", &data.val_list), ("test", &data.test_list)] {
-        // image-mask datasets name split folders, not list files
-        if let Some(p) = path.as_ref().filter(|p| !p.is_dir()) {
-            out.insert(role.to_string(), list_sha256(p)?);
-        }
+        let Some(path) = path else { continue };
+        let digest = if path.is_dir() {
+            let root = data.root.as_deref().unwrap_or(path);
+            let text = crate::data::split_folder_list_text(dataset, root, path)
+                .with_context(|| format!("dataset {}: {role} split folder", dataset.name))?;
+            hex::encode(Sha256::digest(text.as_bytes()))
+        } else {
+            list_sha256(path)?
+        };
+        out.insert(role.to_string(), digest);
     }
     Ok(out)
 }
@@ -482,6 +490,37 @@ mod tests {
     }
 
     #[test]
+    fn image_mask_split_folders_are_hashed_as_the_sample_lists_the_run_writes() {
+        let t = tempfile::tempdir().unwrap();
+        for split in ["train", "val", "test"] {
+            for sub in ["images", "masks"] {
+                std::fs::create_dir_all(t.path().join(split).join(sub)).unwrap();
+            }
+            for name in ["b.png", "a.png"] {
+                std::fs::write(t.path().join(split).join("images").join(name), b"png").unwrap();
+            }
+        }
+        std::fs::write(t.path().join("train/images/notes.txt"), b"not an image").unwrap();
+        let mut r = req(&["random"], 1);
+        r.dataset = "image-mask".into();
+        r.root = Some(t.path().to_path_buf());
+        let digests = || plan(&r, t.path(), "x", t.path()).unwrap()[0].spec.snapshot.lists.clone();
+        let before = digests();
+        let as_written = hex::encode(Sha256::digest(b"train/images/a.png\ntrain/images/b.png\n"));
+        assert_eq!(before["train"], as_written, "sorted, relative to the root, one per line: splits/train.txt");
+        assert_eq!(before.len(), 3);
+        std::fs::write(t.path().join("train/images/c.png"), b"png").unwrap();
+        let added = digests();
+        assert_ne!(added["train"], before["train"], "an added image changes the digest");
+        assert_eq!((&added["val"], &added["test"]), (&before["val"], &before["test"]));
+        std::fs::rename(t.path().join("test/images/a.png"), t.path().join("test/images/z.png")).unwrap();
+        assert_ne!(digests()["test"], before["test"], "a renamed image changes the digest");
+        std::fs::remove_dir_all(t.path().join("val/images")).unwrap();
+        let err = crate::error::one_sentence(&plan(&r, t.path(), "x", t.path()).unwrap_err());
+        assert!(err.contains("val split folder") && err.contains("val/images"), "{err}");
+    }
+
+    #[test]
     fn the_plan_ids_end_in_run_name_and_overrides_are_checked_as_plan_applies_them() {
         let t = tempfile::tempdir().unwrap();
         let mut r = req(&["random"], 2);
@@ -535,7 +574,7 @@ mod tests {
         let err = refuse(&r);
         assert!(err.contains("list") && err.contains("does not exist"), "{err}");
         for split in ["train", "val", "test"] {
-            std::fs::create_dir_all(t.path().join(split)).unwrap();
+            std::fs::create_dir_all(t.path().join(split).join("images")).unwrap();
         }
         let p = plan(&r, t.path(), "x", t.path()).unwrap();
         assert_eq!((p[0].spec.task, p[0].spec.hyper.epochs), (Task::Segmentation, 200), "the task is the spec's");
