@@ -128,7 +128,7 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, _seed: u64) -> Resul
         spec.labels = lists::read_csv(&lists[0], &spec.image_dir(&root))?.0;
     }
     let mut protocol = data.protocol.clone();
-    protocol.resolve(&spec)?;
+    protocol.resolve(&spec, data.image_size)?;
     let unknown_label = protocol.unknown_label.unwrap_or(0);
     let (train, mask_pattern) = lists::read_split(&spec, &root, &lists[0], unknown_label)?;
     let (val, _) = lists::read_split(&spec, &root, &lists[1], unknown_label)?;

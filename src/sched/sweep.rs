@@ -217,7 +217,7 @@ fn resolve_protocol(spec: &mut RunSpec, dataset: &DatasetSpec) -> Result<()> {
     if spec.data.normalization.is_none() {
         spec.data.normalization = Some(dataset.normalization.name().into());
     }
-    spec.data.protocol.resolve(dataset)
+    spec.data.protocol.resolve(dataset, spec.data.image_size)
 }
 
 /// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
@@ -438,6 +438,11 @@ mod tests {
         assert!(ids.contains(&"20261126-081200-demo-cls-swav-t2-a10"), "{ids:?}");
         assert!(ids.contains(&"20261126-081200-demo-cls-imagenet-t1"), "{ids:?}");
         assert!(p.iter().all(|p| p.spec.seed == u64::from(p.spec.trial) && p.spec.hyper.epochs == 1));
+        use crate::data::protocol::SingleImageBatch;
+        assert_eq!(p[0].spec.data.protocol.single_image_batch, Some(SingleImageBatch::Keep), "the study's");
+        r.overrides.push(("image_size".into(), "32".into()));
+        let small = plan(&r, t.path(), "20261126-081200", t.path()).unwrap();
+        assert_eq!(small[0].spec.data.protocol.single_image_batch, Some(SingleImageBatch::SkipSingleBelow64px));
         assert_eq!(p[0].spec.snapshot.medxfer_version, crate::VERSION);
     }
 
