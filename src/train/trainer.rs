@@ -358,6 +358,9 @@ pub fn test(
             splits.test_label_indices.iter().filter_map(|&i| splits.labels.get(i).cloned()).collect();
         conventions.insert("test_classes".into(), classes.into());
         conventions.insert("auroc".into(), "roc_auc_score, ties averaged".into());
+        if !scores.undefined.is_empty() {
+            conventions.insert("auroc_undefined".into(), scores.undefined.clone().into());
+        }
     }
     Ok(RunResult {
         run_id: spec.id.clone(),
