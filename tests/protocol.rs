@@ -1,7 +1,8 @@
 //! The study's protocol (issue 19, classification), checked against tests/protocol_reference.py, which is
 //! written from the protocol's facts: anno-percent subsets of all three splits, CheXpert labels per uncertain
-//! policy (LSR drawn in range and redrawn at every fetch), the head init, batches with a partial last batch, and
-//! the lr / checkpoint / early-stop trace of scripted val losses (plateau and cosine).
+//! policy (LSR drawn in range and redrawn at every fetch), the head init, batches with a partial last batch,
+//! the lr / checkpoint / early-stop trace of scripted val losses (plateau and cosine), the test transform (resize
+//! and ten crops, bytes), and AUC per class, per trial and over trials (scikit-learn and numpy).
 
 use medxfer::data::protocol::{AnnoScope, HeadInit};
 use medxfer::data::spec::UncertainPolicy;
@@ -275,6 +276,32 @@ fn auc_per_class_trial_mean_and_population_std_equal_sklearn_and_numpy_with_ties
     let summary = summarize(&means, StdKind::default()).unwrap();
     assert!((summary.mean - expected["mean"].as_f64().unwrap()).abs() < 1e-12);
     assert!((summary.std.unwrap() - expected["std"].as_f64().unwrap()).abs() < 1e-12, "population std, ddof 0");
+}
+
+#[test]
+fn the_test_transform_is_torchvisions_resize_and_ten_crop_in_its_order() {
+    use medxfer::data::image::Img;
+    let dir = tempfile::tempdir().unwrap();
+    let (width, height) = (300, 260);
+    let mut img = Img::new(width, height, 3);
+    for (i, v) in img.data.iter_mut().enumerate() {
+        let (p, c) = (i / 3, i % 3);
+        // no symmetry: every crop and its mirror differ
+        *v = ((p % width) * (c + 1) + (p / width) * 3 + (p % width) * (p / width) / 50) as u8;
+    }
+    let png = dir.path().join("in.png");
+    img.save_png(&png).unwrap();
+    let out = dir.path().join("crops.bin");
+    let count = reference("ten_crop", json!({"png": png, "out": out, "resize": 256, "crop": 224}));
+    assert_eq!(count, 10);
+    let expected = std::fs::read(&out).unwrap();
+    let ours = medxfer::data::transform::ten_crop(&Img::open(&png).unwrap().resize_bilinear(256, 256), 224);
+    assert_eq!(ours.len(), 10);
+    let crop_bytes = 224 * 224 * 3;
+    for (k, crop) in ours.iter().enumerate() {
+        assert_eq!((crop.width, crop.height, crop.channels), (224, 224, 3));
+        assert!(crop.data == expected[k * crop_bytes..(k + 1) * crop_bytes], "crop {k} differs from torchvision's");
+    }
 }
 
 #[test]

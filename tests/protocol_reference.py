@@ -150,6 +150,20 @@ def auc(args):
     return {"trials": trials, "mean": float(np.array(complete).mean()), "std": float(np.array(complete).std())}
 
 
+def ten_crop(args):
+    # dataloader.py:51-57: Resize((256, 256)) then TenCrop(224) on the PIL image; the crops' RGB bytes, in
+    # torchvision's order, are written one after another to args["out"]
+    import torchvision.transforms as T
+    from PIL import Image
+
+    t = T.Compose([T.Resize((args["resize"], args["resize"])), T.TenCrop(args["crop"])])
+    crops = t(Image.open(args["png"]).convert("RGB"))
+    with open(args["out"], "wb") as f:
+        for crop in crops:
+            f.write(crop.tobytes())
+    return len(crops)
+
+
 def write_pngs(args):
     from PIL import Image
 
