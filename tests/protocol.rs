@@ -228,7 +228,9 @@ fn auc_per_class_trial_mean_and_population_std_equal_sklearn_and_numpy_with_ties
         (state >> 33) as f64 / (1u64 << 31) as f64
     };
     // scores on a 0.1 grid: many ties between positives and negatives, which count 1/2
-    let trials: Vec<(Vec<Vec<f64>>, Vec<Vec<bool>>)> = (0..4)
+    /// Per class: the scores and the labels of one trial's test set.
+    type Trial = (Vec<Vec<f64>>, Vec<Vec<bool>>);
+    let trials: Vec<Trial> = (0..4)
         .map(|trial| {
             let mut labels: Vec<Vec<bool>> = (0..4).map(|_| (0..40).map(|_| next() < 0.4).collect()).collect();
             if trial == 3 {
