@@ -1,6 +1,7 @@
 //! `medxfer eval` with the real binary: a finished run's best weights scored again equal the trainer's own test
 //! phase (ten-crop AUC for classification; both Dice scores for segmentation), written as eval-<dataset>.json;
-//! a run without weights is refused in one sentence.
+//! a run without weights is refused in one sentence; a converted zoo model (real torch.save, `zoo import`) is
+//! scored on the demo's test split with its own weights.
 
 use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, Task};
 use std::path::Path;
@@ -55,6 +56,7 @@ fn eval_of_a_finished_run_repeats_its_test_phase() {
         assert_eq!(printed, trained, "{dataset}: eval differs from the trainer's test phase");
         if task == Task::Classification {
             assert_eq!(printed.conventions["tta"], "tencrop");
+            assert_eq!(printed.conventions["single_image_batch"], "skip-single-below-64px", "trained at 32 px");
             assert!(!printed.per_class.is_empty());
         } else {
             assert!(printed.extra.contains_key("dice_global") && printed.extra.contains_key("dice_per_image"));
@@ -63,4 +65,57 @@ fn eval_of_a_finished_run_repeats_its_test_phase() {
     let none = medxfer(home.path(), &["eval", "--run", "no-such-run"]);
     let err = String::from_utf8_lossy(&none.stderr);
     assert!(!none.status.success() && err.contains("no-such-run") && err.lines().count() == 1, "{err}");
+}
+
+/// A random torchvision ResNet50 written by real torch.save, seeded.
+fn torch_checkpoint(path: &Path, seed: u32) {
+    let py = std::env::var("MEDXFER_TEST_PYTHON").expect("MEDXFER_TEST_PYTHON is unset: source scripts/torch-env");
+    let script = r#"
+import sys, torch, torchvision
+torch.manual_seed(int(sys.argv[2]))
+torch.save(torchvision.models.resnet50(weights=None).state_dict(), sys.argv[1])
+"#;
+    let out = Command::new(py).args(["-c", script]).arg(path).arg(seed.to_string()).output().unwrap();
+    assert!(out.status.success(), "torch.save failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn eval_of_a_converted_zoo_model_scores_its_weights_on_the_test_split() {
+    let home = tempfile::tempdir().unwrap();
+    let source = home.path().join("by-hand.pth");
+    torch_checkpoint(&source, 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+        .args(["zoo", "import", "inat2021"])
+        .arg(&source)
+        .env("MEDXFER_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "zoo import failed: {}", String::from_utf8_lossy(&out.stderr));
+    let eval = |init: &str| -> RunResult {
+        let args = ["eval", "--init", init, "--dataset", "demo-cls", "--set", "image_size=32", "--set", "threads=2"];
+        let out = medxfer(home.path(), &[&args[..], &["--json"]].concat());
+        assert!(out.status.success(), "eval {init} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let printed: RunResult = serde_json::from_slice(&out.stdout).unwrap();
+        let file = home.path().join("evals").join(init).join("eval-demo-cls.json");
+        let written: RunResult = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(printed, written, "{}", file.display());
+        written
+    };
+    let zoo = eval("inat2021");
+    assert_eq!(
+        (zoo.init.as_str(), zoo.dataset.as_str(), zoo.task, zoo.metric.as_str()),
+        ("inat2021", "demo-cls", Task::Classification, "auc")
+    );
+    assert_eq!((zoo.best_epoch, zoo.epochs_run, zoo.anno_percent), (0, 0, 100), "no training");
+    let labels = medxfer::data::DatasetSpec::load("demo-cls").unwrap().labels;
+    assert_eq!(zoo.per_class.keys().cloned().collect::<Vec<_>>(), labels, "every test class, scored");
+    assert!(zoo.per_class.values().all(|a| (0.0..=1.0).contains(a)), "{:?}", zoo.per_class);
+    let mean = zoo.per_class.values().sum::<f64>() / zoo.per_class.len() as f64;
+    assert!((zoo.mean - mean).abs() < 1e-12, "the mean of the class AUCs");
+    assert_eq!(
+        (&zoo.conventions["tta"], &zoo.conventions["test_classes"]),
+        (&"tencrop".into(), &serde_json::json!(labels))
+    );
+    assert_eq!(eval("inat2021"), zoo, "the head is drawn from seed 1: the same weights score the same");
+    assert_ne!(eval("random").per_class, zoo.per_class, "the converted backbone is what is scored");
 }

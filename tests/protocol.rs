@@ -1,7 +1,8 @@
 //! The study's protocol (issue 19, classification), checked against tests/protocol_reference.py, which is
 //! written from the protocol's facts: anno-percent subsets of all three splits, CheXpert labels per uncertain
-//! policy (LSR drawn in range and redrawn at every fetch), the head init, batches with a partial last batch, and
-//! the lr / checkpoint / early-stop trace of scripted val losses (plateau and cosine).
+//! policy (LSR drawn in range and redrawn at every fetch), the head init, batches with a partial last batch,
+//! the lr / checkpoint / early-stop trace of scripted val losses (plateau and cosine), the test transform (resize
+//! and ten crops, bytes), and AUC per class, per trial and over trials (scikit-learn and numpy).
 
 use medxfer::data::protocol::{AnnoScope, HeadInit};
 use medxfer::data::spec::UncertainPolicy;
@@ -214,6 +215,95 @@ fn plateau_and_cosine_lr_checkpoint_and_early_stop_traces_match_the_study() {
         assert!((g - e).abs() <= 1e-18, "lr {g} vs the study's {e}");
     }
     assert_eq!((got[1]["lr"].as_f64(), got[7]["lr"].as_f64()), (Some(1e-3), Some(1e-3)));
+}
+
+#[test]
+fn auc_per_class_trial_mean_and_population_std_equal_sklearn_and_numpy_with_ties_and_a_one_valued_class() {
+    use medxfer::runs::stats::{StdKind, summarize};
+    use medxfer::train::metrics::class_aurocs;
+    let names: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+    let mut state = 12345u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    // scores on a 0.1 grid: many ties between positives and negatives, which count 1/2
+    /// Per class: the scores and the labels of one trial's test set.
+    type Trial = (Vec<Vec<f64>>, Vec<Vec<bool>>);
+    let trials: Vec<Trial> = (0..4)
+        .map(|trial| {
+            let mut labels: Vec<Vec<bool>> = (0..4).map(|_| (0..40).map(|_| next() < 0.4).collect()).collect();
+            if trial == 3 {
+                labels[2] = vec![false; 40]; // class C: one label value in this test set
+            }
+            let scores = labels
+                .iter()
+                .map(|l| l.iter().map(|&y| ((next() + if y { 0.3 } else { 0.0 }) * 10.0).round() / 10.0).collect())
+                .collect();
+            (scores, labels)
+        })
+        .collect();
+    let args: Vec<Value> = trials
+        .iter()
+        .map(|(s, l)| {
+            let l: Vec<Vec<u8>> = l.iter().map(|c| c.iter().map(|&b| u8::from(b)).collect()).collect();
+            json!({"scores": s, "labels": l})
+        })
+        .collect();
+    let expected = reference("auc", json!({"trials": args}));
+    let all: Vec<usize> = (0..4).collect();
+    let mut means = vec![];
+    for (t, (scores, labels)) in trials.iter().enumerate() {
+        let got = class_aurocs(&names, &all, scores, labels);
+        let want = &expected["trials"][t];
+        for (c, name) in names.iter().enumerate() {
+            match want["per_class"][c].as_f64() {
+                Some(a) => assert!((got.per_class[name] - a).abs() < 1e-12, "trial {t} class {name}: {got:?} vs {a}"),
+                None => assert!(!got.per_class.contains_key(name), "trial {t} class {name} is undefined"),
+            }
+        }
+        assert!((got.mean - want["mean"].as_f64().unwrap()).abs() < 1e-12, "trial {t} mean");
+        if t == 3 {
+            let error = want["errors"]["2"].as_str().unwrap();
+            assert!(error.contains("Only one class"), "scikit-learn refuses it: {error}");
+            assert_eq!(got.undefined, ["C"], "medxfer names the class instead, and means the other three");
+        } else {
+            assert!(got.undefined.is_empty() && got.per_class.len() == 4);
+            means.push(got.mean);
+        }
+    }
+    let (scores, labels) = (&trials[0].0[0], &trials[0].1[0]);
+    let tied = (0..40).any(|i| (0..40).any(|j| labels[i] && !labels[j] && scores[i] == scores[j]));
+    assert!(tied, "a positive and a negative share a score");
+    let summary = summarize(&means, StdKind::default()).unwrap();
+    assert!((summary.mean - expected["mean"].as_f64().unwrap()).abs() < 1e-12);
+    assert!((summary.std.unwrap() - expected["std"].as_f64().unwrap()).abs() < 1e-12, "population std, ddof 0");
+}
+
+#[test]
+fn the_test_transform_is_torchvisions_resize_and_ten_crop_in_its_order() {
+    use medxfer::data::image::Img;
+    let dir = tempfile::tempdir().unwrap();
+    let (width, height) = (300, 260);
+    let mut img = Img::new(width, height, 3);
+    for (i, v) in img.data.iter_mut().enumerate() {
+        let (p, c) = (i / 3, i % 3);
+        // no symmetry: every crop and its mirror differ
+        *v = ((p % width) * (c + 1) + (p / width) * 3 + (p % width) * (p / width) / 50) as u8;
+    }
+    let png = dir.path().join("in.png");
+    img.save_png(&png).unwrap();
+    let out = dir.path().join("crops.bin");
+    let count = reference("ten_crop", json!({"png": png, "out": out, "resize": 256, "crop": 224}));
+    assert_eq!(count, 10);
+    let expected = std::fs::read(&out).unwrap();
+    let ours = medxfer::data::transform::ten_crop(&Img::open(&png).unwrap().resize_bilinear(256, 256), 224);
+    assert_eq!(ours.len(), 10);
+    let crop_bytes = 224 * 224 * 3;
+    for (k, crop) in ours.iter().enumerate() {
+        assert_eq!((crop.width, crop.height, crop.channels), (224, 224, 3));
+        assert!(crop.data == expected[k * crop_bytes..(k + 1) * crop_bytes], "crop {k} differs from torchvision's");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 """Reference for tests/protocol.rs, written from the study's protocol facts
 (/work/shared/reference/study-protocol.md; BenchmarkTransferLearning Version1): each subcommand reads JSON
-arguments from argv[2] and prints JSON. Only the standard library, torch and PIL."""
+arguments from argv[2] and prints JSON. Only the standard library, torch, PIL, numpy and scikit-learn."""
 import csv
 import json
 import math
@@ -118,6 +118,50 @@ def cosine_trace(args):
         if stopped:
             break
     return trace
+
+
+def auc(args):
+    # utils.py:47-56 (sklearn roc_auc_score per class), engine.py:163 (trial mean), engine.py:170-176 (mean and
+    # np.std over trials, ddof 0). A trial where sklearn raises is reported with its error and the mean of the
+    # classes it could score (the study stops there).
+    # The study's scikit-learn 0.22 raises ValueError for a class with one label value; 1.x warns
+    # (UndefinedMetricWarning) and returns nan, so the warning is raised here as the error it was.
+    import warnings
+
+    import numpy as np
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_auc_score
+
+    trials, complete = [], []
+    for trial in args["trials"]:
+        per_class, errors = [], {}
+        for c, (y, p) in enumerate(zip(trial["labels"], trial["scores"])):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", UndefinedMetricWarning)
+                    per_class.append(float(roc_auc_score(np.array(y), np.array(p))))
+            except (ValueError, UndefinedMetricWarning) as e:
+                per_class.append(None)
+                errors[c] = str(e)
+        scored = [a for a in per_class if a is not None]
+        trials.append({"per_class": per_class, "mean": float(np.array(scored).mean()), "errors": errors})
+        if not errors:
+            complete.append(np.array(scored).mean())
+    return {"trials": trials, "mean": float(np.array(complete).mean()), "std": float(np.array(complete).std())}
+
+
+def ten_crop(args):
+    # dataloader.py:51-57: Resize((256, 256)) then TenCrop(224) on the PIL image; the crops' RGB bytes, in
+    # torchvision's order, are written one after another to args["out"]
+    import torchvision.transforms as T
+    from PIL import Image
+
+    t = T.Compose([T.Resize((args["resize"], args["resize"])), T.TenCrop(args["crop"])])
+    crops = t(Image.open(args["png"]).convert("RGB"))
+    with open(args["out"], "wb") as f:
+        for crop in crops:
+            f.write(crop.tobytes())
+    return len(crops)
 
 
 def write_pngs(args):

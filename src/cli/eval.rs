@@ -25,6 +25,9 @@ pub struct Args {
     /// cpu | cuda | cuda:N (default: the run's device, or cpu).
     #[arg(long)]
     pub device: Option<String>,
+    /// KEY=VALUE: a setting of the test phase, as `sweep --set` (e.g. image_size=64, threads=2); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -43,6 +46,7 @@ pub fn run(args: Args) -> Result<i32> {
         root: args.root,
         test_list: args.test_list,
         device: args.device,
+        overrides: args.set.iter().map(|kv| crate::sched::sweep::parse_override(kv)).collect::<Result<_>>()?,
     };
     let outcome = evaluate(&req, &ctx.home)?;
     if args.json {

@@ -205,7 +205,8 @@ const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "tif", "tiff", "gif", 
 /// Mask name patterns tried in order: `{stem}` is the image's file stem, `{id}` the stem up to its first `_`.
 pub const MASK_PATTERNS: &[&str] = &["{stem}", "{stem}_mask", "{stem}_manual1", "{id}_manual1", "{id}_mask"];
 
-fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The images of a folder (by extension, `IMAGE_EXTENSIONS`) in name order.
+pub fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list image folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

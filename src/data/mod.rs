@@ -98,6 +98,21 @@ pub fn dataset_root(spec: &DatasetSpec, root: Option<&Path>, home: &Home) -> Res
     )
 }
 
+/// A split's sample list as `splits/<role>.txt` holds it: one image path per line, relative to `root`.
+pub fn sample_list_text<'a>(root: &Path, images: impl Iterator<Item = &'a Path>) -> String {
+    images.map(|image| format!("{}\n", image.strip_prefix(root).unwrap_or(image).display())).collect()
+}
+
+/// The sample list of an image-mask split folder before any subset, as `sample_list_text` writes it (the
+/// images in name order; masks are paired with them at run time).
+pub fn split_folder_list_text(spec: &DatasetSpec, root: &Path, split: &Path) -> Result<String> {
+    let Some(layout) = spec.masks.as_ref() else {
+        bail!("dataset {} names split folders but its spec has no [masks] table", spec.name);
+    };
+    let images = lists::sorted_images(&split.join(&layout.images))?;
+    Ok(sample_list_text(root, images.iter().map(PathBuf::as_path)))
+}
+
 /// Resolves a run's dataset into item lists (see the module docs).
 /// (`_seed` is unused: CheXpert's uncertain labels are drawn by the loader at every fetch.)
 pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, _seed: u64) -> Result<Splits> {
@@ -117,7 +132,7 @@ pub fn resolve(dataset: &str, data: &DataSpec, home: &Home, _seed: u64) -> Resul
         spec.labels = lists::read_csv(&lists[0], &spec.image_dir(&root))?.0;
     }
     let mut protocol = data.protocol.clone();
-    protocol.resolve(&spec)?;
+    protocol.resolve(&spec, data.image_size)?;
     let unknown_label = protocol.unknown_label.unwrap_or(0);
     let (train, mask_pattern) = lists::read_split(&spec, &root, &lists[0], unknown_label)?;
     let (val, _) = lists::read_split(&spec, &root, &lists[1], unknown_label)?;
@@ -214,10 +229,7 @@ impl Splits {
     pub fn write_lists(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         for (role, items) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
-            let text: String = items
-                .iter()
-                .map(|item| format!("{}\n", item.image.strip_prefix(&self.root).unwrap_or(&item.image).display()))
-                .collect();
+            let text = sample_list_text(&self.root, items.iter().map(|item| item.image.as_path()));
             crate::atomic::write(&dir.join(format!("{role}.txt")), text.as_bytes())?;
         }
         Ok(())

@@ -70,6 +70,22 @@ pub enum Augmentation {
     CropFlipRotate,
 }
 
+/// What training does with a batch of a single image (a split of n·batch_size + 1 images ends with one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SingleImageBatch {
+    /// Trained on like every other batch (the study: drop_last=False).
+    #[default]
+    Keep,
+    /// Classification below `SINGLE_IMAGE_MIN_SIZE` px: skipped. ResNet50's last map is 1x1 there, so
+    /// BatchNorm would see one value per channel (PyTorch refuses it; libtorch gives NaN running statistics).
+    #[serde(rename = "skip-single-below-64px")]
+    SkipSingleBelow64px,
+}
+
+/// The image size below which ResNet50's last feature map is 1x1.
+pub const SINGLE_IMAGE_MIN_SIZE: u32 = 64;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Protocol {
@@ -84,10 +100,13 @@ pub struct Protocol {
     pub loss: Option<Loss>,
     pub interpolation: Option<Interpolation>,
     pub augmentation: Option<Augmentation>,
+    /// None in a spec written before it was resolved: `resolve` decides by task and image size.
+    pub single_image_batch: Option<SingleImageBatch>,
 }
 
 /// The `--set` keys of `Protocol`.
-pub const KEYS: &[&str] = &["uncertain_policy", "unknown_label", "anno_scope", "head_init", "padding", "loss"];
+pub const KEYS: &[&str] =
+    &["uncertain_policy", "unknown_label", "anno_scope", "head_init", "padding", "loss", "single_image_batch"];
 
 fn typed<T: DeserializeOwned>(key: &str, value: &str) -> Result<T> {
     T::deserialize(value.into_deserializer())
@@ -107,14 +126,23 @@ impl Protocol {
             "head_init" => self.head_init = typed(key, value)?,
             "padding" => self.padding = typed(key, value)?,
             "loss" => self.loss = Some(typed(key, value)?),
+            "single_image_batch" => self.single_image_batch = Some(typed(key, value)?),
             _ => bail!("--set {key}={value}: unknown key {key:?}"),
         }
         Ok(())
     }
 
-    /// Fills what the dataset decides (label policy, loss, resize, augmentation) and refuses settings that do
-    /// not apply to it, in one sentence.
-    pub fn resolve(&mut self, spec: &DatasetSpec) -> Result<()> {
+    /// Fills what the dataset and the image size decide (label policy, loss, resize, augmentation, single-image
+    /// batches) and refuses settings that do not apply to the dataset, in one sentence.
+    pub fn resolve(&mut self, spec: &DatasetSpec, image_size: u32) -> Result<()> {
+        // Skipping only happens where a single image gives a 1x1 map; elsewhere every batch is kept, and the
+        // spec records that. Below 64 px the default is to skip: keeping such a batch cannot train.
+        let one_by_one = spec.task == Task::Classification && image_size < SINGLE_IMAGE_MIN_SIZE;
+        self.single_image_batch = Some(match self.single_image_batch {
+            _ if !one_by_one => SingleImageBatch::Keep,
+            Some(chosen) => chosen,
+            None => SingleImageBatch::SkipSingleBelow64px,
+        });
         if spec.list_format == ListFormat::Chexpert {
             self.uncertain_policy = self.uncertain_policy.or(spec.uncertain_policy).or(Some(UncertainPolicy::LsrOnes));
             self.unknown_label = self.unknown_label.or(Some(0));
@@ -159,6 +187,9 @@ impl Protocol {
         if self.padding != ConvPadding::default() {
             differs("padding", serde_json::json!(self.padding));
         }
+        if self.single_image_batch.is_some_and(|b| b != SingleImageBatch::Keep) {
+            differs("single_image_batch", serde_json::json!(self.single_image_batch));
+        }
         if self.loss.is_some_and(|l| l != study_loss(spec)) {
             differs("loss", serde_json::json!(self.loss));
         }
@@ -191,7 +222,7 @@ mod tests {
     fn defaults_are_the_study_and_options_are_typed_checked_and_reported() {
         let chexpert = DatasetSpec::load("chexpert").unwrap();
         let mut p = Protocol::default();
-        p.resolve(&chexpert).unwrap();
+        p.resolve(&chexpert, 224).unwrap();
         assert_eq!((p.uncertain_policy, p.unknown_label), (Some(UncertainPolicy::LsrOnes), Some(0)));
         assert_eq!((p.loss, p.head_init, p.padding), (Some(Loss::Bce), HeadInit::Normal001, ConvPadding::Torch));
         assert!(p.differences(&chexpert, 100).is_empty());
@@ -205,12 +236,39 @@ mod tests {
         assert!(err.contains("padding=valid") && err.contains("same"), "{err}");
         assert!(p.set("unknown_label", "2").is_err());
         let shenzhen = DatasetSpec::load("shenzhen").unwrap();
-        let err = p.resolve(&shenzhen).unwrap_err().to_string();
+        let err = p.resolve(&shenzhen, 224).unwrap_err().to_string();
         assert!(err.contains("CheXpert lists only"), "{err}");
         let cx = DatasetSpec::load("chestxray14").unwrap();
         assert!(Protocol::default().differences(&cx, 10).contains_key("anno_percent_applied"));
         let toml = toml::to_string(&p).unwrap();
         assert!(toml.contains("head_init = \"torch-default\"") && toml.contains("uncertain_policy = \"zeros\""));
         assert_eq!(toml::from_str::<Protocol>(&toml).unwrap(), p);
+    }
+
+    #[test]
+    fn single_image_batches_are_kept_as_the_study_unless_a_1x1_map_makes_them_untrainable() {
+        let shenzhen = DatasetSpec::load("shenzhen").unwrap();
+        let resolved = |set: Option<&str>, spec: &DatasetSpec, size: u32| {
+            let mut p = Protocol::default();
+            if let Some(value) = set {
+                p.set("single_image_batch", value).unwrap();
+            }
+            p.resolve(spec, size).unwrap();
+            p
+        };
+        let study = resolved(None, &shenzhen, 224);
+        assert_eq!(study.single_image_batch, Some(SingleImageBatch::Keep));
+        assert!(study.differences(&shenzhen, 100).is_empty());
+        let small = resolved(None, &shenzhen, 32);
+        assert_eq!(small.single_image_batch, Some(SingleImageBatch::SkipSingleBelow64px));
+        assert_eq!(small.differences(&shenzhen, 100)["single_image_batch"], "skip-single-below-64px");
+        assert_eq!(resolved(Some("keep"), &shenzhen, 32).single_image_batch, Some(SingleImageBatch::Keep));
+        let no_effect = resolved(Some("skip-single-below-64px"), &shenzhen, 64);
+        assert_eq!(no_effect.single_image_batch, Some(SingleImageBatch::Keep), "at 64 px nothing is skipped");
+        let seg = DatasetSpec::load("montgomery").unwrap();
+        assert_eq!(resolved(None, &seg, 32).single_image_batch, Some(SingleImageBatch::Keep));
+        let err = Protocol::default().set("single_image_batch", "drop").unwrap_err().to_string();
+        assert!(err.contains("single_image_batch=drop") && err.contains("skip-single-below-64px"), "{err}");
+        assert!(toml::to_string(&small).unwrap().contains("single_image_batch = \"skip-single-below-64px\""));
     }
 }

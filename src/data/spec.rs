@@ -260,4 +260,45 @@ mod tests {
         assert_eq!(DatasetSpec::load("drive").unwrap().task, Task::Segmentation);
         assert!(DatasetSpec::load("nope").unwrap_err().to_string().contains("nope"));
     }
+
+    /// study-protocol.md §2.1-2.4, 2.7-2.9 (main_classification.py:31,92-94,107-111,124; main_segmentation.py:54;
+    /// dataloader.py:325,356,432).
+    #[test]
+    fn classes_and_normalisation_are_the_studys() {
+        let load = |name: &str| DatasetSpec::load(name).unwrap();
+        let cx14 = "Atelectasis Cardiomegaly Effusion Infiltration Mass Nodule Pneumonia Pneumothorax Consolidation \
+                    Edema Emphysema Fibrosis Pleural_Thickening Hernia";
+        assert_eq!(load("chestxray14").labels, cx14.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(load("chestxray14").test_label_indices().unwrap(), (0..14).collect::<Vec<_>>());
+        let chexpert = [
+            "No Finding",
+            "Enlarged Cardiomediastinum",
+            "Cardiomegaly",
+            "Lung Opacity",
+            "Lung Lesion",
+            "Edema",
+            "Consolidation",
+            "Pneumonia",
+            "Atelectasis",
+            "Pneumothorax",
+            "Pleural Effusion",
+            "Pleural Other",
+            "Fracture",
+            "Support Devices",
+        ];
+        assert_eq!(load("chexpert").labels, chexpert);
+        assert_eq!(load("shenzhen").labels, ["TB"]);
+        for (name, normalization) in [
+            ("chestxray14", Normalization::Imagenet),
+            ("chexpert", Normalization::Imagenet),
+            ("shenzhen", Normalization::Imagenet),
+            ("montgomery", Normalization::None),
+            ("siim-acr", Normalization::None),
+            ("drive", Normalization::Imagenet),
+        ] {
+            assert_eq!(load(name).normalization, normalization, "{name}");
+        }
+        assert_eq!(Normalization::Imagenet.mean_std(), ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]));
+        assert_eq!(Normalization::Chestxray.mean_std(), ([0.5056; 3], [0.252; 3]));
+    }
 }

@@ -454,6 +454,26 @@ mod tests {
         assert_eq!(RunSpec::load(dir.path()).unwrap(), s);
     }
 
+    /// study-protocol.md §1, §4: main_classification.py's and main_segmentation.py's defaults (engine.py:42-45,
+    /// 67-71,92,120,133; engine.py:194-214,235,242); sizes 256/224 (dataloader.py:25); anno_percent 100.
+    #[test]
+    fn the_default_hyperparameters_and_sizes_are_the_studys() {
+        let cls = Hyper::study_defaults(Task::Classification);
+        assert_eq!((cls.epochs, cls.batch_size, cls.test_batch_size, cls.lr, cls.patience), (1000, 32, 32, 2e-4, 10));
+        assert_eq!(
+            (cls.optimizer.as_str(), cls.weight_decay, cls.scheduler.as_str(), cls.tta),
+            ("adam", 0.0, "plateau", true)
+        );
+        let seg = Hyper::study_defaults(Task::Segmentation);
+        assert_eq!((seg.epochs, seg.batch_size, seg.test_batch_size, seg.lr, seg.patience), (200, 32, 48, 1e-3, 20));
+        assert_eq!(
+            (seg.optimizer.as_str(), seg.weight_decay, seg.scheduler.as_str(), seg.tta),
+            ("adam", 0.0, "cosine", false)
+        );
+        let data = DataSpec::default();
+        assert_eq!((data.image_size, data.anno_percent), (224, 100));
+    }
+
     #[test]
     fn overrides_are_checked() {
         let mut s = spec();

@@ -176,7 +176,7 @@ pub fn plan(req: &SweepRequest, runs: &Path, stamp: &str, zoo_cache: &Path) -> R
     }
     let dataset = DatasetSpec::load(&req.dataset)?;
     let data = base_data(req, &dataset)?;
-    let lists = list_hashes(&data)?;
+    let lists = list_hashes(&data, &dataset)?;
     let existing = existing_identities(runs);
     let mut out = Vec::new();
     for init in &models {
@@ -247,7 +247,7 @@ fn resolve_protocol(spec: &mut RunSpec, dataset: &DatasetSpec) -> Result<()> {
     if spec.data.normalization.is_none() {
         spec.data.normalization = Some(dataset.normalization.name().into());
     }
-    spec.data.protocol.resolve(dataset)
+    spec.data.protocol.resolve(dataset, spec.data.image_size)
 }
 
 /// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
@@ -354,13 +354,21 @@ fn base_data(req: &SweepRequest, dataset: &DatasetSpec) -> Result<DataSpec> {
     Ok(data)
 }
 
-fn list_hashes(data: &DataSpec) -> Result<BTreeMap<String, String>> {
+/// sha256 of each split list; a split folder (image-mask datasets) is hashed as the sample list the run
+/// writes for it (`data::split_folder_list_text`), so adding, removing or renaming an image changes it.
+fn list_hashes(data: &DataSpec, dataset: &DatasetSpec) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (role, path) in [("train", &data.train_list), ("val", &data.val_list), ("test", &data.test_list)] {
-        // image-mask datasets name split folders, not list files
-        if let Some(p) = path.as_ref().filter(|p| !p.is_dir()) {
-            out.insert(role.to_string(), list_sha256(p)?);
-        }
+        let Some(path) = path else { continue };
+        let digest = if path.is_dir() {
+            let root = data.root.as_deref().unwrap_or(path);
+            let text = crate::data::split_folder_list_text(dataset, root, path)
+                .with_context(|| format!("dataset {}: {role} split folder", dataset.name))?;
+            hex::encode(Sha256::digest(text.as_bytes()))
+        } else {
+            list_sha256(path)?
+        };
+        out.insert(role.to_string(), digest);
     }
     Ok(out)
 }
@@ -464,6 +472,11 @@ mod tests {
         assert!(ids.contains(&"20261126-081200-demo-cls-swav-t2-a10"), "{ids:?}");
         assert!(ids.contains(&"20261126-081200-demo-cls-imagenet-t1"), "{ids:?}");
         assert!(p.iter().all(|p| p.spec.seed == u64::from(p.spec.trial) && p.spec.hyper.epochs == 1));
+        use crate::data::protocol::SingleImageBatch;
+        assert_eq!(p[0].spec.data.protocol.single_image_batch, Some(SingleImageBatch::Keep), "the study's");
+        r.overrides.push(("image_size".into(), "32".into()));
+        let small = plan(&r, t.path(), "20261126-081200", t.path()).unwrap();
+        assert_eq!(small[0].spec.data.protocol.single_image_batch, Some(SingleImageBatch::SkipSingleBelow64px));
         assert_eq!(p[0].spec.snapshot.medxfer_version, crate::VERSION);
     }
 
@@ -513,6 +526,37 @@ mod tests {
         r.val_list = Some(t.path().join("nope.txt"));
         let err = plan(&r, t.path(), "x", t.path()).unwrap_err().to_string();
         assert!(err.contains("--val-list") && err.contains("nope.txt"), "{err}");
+    }
+
+    #[test]
+    fn image_mask_split_folders_are_hashed_as_the_sample_lists_the_run_writes() {
+        let t = tempfile::tempdir().unwrap();
+        for split in ["train", "val", "test"] {
+            for sub in ["images", "masks"] {
+                std::fs::create_dir_all(t.path().join(split).join(sub)).unwrap();
+            }
+            for name in ["b.png", "a.png"] {
+                std::fs::write(t.path().join(split).join("images").join(name), b"png").unwrap();
+            }
+        }
+        std::fs::write(t.path().join("train/images/notes.txt"), b"not an image").unwrap();
+        let mut r = req(&["random"], 1);
+        r.dataset = "image-mask".into();
+        r.root = Some(t.path().to_path_buf());
+        let digests = || plan(&r, t.path(), "x", t.path()).unwrap()[0].spec.snapshot.lists.clone();
+        let before = digests();
+        let as_written = hex::encode(Sha256::digest(b"train/images/a.png\ntrain/images/b.png\n"));
+        assert_eq!(before["train"], as_written, "sorted, relative to the root, one per line: splits/train.txt");
+        assert_eq!(before.len(), 3);
+        std::fs::write(t.path().join("train/images/c.png"), b"png").unwrap();
+        let added = digests();
+        assert_ne!(added["train"], before["train"], "an added image changes the digest");
+        assert_eq!((&added["val"], &added["test"]), (&before["val"], &before["test"]));
+        std::fs::rename(t.path().join("test/images/a.png"), t.path().join("test/images/z.png")).unwrap();
+        assert_ne!(digests()["test"], before["test"], "a renamed image changes the digest");
+        std::fs::remove_dir_all(t.path().join("val/images")).unwrap();
+        let err = crate::error::one_sentence(&plan(&r, t.path(), "x", t.path()).unwrap_err());
+        assert!(err.contains("val split folder") && err.contains("val/images"), "{err}");
     }
 
     #[test]
@@ -569,7 +613,7 @@ mod tests {
         let err = refuse(&r);
         assert!(err.contains("list") && err.contains("does not exist"), "{err}");
         for split in ["train", "val", "test"] {
-            std::fs::create_dir_all(t.path().join(split)).unwrap();
+            std::fs::create_dir_all(t.path().join(split).join("images")).unwrap();
         }
         let p = plan(&r, t.path(), "x", t.path()).unwrap();
         assert_eq!((p[0].spec.task, p[0].spec.hyper.epochs), (Task::Segmentation, 200), "the task is the spec's");

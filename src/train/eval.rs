@@ -24,6 +24,8 @@ pub struct EvalRequest {
     pub test_list: Option<PathBuf>,
     /// cpu | cuda | cuda:N; default: the run's device, or cpu.
     pub device: Option<String>,
+    /// `--set key=value` applied to the spec the test phase runs by (e.g. image_size, threads), in order.
+    pub overrides: Vec<(String, String)>,
 }
 
 /// The result and the file it was written to.
@@ -76,6 +78,9 @@ pub fn evaluate(req: &EvalRequest, home: &Home) -> Result<EvalOutcome> {
     }
     if spec.data.segmentation.is_none() && spec.task == crate::runs::record::Task::Segmentation && req.run.is_none() {
         data::segaug::resolve_study_defaults(&mut spec);
+    }
+    for (key, value) in &req.overrides {
+        spec.set(key, value)?;
     }
     if req.root.is_some() {
         spec.data.root = req.root.clone();

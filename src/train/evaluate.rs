@@ -1,7 +1,7 @@
 //! Losses and evaluation passes: validation loss and metrics each epoch, and the test pass with the
 //! best weights (ten-crop averaging for classification; Dice/IoU at 0.5 for segmentation).
 
-use super::metrics::{SegScores, auroc, dice_loss};
+use super::metrics::{ClassAurocs, SegScores, class_aurocs, dice_loss};
 use crate::data::Loader;
 use crate::model::Net;
 use anyhow::Result;
@@ -67,7 +67,7 @@ pub fn validate(net: &Net, loader: &Loader, device: Device, loss: LossKind, labe
         metrics.insert("dice_global".into(), seg.dice_global());
     } else {
         let all: Vec<usize> = (0..labels.len()).collect();
-        let (per_class, mean) = scores.aurocs(labels, &all);
+        let ClassAurocs { per_class, mean, .. } = scores.aurocs(labels, &all);
         metrics.extend(per_class.into_iter().map(|(k, v)| (format!("auc.{k}"), v)));
         metrics.insert("auc_mean".into(), mean);
     }
@@ -97,14 +97,9 @@ impl Scores {
         Ok(())
     }
 
-    /// AUROC of each class in `which` (classes with one label value only are left out) and their mean.
-    fn aurocs(&self, names: &[String], which: &[usize]) -> (BTreeMap<String, f64>, f64) {
-        let per: BTreeMap<String, f64> = which
-            .iter()
-            .filter_map(|&c| Some((names.get(c)?.clone(), auroc(&self.probs[c], &self.labels[c])?)))
-            .collect();
-        let mean = if per.is_empty() { f64::NAN } else { per.values().sum::<f64>() / per.len() as f64 };
-        (per, mean)
+    /// AUROC of each class in `which` and their mean (`metrics::class_aurocs`).
+    fn aurocs(&self, names: &[String], which: &[usize]) -> ClassAurocs {
+        class_aurocs(names, which, &self.probs, &self.labels)
     }
 }
 
@@ -113,6 +108,8 @@ pub struct TestScores {
     pub per_class: BTreeMap<String, f64>,
     pub mean: f64,
     pub extra: BTreeMap<String, f64>,
+    /// Classification: test classes with one label value, whose AUROC is undefined (`ClassAurocs::undefined`).
+    pub undefined: Vec<String>,
 }
 
 /// Index of the centre crop among torchvision's ten crops.
@@ -144,8 +141,8 @@ pub fn test_classification(
         });
         scores.add(&probs.to_device(Device::Cpu), &batch.targets)?;
     }
-    let (per_class, mean) = scores.aurocs(labels, test_classes);
-    Ok(TestScores { per_class, mean, extra: BTreeMap::new() })
+    let ClassAurocs { per_class, mean, undefined } = scores.aurocs(labels, test_classes);
+    Ok(TestScores { per_class, mean, extra: BTreeMap::new(), undefined })
 }
 
 /// Segmentation test: Dice (mean per image, the headline) and global, IoU global and per image.
@@ -163,5 +160,5 @@ pub fn test_segmentation(net: &Net, loader: &Loader, device: Device) -> Result<T
         ("iou".to_string(), seg.iou_global()),
         ("iou_per_image".to_string(), seg.iou_per_image()),
     ]);
-    Ok(TestScores { per_class: BTreeMap::new(), mean: seg.dice_per_image(), extra })
+    Ok(TestScores { per_class: BTreeMap::new(), mean: seg.dice_per_image(), extra, undefined: vec![] })
 }

@@ -2,6 +2,7 @@
 //! (ties share their average rank), Dice and IoU at threshold 0.5 with an empty ground truth and an
 //! empty prediction scored 1.0, and the soft Dice loss used for training.
 
+use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
 /// Area under the ROC curve; None when `labels` holds only one class (undefined, as scikit-learn says).
@@ -27,6 +28,34 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     }
     let (p, n) = (n_pos as f64, n_neg as f64);
     Some((rank_sum_pos - p * (p + 1.0) / 2.0) / (p * n))
+}
+
+/// One trial's classification score: AUROC per class and their arithmetic mean (the study's per-trial mean,
+/// engine.py:152-163).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassAurocs {
+    pub per_class: BTreeMap<String, f64>,
+    /// The mean over the classes with a defined AUROC; NaN when there is none.
+    pub mean: f64,
+    /// Classes whose labels hold one value only. scikit-learn (and so the study) raises there; medxfer leaves
+    /// them out of `per_class` and the mean and names them (result.json's `auroc_undefined` convention).
+    pub undefined: Vec<String>,
+}
+
+/// AUROC of the classes `which` (indices into `names`, `probs` and `labels`, one vector per class).
+pub fn class_aurocs(names: &[String], which: &[usize], probs: &[Vec<f64>], labels: &[Vec<bool>]) -> ClassAurocs {
+    let (mut per_class, mut undefined) = (BTreeMap::new(), Vec::new());
+    for &c in which {
+        let (Some(name), Some(p), Some(l)) = (names.get(c), probs.get(c), labels.get(c)) else { continue };
+        match auroc(p, l) {
+            Some(a) => {
+                per_class.insert(name.clone(), a);
+            }
+            None => undefined.push(name.clone()),
+        }
+    }
+    let mean = if per_class.is_empty() { f64::NAN } else { per_class.values().sum::<f64>() / per_class.len() as f64 };
+    ClassAurocs { per_class, mean, undefined }
 }
 
 /// Dice and IoU over a test set, fed one image at a time.

@@ -8,7 +8,7 @@ use super::graphed::{self, StepRunner};
 use super::optim::{OptimConfig, OptimKind, Optimizer};
 use super::schedule::{EarlyStop, Schedule};
 use super::setup;
-use crate::data::protocol::{ConvPadding, HeadInit, Loss};
+use crate::data::protocol::{ConvPadding, HeadInit, Loss, SingleImageBatch};
 use crate::data::{self, Mode, Splits};
 use crate::home::Home;
 use crate::model::{Net, Padding};
@@ -173,9 +173,8 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
         optimizer.step(&params)?;
         Ok(value)
     };
-    // ResNet50 ends on a 1x1 map below 64 px: a training batch of one image then gives BatchNorm one value per
-    // channel, which PyTorch refuses and libtorch turns into NaN running statistics. Such a batch is skipped.
-    let one_value_per_channel = spec.task == Task::Classification && spec.data.image_size < 64;
+    // `protocol::SingleImageBatch`: resolved by task and image size, skipping only where the map is 1x1.
+    let one_value_per_channel = splits.protocol.single_image_batch == Some(SingleImageBatch::SkipSingleBelow64px);
     let mut skip_logged = false;
     while st.epoch < h.epochs && !st.early.should_stop() {
         let epoch = st.epoch + 1;
@@ -189,7 +188,7 @@ pub fn train(spec: &RunSpec, home: &Home, files: &mut RunFiles, stop: &AtomicBoo
                 if !skip_logged {
                     files.log(&format!(
                         "epoch {epoch}: a training batch of 1 image is skipped (and in every epoch after): at image_size {} \
-                         BatchNorm would see one value per channel",
+                         BatchNorm would see one value per channel (single_image_batch = skip-single-below-64px)",
                         spec.data.image_size
                     ));
                     skip_logged = true;
@@ -359,6 +358,9 @@ pub fn test(
             splits.test_label_indices.iter().filter_map(|&i| splits.labels.get(i).cloned()).collect();
         conventions.insert("test_classes".into(), classes.into());
         conventions.insert("auroc".into(), "roc_auc_score, ties averaged".into());
+        if !scores.undefined.is_empty() {
+            conventions.insert("auroc_undefined".into(), scores.undefined.clone().into());
+        }
     }
     Ok(RunResult {
         run_id: spec.id.clone(),
