@@ -78,8 +78,8 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
             let mut lines = vec![Line::from(problem).style(fg(s, Color::Yellow)), Line::from("")];
             let keys = [
                 (key(Bind::Select), "choose a model"),
-                (key(Bind::Edit), "type anno % / overrides"),
-                (format!("{} {}", key(Bind::More), key(Bind::Less)), "dataset, trials"),
+                (key(Bind::Edit), "type a folder, anno %, overrides"),
+                (format!("{} {}", key(Bind::More), key(Bind::Less)), "dataset, executor, trials"),
                 (key(Bind::DemoSweep), "demo sweep instead"),
             ];
             lines.extend(keys.iter().map(|(k, what)| Line::from(format!("{k:<6} {what}"))));
