@@ -650,6 +650,7 @@ mod columns;
 mod compare;
 mod controls;
 mod curves;
+mod eval;
 mod launch;
 mod machine;
 mod mouse;
