@@ -47,11 +47,7 @@ fn e_evaluates_the_run_under_the_cursor_and_shows_the_test_result() {
     assert_eq!(effects, [eval(&[A])]);
     assert_eq!(effects[0].cli_args(), ["eval", "--run", A, "--json"]);
     assert_eq!(s.message.as_deref(), Some(format!("running: medxfer eval --run {A} --json").as_str()));
-    let done = effects[0].finished(
-        true,
-        &eval_json(A, 0.81234),
-        &format!("imagenet on demo-cls test: auc 0.81234; wrote x\n"),
-    );
+    let done = effects[0].finished(true, &eval_json(A, 0.81234), "imagenet on demo-cls test: auc 0.81234; wrote x\n");
     assert!(update(&mut s, done).is_empty(), "nothing left to evaluate");
     assert_eq!(
         s.message.as_deref(),
