@@ -590,12 +590,14 @@ fn newcomer_watches_progress(tmux: &Tmux, name: &str, runs: &NewcomerRuns) {
         name,
         60,
         "the step inside the epoch in the run's detail",
-        |s| s.contains(&format!("{id}  [running]")) && s.lines().any(|l| l.contains("/30 (step ")),
+        |s| s.contains(&format!("{id}  [running]  ")) && s.lines().any(|l| l.contains("/30 (step ")),
         |_| None,
     );
     let head = detail.lines().find(|l| l.contains("/30 (step ")).unwrap();
     let (done, of) = head.split("(step ").nth(1).and_then(|r| r.split(')').next()?.split_once('/')).unwrap();
     assert!(done.parse::<u32>().unwrap() <= of.parse::<u32>().unwrap(), "{head}");
+    let pace = detail.lines().find(|l| l.contains(&format!("{id}  [running]  "))).unwrap();
+    assert!(pace.contains(" img/s  ETA ") && !pace.ends_with("ETA -"), "images/s and ETA in the detail: {pace}");
     tmux.keys(name, "Escape");
     tmux.wait_for(name, &[" Runs 4 "]);
 }

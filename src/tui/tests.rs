@@ -654,5 +654,6 @@ mod eval;
 mod launch;
 mod machine;
 mod mouse;
+mod progress;
 mod trust;
 mod zoo_import;
