@@ -530,6 +530,17 @@ fn state_of(screen: &str, trial: u32, anno: u32) -> Option<String> {
     runs_row(screen, trial, anno).map(|f| f[0].clone())
 }
 
+/// `?` in Runs at 80x24: every key of the view whole, the first column's longest and the last binding too.
+fn newcomer_reads_the_runs_keys(tmux: &Tmux, name: &str) {
+    tmux.keys(name, "?");
+    tmux.wait_for(
+        name,
+        &["keys: Runs", "backtab h left previous view", "R restart anew (asks)", "e evaluate the best checkpoint"],
+    );
+    tmux.keys(name, "Escape");
+    tmux.wait_until(name, 20, "the help closed", |s| !s.contains("keys: Runs"), |_| None);
+}
+
 /// Launch: the newcomer's sweeps, through the CLI for now (the coordinator's Launch step goes here).
 fn newcomer_launch(home: &Path) -> NewcomerRuns {
     let sweep = |args: &[&str]| {
@@ -705,8 +716,8 @@ fn newcomer_evaluates_the_finished_run(tmux: &Tmux, name: &str, runs: &NewcomerR
 }
 
 /// Issue 20's newcomer after the zoo steps (pull fails offline, import: the test above), at 80x24, one step
-/// per function on one home and its sweeps: launch, watch in-epoch progress, stop two selected runs, read a
-/// whole log, see one trial on the leaderboard without a spread, evaluate the finished run.
+/// per function on one home and its sweeps: the keys of Runs, launch, watch in-epoch progress, stop two
+/// selected runs, read a whole log, see one trial on the leaderboard without a spread, evaluate the finished run.
 #[test]
 fn a_newcomer_watches_progress_stops_two_selected_runs_reads_the_log_and_sees_one_trial_honestly() {
     let home = tempfile::tempdir().unwrap();
@@ -716,6 +727,7 @@ fn a_newcomer_watches_progress_stops_two_selected_runs_reads_the_log_and_sees_on
     let pid_file = home.path().join("tui.pid");
     tmux.start_sized("n", home.path(), &pid_file, &[], (80, 24));
     tmux.wait_for("n", &["4 Runs", "no runs yet"]);
+    newcomer_reads_the_runs_keys(&tmux, "n");
 
     let runs = newcomer_launch(home.path());
     tmux.wait_until("n", 30, "the four runs", |s| s.contains(" Runs 4 "), |_| None);
