@@ -358,6 +358,8 @@ pub struct State {
     pub launch: LaunchForm,
     /// The Zoo's path prompt for `zoo import`, while it is open.
     pub import: Option<ImportPrompt>,
+    /// The run `medxfer eval` is evaluating now (`e` in Runs evaluates one run at a time).
+    pub evaluating: Option<String>,
     pub color: bool,
     /// The terminal has 256 colours or more (else the 16 basic ones).
     pub rich_color: bool,
@@ -406,6 +408,7 @@ impl State {
             datasets: env.datasets,
             launch: LaunchForm::default(),
             import: None,
+            evaluating: None,
             color,
             rich_color: false,
             zoo_details: false,

@@ -122,6 +122,11 @@ fn e_evaluates_the_selection_one_run_after_the_other_not_the_cursor() {
             .as_str()
         )
     );
+    assert!(update(&mut s, Action::EvalRuns).is_empty(), "one eval at a time");
+    assert_eq!(
+        s.message.as_deref(),
+        Some(format!("medxfer eval of {A} is running: press e again once it has ended").as_str())
+    );
     let next = update(&mut s, effects[0].finished(true, &eval_json(A, 0.9), ""));
     assert_eq!(next, [eval(&[B])], "the next run starts when the first ends");
     let message = s.message.clone().unwrap_or_default();
@@ -132,6 +137,7 @@ fn e_evaluates_the_selection_one_run_after_the_other_not_the_cursor() {
     );
     let last = update(&mut s, next[0].finished(false, "", "medxfer: no space left on device\n"));
     assert!(last.is_empty());
+    assert!(s.evaluating.is_none(), "the chain has ended");
     assert_eq!(
         s.message.as_deref(),
         Some(format!("medxfer eval --run {B} --json failed: medxfer: no space left on device").as_str())

@@ -118,6 +118,10 @@ fn run_control(s: &mut State, control: Control, ids: Vec<String>) -> Vec<Effect>
 /// `e`: evaluates the selected runs that have a best checkpoint (outside an open detail), else the run under
 /// the cursor; one `medxfer eval` at a time, the next when the previous ends (`eval_done`).
 pub(super) fn eval(s: &mut State) -> Vec<Effect> {
+    if let Some(id) = &s.evaluating {
+        s.message = Some(format!("medxfer eval of {id} is running: press e again once it has ended"));
+        return Vec::new();
+    }
     let has_best = |r: &RunView| r.status.as_ref().is_some_and(|st| st.best_epoch.is_some());
     let (ids, left_out) = if s.detail.is_none() && !s.selected.is_empty() {
         let ids: Vec<String> = s.selected.iter().filter(|id| s.runs.get(*id).is_some_and(has_best)).cloned().collect();
@@ -144,6 +148,7 @@ pub(super) fn eval(s: &mut State) -> Vec<Effect> {
         }
         (vec![run.id.clone()], 0)
     };
+    s.evaluating = ids.first().cloned();
     let effect = Effect::Eval { ids };
     let skipped = match left_out {
         0 => String::new(),
@@ -158,6 +163,7 @@ pub(super) fn eval_done(s: &mut State, ok: bool, message: String, rest: Vec<Stri
     if !ok {
         s.last_failure = Some(message.clone());
     }
+    s.evaluating = rest.first().cloned();
     if rest.is_empty() {
         s.message = Some(message);
         return Vec::new();
