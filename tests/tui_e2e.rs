@@ -84,10 +84,17 @@ impl Tmux {
 
     /// `start` with more environment variables (`NAME=value`).
     fn start_with(&self, name: &str, home: &Path, pid_file: &Path, env: &[String]) {
+        self.start_sized(name, home, pid_file, env, (100, 30));
+    }
+
+    /// `start_with` in a terminal of (columns, rows).
+    fn start_sized(&self, name: &str, home: &Path, pid_file: &Path, env: &[String], size: (u16, u16)) {
         let bin = env!("CARGO_BIN_EXE_medxfer");
         let script = format!("echo before-tui; echo $$ > '{}'; exec '{bin}'", pid_file.display());
         let home = format!("MEDXFER_HOME={}", home.display());
-        let mut args = vec!["new-session", "-d", "-s", name, "-x", "100", "-y", "30", "-e", &home, "-e", "NO_COLOR=1"];
+        let (columns, rows) = (size.0.to_string(), size.1.to_string());
+        let mut args =
+            vec!["new-session", "-d", "-s", name, "-x", &columns, "-y", &rows, "-e", &home, "-e", "NO_COLOR=1"];
         for e in env {
             args.extend(["-e", e.as_str()]);
         }
@@ -475,4 +482,261 @@ fn a_newcomer_without_network_reads_why_the_pull_failed_and_imports_the_file_by_
     assert!(home.path().join("cache/zoo/barlowtwins/resnet50.safetensors").is_file());
     tmux.keys("o", "q");
     assert_eq!(tmux.wait_exit("o"), "0");
+}
+
+/// The runs of the newcomer's sweeps: one short run (1 epoch at 50% of the labels) that finishes, and three
+/// long trials (30 epochs) that are still training when they are stopped.
+struct NewcomerRuns {
+    home: PathBuf,
+    short: String,
+    long: [String; 3],
+}
+
+impl NewcomerRuns {
+    fn dir(&self, id: &str) -> PathBuf {
+        self.home.join("runs").join(id)
+    }
+}
+
+/// A Runs table row at 80 columns as its fields (state, model, t, a%, epoch, val, metric, img/s, GPU, ETA),
+/// the selection mark dropped; found by trial and anno %.
+fn runs_row(screen: &str, trial: u32, anno: u32) -> Option<Vec<String>> {
+    screen.lines().find_map(|line| {
+        let mut fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        if fields.first().is_some_and(|f| f == "+") {
+            fields.remove(0);
+        }
+        let matches = fields.len() >= 10
+            && fields[1] == "random"
+            && fields[2] == trial.to_string()
+            && fields[3] == anno.to_string();
+        matches.then_some(fields)
+    })
+}
+
+/// Whether the row of (trial, anno) is selected (its first column shows `+`).
+fn row_selected(screen: &str, trial: u32, anno: u32) -> bool {
+    screen.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 4
+            && fields[0] == "+"
+            && fields[2] == "random"
+            && fields[3] == trial.to_string()
+            && fields[4] == anno.to_string()
+    })
+}
+
+fn state_of(screen: &str, trial: u32, anno: u32) -> Option<String> {
+    runs_row(screen, trial, anno).map(|f| f[0].clone())
+}
+
+/// `?` in Runs at 80x24: every key of the view whole, the first column's longest and the last binding too.
+fn newcomer_reads_the_runs_keys(tmux: &Tmux, name: &str) {
+    tmux.keys(name, "?");
+    tmux.wait_for(
+        name,
+        &["keys: Runs", "backtab h left previous view", "R restart anew (asks)", "e evaluate the best checkpoint"],
+    );
+    tmux.keys(name, "Escape");
+    tmux.wait_until(name, 20, "the help closed", |s| !s.contains("keys: Runs"), |_| None);
+}
+
+/// Launch: the newcomer's sweeps, through the CLI for now (the coordinator's Launch step goes here).
+fn newcomer_launch(home: &Path) -> NewcomerRuns {
+    let sweep = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
+            .args(["sweep", "--dataset", "demo-cls", "--models", "random", "--json"])
+            .args(args)
+            .args(["--set", "image_size=32", "--set", "batch_size=4", "--set", "threads=1"])
+            .env("MEDXFER_HOME", home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sweep {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let plan: medxfer::sched::sweep::PlanSummary = serde_json::from_slice(&out.stdout).unwrap();
+        plan.runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    // The short run first: with two CPU slots it trains beside the first long one.
+    let short = sweep(&["--trials", "1", "--anno-percent", "50", "--set", "epochs=1"]);
+    let long = sweep(&["--trials", "3", "--set", "epochs=30"]);
+    assert_eq!((short.len(), long.len()), (1, 3), "{short:?} {long:?}");
+    NewcomerRuns {
+        home: home.to_path_buf(),
+        short: short[0].clone(),
+        long: [long[0].clone(), long[1].clone(), long[2].clone()],
+    }
+}
+
+/// Moves the Runs cursor onto `id` (rows are in id order) and waits until the title names it.
+fn cursor_to(tmux: &Tmux, name: &str, runs: &NewcomerRuns, id: &str) {
+    let mut ids: Vec<&String> = runs.long.iter().chain([&runs.short]).collect();
+    ids.sort();
+    let row = ids.iter().position(|i| *i == id).unwrap();
+    tmux.keys(name, "g");
+    for _ in 0..row {
+        tmux.keys(name, "j");
+    }
+    tmux.wait_for(name, &[format!("· {id} ").as_str()]);
+}
+
+/// In-epoch progress: a long run's row shows img/s and an ETA, and its detail the step in the epoch.
+fn newcomer_watches_progress(tmux: &Tmux, name: &str, runs: &NewcomerRuns) {
+    let training = |s: &str| {
+        (1..=3).find(|&t| {
+            runs_row(s, t, 100)
+                .is_some_and(|f| f[0] == "running" && f[7].parse::<f64>().is_ok_and(|r| r > 0.0) && f[9] != "-")
+        })
+    };
+    let screen = tmux.wait_until(
+        name,
+        120,
+        "a long run to show img/s and an ETA",
+        |s| training(s).is_some(),
+        |s| (1..=3).find_map(|t| state_of(s, t, 100).filter(|st| st == "failed")).map(|_| "a run failed".into()),
+    );
+    let trial = training(&screen).unwrap();
+    let id = runs.long[trial as usize - 1].clone();
+    cursor_to(tmux, name, runs, &id);
+    tmux.keys(name, "Enter");
+    let detail = tmux.wait_until(
+        name,
+        60,
+        "the step inside the epoch in the run's detail",
+        |s| s.contains(&format!("{id}  [running]  ")) && s.lines().any(|l| l.contains("/30 (step ")),
+        |_| None,
+    );
+    let head = detail.lines().find(|l| l.contains("/30 (step ")).unwrap();
+    let (done, of) = head.split("(step ").nth(1).and_then(|r| r.split(')').next()?.split_once('/')).unwrap();
+    assert!(done.parse::<u32>().unwrap() <= of.parse::<u32>().unwrap(), "{head}");
+    let pace = detail.lines().find(|l| l.contains(&format!("{id}  [running]  "))).unwrap();
+    assert!(pace.contains(" img/s  ETA ") && !pace.ends_with("ETA -"), "images/s and ETA in the detail: {pace}");
+    tmux.keys(name, "Escape");
+    tmux.wait_for(name, &[" Runs 4 "]);
+}
+
+/// Space on two long runs, the cursor on the third, `x`: exactly the two selected end stopped.
+fn newcomer_stops_two_selected_runs(tmux: &Tmux, name: &str, runs: &NewcomerRuns) {
+    for id in [&runs.long[0], &runs.long[2]] {
+        cursor_to(tmux, name, runs, id);
+        tmux.keys(name, "Space");
+    }
+    tmux.wait_until(
+        name,
+        20,
+        "trials 1 and 3 selected",
+        |s| row_selected(s, 1, 100) && row_selected(s, 3, 100) && s.contains("2 selected"),
+        |_| None,
+    );
+    cursor_to(tmux, name, runs, &runs.long[1]);
+    let before = tmux.screen(name);
+    assert!(!row_selected(&before, 2, 100), "{before}");
+    tmux.keys(name, "x");
+    tmux.wait_until(
+        name,
+        60,
+        "the two selected runs to be stopped",
+        |s| state_of(s, 1, 100).as_deref() == Some("stopped") && state_of(s, 3, 100).as_deref() == Some("stopped"),
+        |s| state_of(s, 2, 100).filter(|st| st != "running" && st != "queued").map(|st| format!("trial 2 is {st}")),
+    );
+    // The run under the cursor was not told to stop: it trains (in the slot the first one left, if it waited).
+    tmux.wait_until(
+        name,
+        60,
+        "the run under the cursor to keep training",
+        |s| state_of(s, 2, 100).as_deref() == Some("running"),
+        |s| state_of(s, 2, 100).filter(|st| st != "running" && st != "queued").map(|st| format!("trial 2 is {st}")),
+    );
+    let status = std::fs::read_to_string(runs.dir(&runs.long[1]).join("status.json")).unwrap();
+    assert!(status.contains("\"running\""), "{status}");
+}
+
+/// The log lines on screen: train.log's lines start with their RFC 3339 time (wrapped rest lines do not).
+fn log_lines(screen: &str) -> Vec<&str> {
+    screen.lines().map(str::trim).filter(|l| l.starts_with("20") && l.get(10..11) == Some("T")).collect()
+}
+
+/// `L` on a stopped run that had started: its whole log over the screen, from the trainer's start to its
+/// stop; up scrolls it.
+fn newcomer_reads_the_full_log(tmux: &Tmux, name: &str, runs: &NewcomerRuns) {
+    tmux.keys(name, "Escape");
+    tmux.wait_until(name, 20, "the selection cleared", |s| !s.contains("2 selected"), |_| None);
+    let started =
+        |id: &&String| std::fs::read_to_string(runs.dir(id).join("train.log")).is_ok_and(|l| l.contains("start pid"));
+    let id = [&runs.long[0], &runs.long[2]].into_iter().find(started).expect("one of the stopped runs had started");
+    cursor_to(tmux, name, runs, id);
+    tmux.keys(name, "Enter");
+    tmux.keys(name, "L");
+    let ends_stopped = |s: &str| log_lines(s).last().is_some_and(|l| l.ends_with(" stopped"));
+    let full = tmux.wait_until(
+        name,
+        20,
+        "the stopped run's whole log",
+        |s| ends_stopped(s) && log_lines(s).first().is_some_and(|l| l.contains(" start pid ")),
+        |_| None,
+    );
+    assert!(flat(&full).contains(&format!("run{id}oncpu")), "{full}");
+    assert!(!full.contains("loss: "), "the log has the whole view, no chart:\n{full}");
+    tmux.keys(name, "k");
+    let scrolled = tmux.wait_until(name, 20, "the log scrolled up", |s| s.contains("(1 lines up;"), |_| None);
+    assert!(!ends_stopped(&scrolled), "one line up hides the last:\n{scrolled}");
+    tmux.keys(name, "Escape");
+    tmux.wait_for(name, &[" Runs 4 "]);
+}
+
+/// The short run's result alone in its group: `(1 trial)` and no spread.
+fn newcomer_sees_an_honest_leaderboard(tmux: &Tmux, name: &str) {
+    tmux.wait_until(
+        name,
+        180,
+        "the short run to finish",
+        |s| state_of(s, 1, 50).as_deref() == Some("finished"),
+        |s| {
+            state_of(s, 1, 50).filter(|st| st != "running" && st != "queued").map(|st| format!("the short run is {st}"))
+        },
+    );
+    tmux.keys(name, "6");
+    let board = tmux.wait_until(name, 20, "the leaderboard", |s| s.contains("(1 trial)"), |_| None);
+    let row = board.lines().find(|l| l.contains("50%") && l.contains("random")).unwrap_or_else(|| panic!("{board}"));
+    assert!(row.contains(" 1 ") && row.contains("auc 0.") && row.contains("(1 trial)") && !row.contains('±'), "{row}");
+    assert!(!board.contains("± 0.0000"), "{board}");
+    tmux.keys(name, "4");
+}
+
+/// `e` on the finished run: `medxfer eval` of its best checkpoint, the test AUC on the status line.
+fn newcomer_evaluates_the_finished_run(tmux: &Tmux, name: &str, runs: &NewcomerRuns) {
+    cursor_to(tmux, name, runs, &runs.short);
+    tmux.keys(name, "e");
+    tmux.wait_until(
+        name,
+        120,
+        "the eval's result",
+        |s| s.contains(&format!("eval {}: test auc 0.", runs.short)),
+        |s| s.lines().last().filter(|l| l.contains("failed")).map(str::to_string),
+    );
+    assert!(runs.dir(&runs.short).join("eval-demo-cls.json").is_file());
+}
+
+/// Issue 20's newcomer after the zoo steps (pull fails offline, import: the test above), at 80x24, one step
+/// per function on one home and its sweeps: the keys of Runs, launch, watch in-epoch progress, stop two
+/// selected runs, read a whole log, see one trial on the leaderboard without a spread, evaluate the finished run.
+#[test]
+fn a_newcomer_watches_progress_stops_two_selected_runs_reads_the_log_and_sees_one_trial_honestly() {
+    let home = tempfile::tempdir().unwrap();
+    let _agent = AgentGuard(home.path());
+    std::fs::write(home.path().join("config.toml"), "[scheduler]\ncpu_slots = 2\n").unwrap();
+    let tmux = Tmux { socket: format!("medxfer-tui-newcomer-{}", std::process::id()) };
+    let pid_file = home.path().join("tui.pid");
+    tmux.start_sized("n", home.path(), &pid_file, &[], (80, 24));
+    tmux.wait_for("n", &["4 Runs", "no runs yet"]);
+    newcomer_reads_the_runs_keys(&tmux, "n");
+
+    let runs = newcomer_launch(home.path());
+    tmux.wait_until("n", 30, "the four runs", |s| s.contains(" Runs 4 "), |_| None);
+    newcomer_watches_progress(&tmux, "n", &runs);
+    newcomer_stops_two_selected_runs(&tmux, "n", &runs);
+    newcomer_reads_the_full_log(&tmux, "n", &runs);
+    newcomer_sees_an_honest_leaderboard(&tmux, "n");
+    newcomer_evaluates_the_finished_run(&tmux, "n", &runs);
+
+    tmux.keys("n", "q");
+    assert_eq!(tmux.wait_exit("n"), "0");
 }

@@ -129,6 +129,9 @@ pub enum Action {
     RunControl(Control),
     /// The answer to a pending question (y: go ahead; any other key: cancel).
     Confirm(bool),
+    /// `e` in Runs: `medxfer eval` of the selected runs that have a best checkpoint, or of the run under the
+    /// cursor, one after the other.
+    EvalRuns,
     /// `p` in Zoo: download, verify and convert the model under the cursor.
     ZooPull,
     /// `v` in Zoo: re-hash the model under the cursor.
@@ -174,6 +177,12 @@ pub enum Action {
     DataChecked {
         dataset: String,
         check: DataCheck,
+    },
+    /// A `medxfer eval` ended; `rest` are the runs still to evaluate, one after the other.
+    EvalDone {
+        ok: bool,
+        message: String,
+        rest: Vec<String>,
     },
     /// A spawned command ended; `message` is what the status line shows.
     CommandFinished {

@@ -3,6 +3,7 @@
 
 use super::action::{Action, Control, DataCheck};
 use crate::data::check::{CheckReport, Kind};
+use crate::runs::record::RunResult;
 use crate::sched::sweep::{PlanSummary, SweepRequest};
 
 /// Work for the agent, performed by running medxfer's own command line.
@@ -17,6 +18,11 @@ pub enum Effect {
     /// `medxfer runs <verb> ID...`.
     Control {
         control: Control,
+        ids: Vec<String>,
+    },
+    /// `medxfer eval --run ID --json` of the first run: its best checkpoint on its dataset's test split; the
+    /// others are evaluated after it, one at a time (each loads a model and the test set).
+    Eval {
         ids: Vec<String>,
     },
     ZooPull {
@@ -55,6 +61,10 @@ impl Effect {
             }
             Effect::Control { control, ids } => {
                 ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
+            }
+            Effect::Eval { ids } => {
+                let first = ids.first().cloned().unwrap_or_default();
+                vec!["eval".into(), "--run".into(), first, "--json".into()]
             }
             Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
             Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
@@ -127,6 +137,18 @@ impl Effect {
                     ),
                 };
                 Action::CommandFinished { ok, message }
+            }
+            Effect::Eval { ids } => {
+                let (id, rest) = ids.split_first().map_or(("", &[][..]), |(id, rest)| (id.as_str(), rest));
+                let message = match serde_json::from_str::<RunResult>(stdout) {
+                    Ok(r) if ok => format!(
+                        "eval {id}: test {} {:.4} on {} (best epoch {}), saved in the run folder",
+                        r.metric, r.mean, r.dataset, r.best_epoch
+                    ),
+                    _ if ok => format!("{command}: finished, but its --json output did not parse"),
+                    _ => failed(),
+                };
+                Action::EvalDone { ok: ok && message.starts_with("eval "), message, rest: rest.to_vec() }
             }
             Effect::ZooPull { id } | Effect::ZooVerify { id } | Effect::ZooImport { id, .. } => {
                 // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".

@@ -47,6 +47,7 @@ pub enum Bind {
     FullLog,
     WholeMessage,
     RestartRun,
+    EvalRun,
     More,
     Less,
     Edit,
@@ -316,6 +317,14 @@ pub const BINDINGS: &[Binding] = &[
         scope: RUNS,
         action: || Action::RunControl(Control::Restart),
         defaults: &["R"],
+    },
+    Binding {
+        id: Bind::EvalRun,
+        name: "eval_run",
+        about: "evaluate the best checkpoint",
+        scope: RUNS,
+        action: || Action::EvalRuns,
+        defaults: &["e"],
     },
     Binding {
         id: Bind::More,

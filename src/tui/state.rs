@@ -360,6 +360,8 @@ pub struct State {
     pub dataset_paths: BTreeMap<String, crate::config::DatasetPaths>,
     /// The Zoo's path prompt for `zoo import`, while it is open.
     pub import: Option<ImportPrompt>,
+    /// The run `medxfer eval` is evaluating now (`e` in Runs evaluates one run at a time).
+    pub evaluating: Option<String>,
     pub color: bool,
     /// The terminal has 256 colours or more (else the 16 basic ones).
     pub rich_color: bool,
@@ -409,6 +411,7 @@ impl State {
             launch: LaunchForm::default(),
             dataset_paths: BTreeMap::new(),
             import: None,
+            evaluating: None,
             color,
             rich_color: false,
             zoo_details: false,

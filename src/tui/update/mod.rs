@@ -89,6 +89,8 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         Action::CycleSort => s.sort = s.sort.next(),
         Action::RunControl(control) => return runs::control(s, control),
         Action::Confirm(yes) => return runs::confirm(s, yes),
+        Action::EvalRuns => return runs::eval(s),
+        Action::EvalDone { ok, message, rest } => return runs::eval_done(s, ok, message, rest),
         Action::ToggleZooDetails => s.zoo_details = !s.zoo_details,
         Action::ZooPull | Action::ZooVerify => return zoo::pull_or_verify(s, action == Action::ZooPull),
         Action::DataCheck => return datasets::check(s),
@@ -125,6 +127,7 @@ fn is_key(action: &Action) -> bool {
             | Action::Gpus(_)
             | Action::Host(_)
             | Action::CommandFinished { .. }
+            | Action::EvalDone { .. }
             | Action::ZooStates(_)
             | Action::ZooDone { .. }
             | Action::DataChecked { .. }

@@ -114,3 +114,69 @@ fn run_control(s: &mut State, control: Control, ids: Vec<String>) -> Vec<Effect>
     s.message = Some(format!("running: {}", effect.describe()));
     vec![effect]
 }
+
+/// `e`: evaluates the selected runs that have a best checkpoint (outside an open detail), else the run under
+/// the cursor; one `medxfer eval` at a time, the next when the previous ends (`eval_done`).
+pub(super) fn eval(s: &mut State) -> Vec<Effect> {
+    if let Some(id) = &s.evaluating {
+        s.message = Some(format!("medxfer eval of {id} is running: press e again once it has ended"));
+        return Vec::new();
+    }
+    let has_best = |r: &RunView| r.status.as_ref().is_some_and(|st| st.best_epoch.is_some());
+    let (ids, left_out) = if s.detail.is_none() && !s.selected.is_empty() {
+        let ids: Vec<String> = s.selected.iter().filter(|id| s.runs.get(*id).is_some_and(has_best)).cloned().collect();
+        if ids.is_empty() {
+            s.message = Some(format!(
+                "none of the {} selected runs has a best checkpoint to evaluate (it comes with a run's first epoch)",
+                s.selected.len()
+            ));
+            return Vec::new();
+        }
+        let left_out = s.selected.len() - ids.len();
+        (ids, left_out)
+    } else {
+        let Some(run) = s.current_run() else {
+            s.message = Some("no run under the cursor to evaluate".into());
+            return Vec::new();
+        };
+        if !has_best(run) {
+            s.message = Some(format!(
+                "{} has no best checkpoint to evaluate yet (it comes with the run's first epoch)",
+                run.id
+            ));
+            return Vec::new();
+        }
+        (vec![run.id.clone()], 0)
+    };
+    s.evaluating = ids.first().cloned();
+    let effect = Effect::Eval { ids };
+    let skipped = match left_out {
+        0 => String::new(),
+        n => format!("; {n} selected without a best checkpoint left out"),
+    };
+    s.message = Some(format!("running: {}{}{skipped}", effect.describe(), eval_queue(&effect)));
+    vec![effect]
+}
+
+/// One `medxfer eval` ended: its result or error on the status line (a failure also for `M`), then the next.
+pub(super) fn eval_done(s: &mut State, ok: bool, message: String, rest: Vec<String>) -> Vec<Effect> {
+    if !ok {
+        s.last_failure = Some(message.clone());
+    }
+    s.evaluating = rest.first().cloned();
+    if rest.is_empty() {
+        s.message = Some(message);
+        return Vec::new();
+    }
+    let next = Effect::Eval { ids: rest };
+    s.message = Some(format!("{message}; next: {}{}", next.describe(), eval_queue(&next)));
+    vec![next]
+}
+
+/// " (then N more)" when the effect evaluates more runs after its first.
+fn eval_queue(effect: &Effect) -> String {
+    match effect {
+        Effect::Eval { ids } if ids.len() > 1 => format!(" (then {} more)", ids.len() - 1),
+        _ => String::new(),
+    }
+}

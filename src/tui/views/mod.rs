@@ -172,23 +172,55 @@ fn render_import(prompt: &ImportPrompt, body: Rect, buf: &mut Buffer) {
     Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
 
+/// The keys of the current view in as few columns as the height needs, each column as wide as its own
+/// longest entry (keys right-aligned), so that every binding shows whole at 80x24.
 fn render_help(s: &State, body: Rect, buf: &mut Buffer) {
     let keys = s.keymap.help(s.view);
-    let fits_one_column = keys.len() + 2 <= body.height as usize;
-    let columns = if fits_one_column { 1 } else { 2 };
-    let per_column = keys.len().div_ceil(columns);
+    let rows_room = (body.height as usize).saturating_sub(2).max(1);
+    let layout = |columns: usize| {
+        let per_column = keys.len().div_ceil(columns).max(1);
+        let widths: Vec<(usize, usize)> = keys
+            .chunks(per_column)
+            .map(|column| {
+                let key = column.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+                let about = column.iter().map(|(_, a)| a.chars().count()).max().unwrap_or(0);
+                (key, about)
+            })
+            .collect();
+        let inner: usize =
+            widths.iter().map(|(k, a)| k + 1 + a).sum::<usize>() + HELP_GAP * (widths.len().saturating_sub(1));
+        (per_column, widths, inner + 2)
+    };
+    // The fewest columns whose rows fit the height and whose width fits; else the fewest that fit the height.
+    let fits_height = |columns: usize| keys.len().div_ceil(columns) <= rows_room;
+    let candidates: Vec<usize> = (1..=keys.len().max(1)).filter(|&c| fits_height(c)).collect();
+    let columns = candidates
+        .iter()
+        .copied()
+        .find(|&c| layout(c).2 <= body.width as usize)
+        .or(candidates.first().copied())
+        .unwrap_or(1);
+    let (per_column, widths, width) = layout(columns);
+    let width = (width as u16).min(body.width);
     let height = (per_column as u16 + 2).min(body.height);
-    let width = if fits_one_column { 56.min(body.width) } else { body.width };
     let area = Rect { x: body.x + (body.width - width) / 2, y: body.y + (body.height - height) / 2, width, height };
-    let column_width = (width.saturating_sub(2) as usize) / columns;
-    let entry = |(k, about): &(String, &str)| format!("{k:>14} {about:<w$}", w = column_width.saturating_sub(15));
     let lines: Vec<Line> = (0..per_column)
         .map(|row| {
-            let cells: Vec<String> = (0..columns).filter_map(|c| keys.get(c * per_column + row)).map(entry).collect();
-            Line::from(cells.join(""))
+            let cells: Vec<String> = widths
+                .iter()
+                .enumerate()
+                .filter_map(|(c, (key_w, about_w))| {
+                    let (k, about) = keys.get(c * per_column + row)?;
+                    Some(format!("{k:>key_w$} {about:<about_w$}"))
+                })
+                .collect();
+            Line::from(cells.join(&" ".repeat(HELP_GAP)))
         })
         .collect();
     Clear.render(area, buf);
     let title = format!(" keys: {} ", s.view.title());
     Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)).render(area, buf);
 }
+
+/// Spaces between two columns of the help.
+const HELP_GAP: usize = 3;

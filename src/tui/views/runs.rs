@@ -4,6 +4,7 @@ use super::super::keymap::Bind;
 use super::super::state::{RunView, State, View};
 use super::chart::{self, Curve, XAxis};
 use super::{cursor_style, fg, num, scroll_offset};
+use crate::runs::record::State as RunState;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
@@ -129,8 +130,14 @@ fn render_detail(s: &State, run: &RunView, area: Rect, buf: &mut Buffer) {
     let status = run.status.as_ref();
     let best = status.and_then(|st| st.best_epoch);
     let planned = run.spec.as_ref().map_or("?".into(), |sp| sp.hyper.epochs.to_string());
+    let pace = match (run.state(), run.last.as_ref().map(|l| l.images_per_s).filter(|r| *r > 0.0)) {
+        (Some(RunState::Running), Some(rate)) => {
+            format!("  {rate:.1} img/s  ETA {}", run.eta_s().map_or("-".into(), format_duration))
+        }
+        _ => String::new(),
+    };
     let lines = vec![
-        Line::from(format!("{}  [{}]", run.id, run.state_name())).style(fg(s, state_color(run))),
+        Line::from(format!("{}  [{}]{pace}", run.id, run.state_name())).style(fg(s, state_color(run))),
         Line::from(format!(
             "epoch {}/{planned}{}  best {}  val loss {}  {} {}  lr {}",
             status.map_or(0, |st| st.epoch),
