@@ -541,8 +541,59 @@ fn newcomer_reads_the_runs_keys(tmux: &Tmux, name: &str) {
     tmux.wait_until(name, 20, "the help closed", |s| !s.contains("keys: Runs"), |_| None);
 }
 
-/// Launch: the newcomer's sweeps, through the CLI for now (the coordinator's Launch step goes here).
-fn newcomer_launch(home: &Path) -> NewcomerRuns {
+/// Launch, in the TUI: a sweep with a model that is not converted is refused (Enter queues nothing), the
+/// fixed one is checked by `sweep --dry-run` and then queued: the short run, one epoch on 50 % of the labels.
+fn newcomer_launches_in_the_tui(tmux: &Tmux, name: &str, home: &Path) -> String {
+    tmux.keys(name, "3");
+    tmux.wait_for(name, &["Launch: build a sweep", "dataset    demo-cls", "executor   local"]);
+    let type_into = |row_from_top: usize, text: &str| {
+        tmux.keys(name, "g");
+        for _ in 0..row_from_top {
+            tmux.keys(name, "j");
+        }
+        tmux.keys(name, "e");
+        for _ in 0..8 {
+            tmux.keys(name, "BSpace");
+        }
+        tmux.keys(name, text);
+        tmux.keys(name, "Enter");
+    };
+    type_into(7, "50");
+    type_into(8, "epochs=1 image_size=32 batch_size=4 threads=1");
+    tmux.wait_for(name, &["anno %     50", "overrides  epochs=1 image_size=32"]);
+    // The first model row: imagenet, which this home has not pulled.
+    tmux.keys(name, "g");
+    for _ in 0..9 {
+        tmux.keys(name, "j");
+    }
+    tmux.keys(name, "Space");
+    tmux.wait_for(name, &["[x] imagenet", "1 runs, blocked:", "not converted: imagenet"]);
+    tmux.keys(name, "Enter");
+    tmux.wait_for(name, &["nothing enqueued: not converted: imagenet"]);
+    assert!(!home.join("runs").exists() || std::fs::read_dir(home.join("runs")).unwrap().next().is_none());
+
+    tmux.keys(name, "Space");
+    tmux.keys(name, "G");
+    tmux.keys(name, "Space");
+    let screen = tmux.wait_for(name, &["[x] random", "1 runs, 1 new: enter to enqueue"]);
+    assert!(!screen.contains("[x] imagenet"), "{screen}");
+    let plan: String =
+        screen.lines().filter_map(|l| l.split('│').nth(1)).collect::<String>().split_whitespace().collect();
+    assert!(plan.contains("notimeestimateyet"), "{screen}");
+    tmux.keys(name, "Enter");
+    tmux.wait_for(name, &["sweep queued: 1 new runs of random on demo-cls at 50% labels"]);
+    let ids: Vec<String> = std::fs::read_dir(home.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(ids[0].ends_with("-demo-cls-random-t1-a50"), "{ids:?}");
+    tmux.keys(name, "4");
+    ids[0].clone()
+}
+
+/// Launch: the long trials, through the CLI (the short run came from the Launch view).
+fn newcomer_launch(home: &Path, short: String) -> NewcomerRuns {
     let sweep = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_medxfer"))
             .args(["sweep", "--dataset", "demo-cls", "--models", "random", "--json"])
@@ -555,15 +606,10 @@ fn newcomer_launch(home: &Path) -> NewcomerRuns {
         let plan: medxfer::sched::sweep::PlanSummary = serde_json::from_slice(&out.stdout).unwrap();
         plan.runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
     };
-    // The short run first: with two CPU slots it trains beside the first long one.
-    let short = sweep(&["--trials", "1", "--anno-percent", "50", "--set", "epochs=1"]);
+    // The short run came first: with two CPU slots it trains beside the first long one.
     let long = sweep(&["--trials", "3", "--set", "epochs=30"]);
-    assert_eq!((short.len(), long.len()), (1, 3), "{short:?} {long:?}");
-    NewcomerRuns {
-        home: home.to_path_buf(),
-        short: short[0].clone(),
-        long: [long[0].clone(), long[1].clone(), long[2].clone()],
-    }
+    assert_eq!(long.len(), 3, "{long:?}");
+    NewcomerRuns { home: home.to_path_buf(), short, long: [long[0].clone(), long[1].clone(), long[2].clone()] }
 }
 
 /// Moves the Runs cursor onto `id` (rows are in id order) and waits until the title names it.
@@ -729,7 +775,8 @@ fn a_newcomer_watches_progress_stops_two_selected_runs_reads_the_log_and_sees_on
     tmux.wait_for("n", &["4 Runs", "no runs yet"]);
     newcomer_reads_the_runs_keys(&tmux, "n");
 
-    let runs = newcomer_launch(home.path());
+    let short = newcomer_launches_in_the_tui(&tmux, "n", home.path());
+    let runs = newcomer_launch(home.path(), short);
     tmux.wait_until("n", 30, "the four runs", |s| s.contains(" Runs 4 "), |_| None);
     newcomer_watches_progress(&tmux, "n", &runs);
     newcomer_stops_two_selected_runs(&tmux, "n", &runs);

@@ -178,7 +178,7 @@ fn launch_view_at_80x24_and_wide_shows_form_models_and_plan() {
     assert!(text.contains("models (2 chosen)"), "{text}");
     assert!(text.contains("root       (generated demo)") && text.contains("executor   local"), "{text}");
     assert!(text.contains("[x] imagenet") && text.contains("[x] barlowtwins") && text.contains("[ ] swav"), "{text}");
-    assert!(text.contains("24 runs on demo-cls, blocked:"), "{text}");
+    assert!(text.contains("24 runs, blocked:"), "{text}");
     let plan: String = text.lines().filter_map(|l| l.split('│').nth(1)).collect();
     assert!(plan.contains("not converted: imagenet: pull with p in Zoo, or unselect"), "{text}");
     assert!(text.contains("demo-cls-imagenet-t1") && text.contains("... and 9 more"), "{text}");

@@ -372,7 +372,7 @@ fn launch_refuses_runs_that_are_sure_to_fail_until_the_preflight_passes() {
         "estimate": {"max_run_s": 7500.0, "max_total_s": 7500.0, "s_per_image_epoch": 0.5, "measured_in": "r1"}});
     update(&mut s, Effect::Preflight(request.clone()).finished(true, &summary.to_string(), ""));
     let text = screen(&s, 120, 40);
-    assert!(text.contains("1 runs on chestxray14 (1 new), enter to enqueue"), "{text}");
+    assert!(text.contains("1 runs, 1 new: enter to enqueue"), "{text}");
     assert!(text.contains("time: up to 2h05m per run"), "{text}");
     let effects = update(&mut s, Action::Enqueue);
     assert_eq!(effects, [Effect::EnqueueSweep(request.clone())]);

@@ -91,15 +91,12 @@ fn render_plan(s: &State, area: Rect, buf: &mut Buffer) {
     let outcome = s.launch.outcome_for(&plan);
     let runs = plan.run_count();
     let head = match outcome {
-        _ if !problems.is_empty() => Line::from(format!("{runs} runs on {}, blocked:", plan.dataset)),
-        Some(Outcome::Ready(summary)) => Line::from(format!(
-            "{runs} runs on {} ({} new), {} to enqueue",
-            plan.dataset,
-            summary.new,
-            key(Bind::Enqueue)
-        ))
-        .style(fg(s, Color::Green)),
-        _ => Line::from(format!("{runs} runs on {}: checking (medxfer sweep --dry-run)", plan.dataset)),
+        _ if !problems.is_empty() => Line::from(format!("{runs} runs, blocked:")),
+        Some(Outcome::Ready(summary)) => {
+            Line::from(format!("{runs} runs, {} new: {} to enqueue", summary.new, key(Bind::Enqueue)))
+                .style(fg(s, Color::Green))
+        }
+        _ => Line::from(format!("{runs} runs: checking with sweep --dry-run")),
     };
     let mut lines = vec![head];
     let width = inner.width.max(1) as usize;
