@@ -2,7 +2,8 @@
 //! written from the protocol's facts: anno-percent subsets of all three splits, CheXpert labels per uncertain
 //! policy (LSR drawn in range and redrawn at every fetch), the head init, batches with a partial last batch,
 //! the lr / checkpoint / early-stop trace of scripted val losses (plateau and cosine), the test transform (resize
-//! and ten crops, bytes), and AUC per class, per trial and over trials (scikit-learn and numpy).
+//! and ten crops, bytes), AUC per class, per trial and over trials (scikit-learn and numpy), and both Dice scores
+//! with the Dice loss (numpy and torch, the study's utils.py).
 
 use medxfer::data::protocol::{AnnoScope, HeadInit};
 use medxfer::data::spec::UncertainPolicy;
@@ -278,6 +279,36 @@ fn auc_per_class_trial_mean_and_population_std_equal_sklearn_and_numpy_with_ties
     let summary = summarize(&means, StdKind::default()).unwrap();
     assert!((summary.mean - expected["mean"].as_f64().unwrap()).abs() < 1e-12);
     assert!((summary.std.unwrap() - expected["std"].as_f64().unwrap()).abs() < 1e-12, "population std, ddof 0");
+}
+
+#[test]
+fn both_dice_scores_and_the_dice_loss_equal_the_studys_formulas() {
+    use medxfer::train::metrics::{SegScores, dice_loss};
+    let (images, pixels) = (6, 64);
+    let mut state = 99u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u32 << 24) as f32
+    };
+    let mut probs: Vec<Vec<f32>> = (0..images).map(|_| (0..pixels).map(|_| next()).collect()).collect();
+    let mut masks: Vec<Vec<f32>> =
+        (0..images).map(|_| (0..pixels).map(|_| if next() < 0.3 { 1.0 } else { 0.0 }).collect()).collect();
+    probs[0] = vec![0.2; pixels]; // prediction and mask empty: this image scores 1.0
+    masks[0] = vec![0.0; pixels];
+    probs[1] = vec![0.5; pixels]; // exactly 0.5 is background (> 0.5 is foreground): an empty prediction
+    probs[2][..8].fill(0.5000001);
+    let expected = reference("dice", json!({"probs": probs, "masks": masks}));
+    let mut scores = SegScores::default();
+    for (p, m) in probs.iter().zip(&masks) {
+        scores.add_image(p, m);
+    }
+    let close = |a: f64, key: &str| (a - expected[key].as_f64().unwrap()).abs() < 1e-12;
+    assert!(close(scores.dice_global(), "dice"), "global Dice {} vs {}", scores.dice_global(), expected["dice"]);
+    assert!(close(scores.dice_per_image(), "mean_dice"), "Mean Dice {} vs {}", scores.dice_per_image(), expected);
+    assert_ne!(scores.dice_global(), scores.dice_per_image(), "the data tells the two apart");
+    let flat = |v: &[Vec<f32>]| tch::Tensor::from_slice(&v.concat()).reshape([images as i64, 1, 8, 8]);
+    let loss = dice_loss(&flat(&probs), &flat(&masks)).double_value(&[]);
+    assert!((loss - expected["loss"].as_f64().unwrap()).abs() < 1e-6, "loss {loss} vs {}", expected["loss"]);
 }
 
 #[test]

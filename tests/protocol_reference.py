@@ -150,6 +150,27 @@ def auc(args):
     return {"trials": trials, "mean": float(np.array(complete).mean()), "std": float(np.array(complete).std())}
 
 
+def dice(args):
+    # utils.py:137-150 ("Dice": one Dice over every pixel of every test image, both thresholded at > 0.5, 1.0 when
+    # both are empty), utils.py:153-157 ("Mean Dice": the same per image, then the mean), utils.py:114-124 (the
+    # soft Dice loss over the whole batch flattened, smooth 1), on the batch as float32 torch tensors.
+    import numpy as np
+    import torch
+
+    def dice_score(truth, pred, empty_score=1.0):
+        truth, pred = np.asarray(truth > 0.5).astype(bool), np.asarray(pred > 0.5).astype(bool)
+        total = truth.sum() + pred.sum()
+        if total == 0:
+            return empty_score
+        return 2.0 * np.logical_and(truth, pred).sum() / total
+
+    probs, masks = np.array(args["probs"], dtype=np.float32), np.array(args["masks"], dtype=np.float32)
+    per_image = [dice_score(m, p) for m, p in zip(masks, probs)]
+    p, t = torch.from_numpy(probs).flatten(), torch.from_numpy(masks).flatten()
+    loss = 1 - (2.0 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    return {"dice": float(dice_score(masks, probs)), "mean_dice": float(np.mean(per_image)), "loss": float(loss)}
+
+
 def ten_crop(args):
     # dataloader.py:51-57: Resize((256, 256)) then TenCrop(224) on the PIL image; the crops' RGB bytes, in
     # torchvision's order, are written one after another to args["out"]
