@@ -653,22 +653,12 @@ async fn network_faults_during_pulls_are_retried_resumed_or_refused_never_instal
 
 /// A finished run written by hand (no training), with `metrics` as its metrics.jsonl.
 fn finished_run(home: &TestHome, id: &str, metrics: &str) -> PathBuf {
-    use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunSpec, Snapshot, State, Status, Task};
+    use medxfer::runs::record::{Hyper, RunSpec, State, Status, Task};
     let dir = home.run(id);
     std::fs::create_dir_all(&dir).unwrap();
     RunSpec {
-        id: id.into(),
-        dataset: "demo-cls".into(),
-        task: Task::Classification,
-        init: "random".into(),
-        trial: 1,
-        seed: 1,
-        sweep: None,
-        executor: "local".into(),
-        data: DataSpec::default(),
         hyper: Hyper { epochs: 2, ..Hyper::study_defaults(Task::Classification) },
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(id, "demo-cls", Task::Classification, "random")
     }
     .save(&dir)
     .unwrap();

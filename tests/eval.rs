@@ -3,7 +3,7 @@
 //! a run without weights is refused in one sentence; a converted zoo model (real torch.save, `zoo import`) is
 //! scored on the demo's test split with its own weights.
 
-use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, Task};
+use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Task};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -15,18 +15,11 @@ fn trained(home: &Path, dataset: &str, task: Task) -> RunResult {
     let mut hyper = Hyper::study_defaults(task);
     (hyper.epochs, hyper.batch_size, hyper.test_batch_size) = (1, 8, 16);
     let spec = RunSpec {
-        id: format!("eval-{dataset}"),
-        dataset: dataset.into(),
-        task,
-        init: "random".into(),
-        trial: 1,
         seed: 5,
-        sweep: None,
-        executor: "local".into(),
         data: DataSpec { image_size: 32, workers: 2, anno_percent: 25, ..DataSpec::default() },
         hyper,
         device: DeviceSpec { threads: 2, ..DeviceSpec::default() },
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(&format!("eval-{dataset}"), dataset, task, "random")
     };
     let dir = home.join("runs").join(&spec.id);
     std::fs::create_dir_all(&dir).unwrap();

@@ -2,7 +2,7 @@
 //! once by this test binary), read back with MLflow's own MlflowClient (one Python process for every read): experiment per dataset, run per
 //! run, params, tags, metric histories; a second export updates the same runs and duplicates nothing.
 
-use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
+use medxfer::runs::record::{DataSpec, RunResult, RunSpec, State, Status, Task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -143,18 +143,11 @@ fn write_run(runs: &Path, id: &str, dataset: &str, init: &str, sweep: Option<&st
     std::fs::create_dir_all(&dir).unwrap();
     let task = Task::Classification;
     let spec = RunSpec {
-        id: id.into(),
-        dataset: dataset.into(),
-        task,
-        init: init.into(),
         trial: 2,
         seed: 2,
         sweep: sweep.map(str::to_string),
-        executor: "local".into(),
         data: DataSpec { anno_percent: 50, ..DataSpec::default() },
-        hyper: Hyper::study_defaults(task),
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(id, dataset, task, init)
     };
     spec.save(&dir).unwrap();
     Status::new(State::Running).save(&dir).unwrap();

@@ -2,7 +2,7 @@
 //! numeric side file equals `results --format json` (or metrics.jsonl), the SVG carries the labels and
 //! marks, the PNG is drawn in the palette, and a bad file name fails without writing anything.
 
-use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
+use medxfer::runs::record::{DataSpec, RunResult, RunSpec, State, Status, Task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,18 +33,10 @@ fn write_run(runs: &Path, r: &RunResult) {
     let dir = runs.join(&r.run_id);
     std::fs::create_dir_all(&dir).unwrap();
     let spec = RunSpec {
-        id: r.run_id.clone(),
-        dataset: r.dataset.clone(),
-        task: r.task,
-        init: r.init.clone(),
         trial: r.trial,
         seed: r.seed,
-        sweep: None,
-        executor: "local".into(),
         data: DataSpec { anno_percent: r.anno_percent, ..DataSpec::default() },
-        hyper: Hyper::study_defaults(r.task),
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(&r.run_id, &r.dataset, r.task, &r.init)
     };
     spec.save(&dir).unwrap();
     Status::new(State::Finished).save(&dir).unwrap();

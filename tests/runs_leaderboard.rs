@@ -2,7 +2,7 @@
 //! on a home of hand-written run folders (ranking, convention groups, a malformed metrics line).
 
 use medxfer::runs::leaderboard::{self, Options};
-use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
+use medxfer::runs::record::{DataSpec, RunResult, RunSpec, State, Status, Task};
 use medxfer::runs::stats::{self, StdKind};
 use medxfer::runs::{export, store};
 use serde_json::{Value, json};
@@ -138,18 +138,10 @@ fn write_run(runs: &Path, r: &RunResult) {
     let dir = runs.join(&r.run_id);
     std::fs::create_dir_all(&dir).unwrap();
     let spec = RunSpec {
-        id: r.run_id.clone(),
-        dataset: r.dataset.clone(),
-        task: r.task,
-        init: r.init.clone(),
         trial: r.trial,
         seed: r.seed,
-        sweep: None,
-        executor: "local".into(),
         data: DataSpec { anno_percent: r.anno_percent, ..DataSpec::default() },
-        hyper: Hyper::study_defaults(r.task),
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(&r.run_id, &r.dataset, r.task, &r.init)
     };
     spec.save(&dir).unwrap();
     let mut status = Status::new(State::Finished);

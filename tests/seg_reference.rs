@@ -211,20 +211,8 @@ fn montgomery_and_drive_samples_equal_the_studys_with_every_default() {
 /// The sweep writes the study's segmentation settings into each spec; `--set` changes them, typed.
 #[test]
 fn segmentation_specs_resolve_the_studys_settings() {
-    let mut spec = medxfer::runs::record::RunSpec {
-        id: String::new(),
-        dataset: "drive".into(),
-        task: medxfer::runs::record::Task::Segmentation,
-        init: "random".into(),
-        trial: 1,
-        seed: 1,
-        sweep: None,
-        executor: "local".into(),
-        data: DataSpec::default(),
-        hyper: medxfer::runs::record::Hyper::study_defaults(medxfer::runs::record::Task::Segmentation),
-        device: Default::default(),
-        snapshot: Default::default(),
-    };
+    let mut spec =
+        medxfer::runs::record::RunSpec::study("", "drive", medxfer::runs::record::Task::Segmentation, "random");
     segaug::resolve_study_defaults(&mut spec);
     assert_eq!(spec.data.image_size, 512);
     assert_eq!(spec.data.segmentation, Some(SegOptions::study("drive")));

@@ -1,9 +1,7 @@
 //! `medxfer train --run DIR` end to end with the real binary on the demo datasets at small resolution
 //! on CPU: learning, segmentation, stop/kill/resume, a corrupt image, NaN loss, reproducibility.
 
-use medxfer::runs::record::{
-    DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, Snapshot, State, Status, Task,
-};
+use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, State, Status, Task};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -12,18 +10,11 @@ fn spec(dataset: &str, task: Task, epochs: u32, batch_size: usize, anno_percent:
     let mut hyper = Hyper::study_defaults(task);
     (hyper.epochs, hyper.batch_size, hyper.test_batch_size) = (epochs, batch_size, batch_size);
     RunSpec {
-        id: format!("test-{dataset}"),
-        dataset: dataset.into(),
-        task,
-        init: "random".into(),
-        trial: 1,
         seed: 3,
-        sweep: None,
-        executor: "local".into(),
         data: DataSpec { image_size: 32, workers: 2, anno_percent, ..DataSpec::default() },
         hyper,
         device: DeviceSpec { threads: 2, ..DeviceSpec::default() },
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(&format!("test-{dataset}"), dataset, task, "random")
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod zoo_server;
 
-use medxfer::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, State, Status, Task};
+use medxfer::runs::record::{Hyper, RunResult, RunSpec, State, Status, Task};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,18 +15,8 @@ fn write_run(runs: &Path, id: &str, init: &str, mean: f64) -> PathBuf {
     let dir = runs.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let spec = RunSpec {
-        id: id.into(),
-        dataset: "demo-cls".into(),
-        task: Task::Classification,
-        init: init.into(),
-        trial: 1,
-        seed: 1,
-        sweep: None,
-        executor: "local".into(),
-        data: DataSpec::default(),
         hyper: Hyper { epochs: 3, ..Hyper::study_defaults(Task::Classification) },
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(id, "demo-cls", Task::Classification, init)
     };
     spec.save(&dir).unwrap();
     let mut status = Status::new(State::Finished);

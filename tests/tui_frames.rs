@@ -2,9 +2,7 @@
 //! 200 runs (each on its own, then as the trials of one model: mean and band), drawn into a 160×48 TestBackend. Prints p50/p99 and the resident memory of the state (make bench
 //! reads them); it asserts only that the curves stay downsampled.
 
-use medxfer::runs::record::{
-    DataSpec, DeviceSpec, Hyper, MetricLine, RunSpec, Snapshot, State as RunState, Status, Task,
-};
+use medxfer::runs::record::{MetricLine, RunSpec, State as RunState, Status, Task};
 use medxfer::tui::action::Action;
 use medxfer::tui::keymap::Keymap;
 use medxfer::tui::state::{State, View};
@@ -34,20 +32,7 @@ fn delta(i: usize) -> RunDelta {
             epoch_batches: None,
         })
         .collect();
-    let spec = RunSpec {
-        id: id.clone(),
-        dataset: "demo-cls".into(),
-        task: Task::Classification,
-        init: format!("init{i:03}"),
-        trial: 1,
-        seed: 1,
-        sweep: None,
-        executor: "local".into(),
-        data: DataSpec::default(),
-        hyper: Hyper::study_defaults(Task::Classification),
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
-    };
+    let spec = RunSpec::study(&id, "demo-cls", Task::Classification, &format!("init{i:03}"));
     RunDelta { id, spec: Some(spec), status: Some(Status::new(RunState::Running)), lines, ..RunDelta::default() }
 }
 

@@ -163,6 +163,26 @@ pub struct Snapshot {
 }
 
 impl RunSpec {
+    /// One run of `init` on `dataset` with the study's hyperparameters for `task` and the defaults elsewhere:
+    /// trial 1 (seed 1), local, the default data and device settings, in no sweep, nothing snapshotted.
+    /// Callers set what differs; `sched::sweep::plan` resolves every field of the runs it writes.
+    pub fn study(id: &str, dataset: &str, task: Task, init: &str) -> RunSpec {
+        RunSpec {
+            id: id.into(),
+            dataset: dataset.into(),
+            task,
+            init: init.into(),
+            trial: 1,
+            seed: 1,
+            sweep: None,
+            executor: "local".into(),
+            data: DataSpec::default(),
+            hyper: Hyper::study_defaults(task),
+            device: DeviceSpec::default(),
+            snapshot: Snapshot::default(),
+        }
+    }
+
     pub fn load(dir: &Path) -> Result<RunSpec> {
         let path = dir.join(SPEC_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -430,20 +450,7 @@ mod tests {
     use super::*;
 
     fn spec() -> RunSpec {
-        RunSpec {
-            id: "20261126-081200-demo-cls-imagenet-t1".into(),
-            dataset: "demo-cls".into(),
-            task: Task::Classification,
-            init: "imagenet".into(),
-            trial: 1,
-            seed: 1,
-            sweep: None,
-            executor: "local".into(),
-            data: DataSpec::default(),
-            hyper: Hyper::study_defaults(Task::Classification),
-            device: DeviceSpec::default(),
-            snapshot: Snapshot::default(),
-        }
+        RunSpec::study("20261126-081200-demo-cls-imagenet-t1", "demo-cls", Task::Classification, "imagenet")
     }
 
     #[test]

@@ -116,22 +116,13 @@ pub fn duration_text(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::record::{DataSpec, DeviceSpec, Hyper, Snapshot};
+    use crate::runs::record::{DataSpec, DeviceSpec};
 
     fn spec(id: &str, device: &str, image_size: u32) -> RunSpec {
         RunSpec {
-            id: id.into(),
-            dataset: "demo-cls".into(),
-            task: Task::Classification,
-            init: "random".into(),
-            trial: 1,
-            seed: 1,
-            sweep: None,
-            executor: "local".into(),
             data: DataSpec { image_size, ..DataSpec::default() },
-            hyper: Hyper::study_defaults(Task::Classification),
             device: DeviceSpec { device: device.into(), ..DeviceSpec::default() },
-            snapshot: Snapshot::default(),
+            ..RunSpec::study(id, "demo-cls", Task::Classification, "random")
         }
     }
 

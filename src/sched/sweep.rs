@@ -253,20 +253,7 @@ fn resolve_protocol(spec: &mut RunSpec, dataset: &DatasetSpec) -> Result<()> {
 /// Applies `overrides` to a run spec of `dataset`'s task, as `plan` does, reporting the first bad one.
 pub fn check_overrides(dataset: &str, overrides: &[(String, String)]) -> Result<()> {
     let task = task_of(dataset);
-    let mut spec = RunSpec {
-        id: String::new(),
-        dataset: dataset.to_string(),
-        task,
-        init: "random".into(),
-        trial: 1,
-        seed: 1,
-        sweep: None,
-        executor: String::new(),
-        data: DataSpec::default(),
-        hyper: Hyper::study_defaults(task),
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
-    };
+    let mut spec = RunSpec { executor: String::new(), ..RunSpec::study("", dataset, task, "random") };
     overrides.iter().try_for_each(|(k, v)| spec.set(k, v))?;
     match DatasetSpec::load(dataset) {
         Ok(dataset) => resolve_protocol(&mut spec, &dataset),

@@ -6,7 +6,7 @@
 use super::{setup, trainer};
 use crate::data;
 use crate::home::Home;
-use crate::runs::record::{DataSpec, DeviceSpec, Hyper, RunResult, RunSpec, Snapshot, Status};
+use crate::runs::record::{DataSpec, DeviceSpec, RunResult, RunSpec, Status};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
@@ -48,18 +48,8 @@ pub fn evaluate(req: &EvalRequest, home: &Home) -> Result<EvalOutcome> {
             let Some(dataset) = &req.dataset else { bail!("eval --init {init} needs --dataset") };
             let task = data::DatasetSpec::load(dataset)?.task;
             let spec = RunSpec {
-                id: format!("eval-{}", init_label(init)),
-                dataset: dataset.clone(),
-                task,
-                init: init.clone(),
-                trial: 1,
-                seed: 1,
-                sweep: None,
-                executor: "local".into(),
-                data: DataSpec::default(),
-                hyper: Hyper::study_defaults(task),
                 device: DeviceSpec { device: "cpu".into(), ..DeviceSpec::default() },
-                snapshot: Snapshot::default(),
+                ..RunSpec::study(&format!("eval-{}", init_label(init)), dataset, task, init)
             };
             (spec, None, home.root.join("evals").join(init_label(init)))
         }

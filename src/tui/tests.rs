@@ -8,26 +8,16 @@ use super::state::{State, View};
 use super::store::RunDelta;
 use super::update::update;
 use crate::data::check::{CheckReport, Kind, Problem, SplitReport};
-use crate::runs::record::{
-    DataSpec, DeviceSpec, Hyper, MetricLine, RunResult, RunSpec, Snapshot, State as RunState, Status, Task,
-};
+use crate::runs::record::{Hyper, MetricLine, RunResult, RunSpec, State as RunState, Status, Task};
 use ratatui::{Terminal, backend::TestBackend};
 use std::collections::BTreeMap;
 
 pub fn spec(id: &str, init: &str, trial: u32) -> RunSpec {
     RunSpec {
-        id: id.into(),
-        dataset: "demo-cls".into(),
-        task: Task::Classification,
-        init: init.into(),
         trial,
         seed: trial.into(),
-        sweep: None,
-        executor: "local".into(),
-        data: DataSpec::default(),
         hyper: Hyper { epochs: 10, ..Hyper::study_defaults(Task::Classification) },
-        device: DeviceSpec::default(),
-        snapshot: Snapshot::default(),
+        ..RunSpec::study(id, "demo-cls", Task::Classification, init)
     }
 }
 

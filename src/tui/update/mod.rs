@@ -49,28 +49,19 @@ fn apply(s: &mut State, action: Action) -> Vec<Effect> {
         Action::Top => nav::move_cursor(s, |_, _| 0),
         Action::Bottom => nav::move_cursor(s, |_, n| n.saturating_sub(1)),
         Action::ToggleMessage => nav::toggle_message(s),
+        // Typing into the import prompt or a Launch field.
         Action::FilterInput(_)
         | Action::FilterBackspace
         | Action::FilterDone
         | Action::Back
         | Action::Complete
         | Action::PathCompleted(_)
-            if s.import.is_some() =>
+            if s.import.is_some() || s.launch.editing.is_some() =>
         {
-            return zoo::import_edit(s, action);
+            return if s.import.is_some() { zoo::import_edit(s, action) } else { launch::edit_field(s, action) };
         }
         Action::ZooImport => zoo::import_start(s),
         Action::Click { column, row } => nav::click(s, column, row),
-        Action::FilterInput(_)
-        | Action::FilterBackspace
-        | Action::FilterDone
-        | Action::Back
-        | Action::Complete
-        | Action::PathCompleted(_)
-            if s.launch.editing.is_some() =>
-        {
-            return launch::edit_field(s, action);
-        }
         Action::Complete | Action::PathCompleted(_) => {}
         Action::Back => nav::back(s),
         Action::Redraw => {}
