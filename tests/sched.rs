@@ -257,10 +257,22 @@ fn a_sweep_of_real_trainer_runs_finishes_with_results_and_times_the_next() {
         let args = ["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", trials, "--dry-run", "--json"];
         serde_json::from_slice(&home.ok(&[&args[..], &sets[..]].concat()).stdout).unwrap()
     };
+    // Before any run: timed from a train-step calibration on this device and size, measured once and kept.
     let before = dry_run("2");
-    assert!(before["estimate"].is_null(), "{before}");
-    let why = before["no_estimate"].as_str().unwrap();
-    assert!(why.contains("no run in this home has finished an epoch on cpu at 32 px"), "{why}");
+    let calibration = &before["estimate"];
+    assert_eq!(calibration["calibrated"], true, "{before}");
+    let what = calibration["measured_in"].as_str().unwrap();
+    assert!(what.contains("resnet50 train-step cpu fp32 32px batch 8"), "{what}");
+    let kept: std::collections::BTreeMap<String, f64> =
+        serde_json::from_str(&std::fs::read_to_string(home.path("cache/throughput.json")).unwrap()).unwrap();
+    let key = "resnet50 train-step cpu fp32 32px batch 8";
+    let rate = kept[key];
+    assert!((calibration["s_per_image_epoch"].as_f64().unwrap() - 1.0 / rate).abs() < 1e-12, "{before} {kept:?}");
+    // The kept figure is used, not measured again: 1 image/s makes each run's images the seconds of an epoch.
+    std::fs::write(home.path("cache/throughput.json"), format!("{{\"{key}\": 1.0}}")).unwrap();
+    let planted = dry_run("2");
+    let per_run = planted["estimate"]["max_run_s"].as_f64().unwrap();
+    assert!(per_run == per_run.round() && per_run > 0.0, "images x 1 epoch at 1 image/s: {planted}");
 
     let out = home
         .cmd(&["sweep", "--dataset", "demo-cls", "--models", "random", "--trials", "2", "--wait"])
@@ -282,6 +294,7 @@ fn a_sweep_of_real_trainer_runs_finishes_with_results_and_times_the_next() {
     assert_eq!(after["new"], 1, "{after}");
     let estimate = &after["estimate"];
     let measured_in = estimate["measured_in"].as_str().unwrap();
+    assert_eq!(estimate["calibrated"], false, "{after}");
     assert!(home.run_ids().iter().any(|id| id == measured_in), "{after}");
     let per_image_epoch = estimate["s_per_image_epoch"].as_f64().unwrap();
     assert!(per_image_epoch > 0.0, "{after}");

@@ -565,11 +565,11 @@ fn newcomer_launches_in_the_tui(tmux: &Tmux, name: &str, home: &Path) -> String 
     tmux.keys(name, "Space");
     tmux.keys(name, "G");
     tmux.keys(name, "Space");
-    let screen = tmux.wait_for(name, &["[x] random", "1 runs, 1 new: enter to enqueue"]);
+    let screen = tmux.wait_for(name, &["[x] random", "1 runs, 1 new: enter to enqueue", "time: up to"]);
     assert!(!screen.contains("[x] imagenet"), "{screen}");
     let plan: String =
         screen.lines().filter_map(|l| l.split('│').nth(1)).collect::<String>().split_whitespace().collect();
-    assert!(plan.contains("notimeestimateyet"), "{screen}");
+    assert!(plan.contains("time:upto") && plan.contains("calibration"), "{screen}");
     tmux.keys(name, "Enter");
     tmux.wait_for(name, &["sweep queued: 1 new runs of random on demo-cls at 50% labels"]);
     let ids: Vec<String> = std::fs::read_dir(home.join("runs"))

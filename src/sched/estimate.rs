@@ -1,7 +1,9 @@
 //! How long a sweep's new runs may take on this machine: the seconds per image and epoch measured by an
 //! earlier run in this home with the same task, device, precision and image size, times the planned runs'
 //! images (train + validation, after the label subset) and their epoch limit. An upper bound: early stopping
-//! ends most runs sooner.
+//! ends most runs sooner. Before any such run, a classification sweep is timed from a calibration instead:
+//! `medxfer bench train-step` on this device and size, measured once and kept in the home's cache
+//! (`throughput.json`); it leaves out image decoding, so it is the rougher of the two.
 
 use super::sweep::PlannedRun;
 use crate::home::Home;
@@ -19,9 +21,16 @@ pub struct Estimate {
     pub max_total_s: f64,
     /// Seconds per image per epoch (training and validation), as measured.
     pub s_per_image_epoch: f64,
-    /// The run that measured it.
+    /// Where that figure comes from: a run id, or with `calibrated` the calibration's description.
     pub measured_in: String,
+    #[serde(default)]
+    pub calibrated: bool,
 }
+
+/// The calibrations kept in the home: images/s of a train step, by `calibration_key`.
+const CALIBRATIONS: &str = "throughput.json";
+/// Batch of the calibration's train steps, at most (a CPU step at 224 px takes seconds per 8 images).
+const CALIBRATION_BATCH: usize = 8;
 
 /// What a run costs per epoch is compared between runs that agree on these.
 fn key(spec: &RunSpec) -> (Task, String, String, u32) {
@@ -38,7 +47,18 @@ pub fn for_plan(plan: &[PlannedRun], home: &Home) -> Result<Estimate, String> {
     let new: Vec<&RunSpec> = plan.iter().filter(|p| p.existing.is_none()).map(|p| &p.spec).collect();
     let Some(first) = new.first() else { return Err("nothing new to run".into()) };
     let (earlier, _) = store::list_runs(&home.runs);
-    let Some((per_image_epoch, measured_in)) = measured(first, &earlier) else { return Err(missing_reason(first)) };
+    let (per_image_epoch, measured_in, calibrated) = match measured(first, &earlier) {
+        Some((s, run)) => (s, run, false),
+        None if first.executor == "slurm" => {
+            return Err("no time estimate: the runs go to Slurm, and no earlier run measured its nodes".into());
+        }
+        None if first.task != Task::Classification => return Err(missing_reason(first)),
+        None => {
+            let (s, what) =
+                calibration(first, home).map_err(|e| format!("{}; calibration failed: {e}", missing_reason(first)))?;
+            (s, what, true)
+        }
+    };
     // A plan's runs differ in their model, trial and label percentage; only the last changes the images.
     let mut images_at: BTreeMap<u32, usize> = BTreeMap::new();
     let mut runs = Vec::new();
@@ -54,7 +74,67 @@ pub fn for_plan(plan: &[PlannedRun], home: &Home) -> Result<Estimate, String> {
         };
         runs.push((spec.hyper.epochs, images));
     }
-    Ok(of(per_image_epoch, measured_in, &runs))
+    Ok(Estimate { calibrated, ..of(per_image_epoch, measured_in, &runs) })
+}
+
+fn calibration_key(spec: &RunSpec) -> String {
+    let batch = spec.hyper.batch_size.min(CALIBRATION_BATCH);
+    format!(
+        "resnet50 train-step {} {} {}px batch {batch}",
+        device_kind(&spec.device.device),
+        spec.device.precision,
+        spec.data.image_size
+    )
+}
+
+/// Seconds per image-epoch from the home's calibration for runs like `spec`, measuring it first when the home
+/// has none (a few seconds: `medxfer bench train-step`, the same binary, a child process). Plans checked at
+/// once (the Launch view's preflights) wait for one another here, so each size is measured once.
+fn calibration(spec: &RunSpec, home: &Home) -> Result<(f64, String), String> {
+    std::fs::create_dir_all(&home.cache).map_err(|e| format!("cannot create {}: {e}", home.cache.display()))?;
+    let _one_at_a_time = crate::zoo::lock::IdLock::acquire(&home.cache.join("throughput.lock"))
+        .map_err(|e| crate::error::one_sentence(&e))?;
+    let path = home.cache.join(CALIBRATIONS);
+    let mut known: BTreeMap<String, f64> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let key = calibration_key(spec);
+    let rate = match known.get(&key) {
+        Some(rate) => *rate,
+        None => {
+            let rate = measure_train_steps(spec)?;
+            known.insert(key.clone(), rate);
+            let text = serde_json::to_string_pretty(&known).map_err(|e| e.to_string())?;
+            // A calibration that cannot be kept is measured again next time; the estimate stands.
+            let _ = crate::atomic::write(&path, text.as_bytes());
+            rate
+        }
+    };
+    if rate.is_nan() || rate <= 0.0 {
+        return Err(format!("{} says {rate} images/s", path.display()));
+    }
+    Ok((1.0 / rate, format!("the {key} calibration, {rate:.1} img/s without decoding")))
+}
+
+fn measure_train_steps(spec: &RunSpec) -> Result<f64, String> {
+    #[derive(Deserialize)]
+    struct Rate {
+        images_per_s: f64,
+    }
+    let batch = spec.hyper.batch_size.min(CALIBRATION_BATCH).to_string();
+    let size = spec.data.image_size.to_string();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let args = ["bench", "train-step", "--device", &spec.device.device, "--precision", &spec.device.precision];
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .args(["--size", &size, "--batch", &batch, "--warmup", "1", "--steps", "2"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<Rate>(stdout.trim()) {
+        Ok(rate) if out.status.success() => Ok(rate.images_per_s),
+        _ => Err(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("no output").to_string()),
+    }
 }
 
 /// A sentence for when there is nothing to estimate from.
@@ -100,6 +180,7 @@ pub fn of(per_image_epoch: f64, measured_in: String, runs: &[(u32, usize)]) -> E
         max_total_s: each.iter().sum(),
         s_per_image_epoch: per_image_epoch,
         measured_in,
+        calibrated: false,
     }
 }
 

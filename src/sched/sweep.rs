@@ -134,11 +134,12 @@ impl PlanSummary {
         use super::estimate::duration_text;
         match (&self.estimate, &self.no_estimate) {
             (Some(e), _) => Some(format!(
-                "time: up to {} per run, {} for all {} new one after the other ({:.3} s per image and epoch, measured in {})",
+                "time: up to {} per run, {} for all {} new one after the other ({:.3} s per image and epoch, {} {})",
                 duration_text(e.max_run_s),
                 duration_text(e.max_total_s),
                 self.new,
                 e.s_per_image_epoch,
+                if e.calibrated { "from" } else { "measured in" },
                 e.measured_in
             )),
             (None, why) => why.clone(),
