@@ -109,6 +109,7 @@ impl Effect {
         let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
         let first = || lines().next().unwrap_or("no message").to_string();
         let failed = || format!("{command} failed: {}", first());
+        let unreadable = || format!("{command}: finished, but its --json output did not parse");
         match self {
             Effect::EnqueueSweep(request) => {
                 let message = match serde_json::from_str::<PlanSummary>(stdout) {
@@ -133,6 +134,7 @@ impl Effect {
             Effect::Control { control, .. } => {
                 let message = match serde_json::from_str::<ControlReport>(stdout) {
                     Ok(report) => controlled(&command, control.verb(), &report),
+                    Err(_) if ok => unreadable(),
                     Err(_) => failed(),
                 };
                 Action::CommandFinished { ok, message }
@@ -144,7 +146,7 @@ impl Effect {
                         "eval {id}: test {} {:.4} on {} (best epoch {}), saved in the run folder",
                         r.metric, r.mean, r.dataset, r.best_epoch
                     ),
-                    _ if ok => format!("{command}: finished, but its --json output did not parse"),
+                    _ if ok => unreadable(),
                     _ => failed(),
                 };
                 Action::EvalDone { ok: ok && message.starts_with("eval "), message, rest: rest.to_vec() }
@@ -158,6 +160,7 @@ impl Effect {
                     Some(ZooOutcome { error, .. }) => {
                         format!("{command} failed: {}", error.as_deref().unwrap_or("no message"))
                     }
+                    None if ok => unreadable(),
                     None => failed(),
                 };
                 Action::ZooDone { id: id.clone(), ok, message }

@@ -52,6 +52,12 @@ fn kill_and_restart_ask_first_and_act_only_on_yes() {
     let done = control(B, Control::Kill).finished(true, &control_json("kill", &[(B, Ok("killed"))]), "");
     update(&mut s, done);
     assert_eq!(s.message.as_deref(), Some(format!("{B}: killed").as_str()));
+    update(&mut s, control(B, Control::Kill).finished(true, "not json", &format!("{B}: killed\n")));
+    assert_eq!(
+        s.message.as_deref(),
+        Some(format!("medxfer runs kill {B} --json: finished, but its --json output did not parse").as_str()),
+        "the outcome is never guessed from stderr's wording"
+    );
 
     update(&mut s, Action::Up);
     assert!(update(&mut s, Action::RunControl(Control::Restart)).is_empty());
