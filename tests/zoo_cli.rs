@@ -311,7 +311,9 @@ fn pull_verify_import_and_rm_print_one_json_report() {
     assert_eq!(pulled["sha256"], digest.as_str(), "{report}");
     assert_eq!(pulled["file"], file.to_str().unwrap(), "{report}");
     assert_eq!(pulled["message"], format!("sha256 {digest} (pinned in zoo.lock)").as_str(), "{report}");
-    assert!(stderr(&out).contains(&format!("moco-v1: sha256 {digest}")), "messages stay on stderr");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("moco-v1: sha256 {digest}")), "messages stay on stderr: {err}");
+    assert!(!err.contains("MB/s") && !err.contains('\u{1b}'), "no progress bar drawn off a terminal: {err}");
 
     let out = zoo(&["pull", "moco-v1", "inat2021", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
