@@ -249,6 +249,45 @@ fn paused_queue_stop_and_resume_of_a_queued_run() {
     assert_eq!(home.starts(), 2);
 }
 
+/// `--json` on the queue's action commands: one document on stdout with each run's outcome and state after it,
+/// a refusal as ok=false with the agent's reason, while stderr and the exit status stay as without it.
+#[test]
+fn run_controls_and_queue_pause_print_typed_json_reports() {
+    let json = |out: &Output| serde_json::from_slice::<Value>(&out.stdout).unwrap();
+    let home = TestHome::new(1);
+    assert_eq!(json(&home.ok(&["queue", "pause", "--json"])), serde_json::json!({"paused": true}));
+    home.sweep("imagenet", 2);
+    let ids = home.run_ids();
+    let stopped = json(&home.ok(&["runs", "stop", &ids[1], "--json"]));
+    assert_eq!(stopped["verb"], "stop", "{stopped}");
+    assert_eq!(
+        stopped["runs"][0],
+        serde_json::json!({"id": ids[1], "ok": true, "outcome": "stopping", "state": "stopped"})
+    );
+
+    let both = home.cmd(&["runs", "stop", &ids[0], &ids[1], "--json"]).output().unwrap();
+    assert_eq!(both.status.code(), Some(1), "one refusal: exit 1 as without --json");
+    let report = json(&both);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!((runs[0]["id"].as_str(), runs[0]["ok"].as_bool()), (Some(ids[0].as_str()), Some(true)), "{report}");
+    assert_eq!(runs[0]["state"], "stopped", "{report}");
+    let refusal = format!("run {} is stopped, not queued or running", ids[1]);
+    assert_eq!(runs[1]["ok"], false, "{report}");
+    assert_eq!(runs[1]["error"], refusal.as_str(), "{report}");
+    assert_eq!(runs[1]["state"], "stopped", "{report}");
+    assert!(runs[1].get("outcome").is_none(), "{report}");
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains(&format!("{}: stopping", ids[0])) && err.contains(&format!("medxfer: {refusal}")), "{err}");
+
+    let removed = json(&home.ok(&["runs", "rm", &ids[1], "--json"]));
+    assert_eq!(
+        removed,
+        serde_json::json!({"verb": "rm", "runs": [{"id": ids[1], "ok": true, "outcome": "removed", "state": null}]})
+    );
+    assert!(!home.path("runs").join(&ids[1]).exists());
+    assert_eq!(json(&home.ok(&["queue", "resume", "--json"])), serde_json::json!({"paused": false}));
+}
+
 #[test]
 fn a_sweep_of_real_trainer_runs_finishes_with_results_and_times_the_next() {
     let home = TestHome::new(2);

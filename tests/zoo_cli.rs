@@ -280,3 +280,85 @@ fn show_and_list_describe_the_catalog() {
     let out = medxfer(home.path(), None).args(["zoo", "pull", "random"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is no JSON document ({e}): {}", stderr(out)))
+}
+
+/// `--json` on pull, verify, import and rm: one document per command with each model's outcome, its state in
+/// `zoo list`'s words, and the installed file with its sha256; failures are ok=false with the reason, and
+/// messages and exit statuses stay as without it.
+#[test]
+fn pull_verify_import_and_rm_print_one_json_report() {
+    use sha2::{Digest, Sha256};
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let data = zoo_server::bytes(300_000, 21);
+    let digest = hex::encode(Sha256::digest(&data));
+    server.put("/moco-v1/moco_v1_200ep_pretrain.pth.tar", data.clone());
+    let file = cached(home.path(), "moco-v1", "moco_v1_200ep_pretrain.pth.tar");
+    let zoo = |args: &[&str]| medxfer(home.path(), Some(&server.base)).arg("zoo").args(args).output().unwrap();
+
+    let out = zoo(&["pull", "moco-v1", "--no-convert", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["verb"], "pull");
+    let pulled = &report["models"][0];
+    assert_eq!(
+        (&pulled["id"], &pulled["ok"], &pulled["state"]),
+        (&"moco-v1".into(), &true.into(), &"downloaded".into())
+    );
+    assert_eq!(pulled["sha256"], digest.as_str(), "{report}");
+    assert_eq!(pulled["file"], file.to_str().unwrap(), "{report}");
+    assert_eq!(pulled["message"], format!("sha256 {digest} (pinned in zoo.lock)").as_str(), "{report}");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("moco-v1: sha256 {digest}")), "messages stay on stderr: {err}");
+    assert!(!err.contains("MB/s") && !err.contains('\u{1b}'), "no progress bar drawn off a terminal: {err}");
+
+    let out = zoo(&["pull", "moco-v1", "inat2021", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let [present, manual] = report["models"].as_array().unwrap().as_slice() else { panic!("{report}") };
+    assert_eq!((&present["ok"], &present["message"]), (&true.into(), &"already in the cache".into()), "{report}");
+    assert_eq!(present["sha256"], digest.as_str(), "{report}");
+    assert_eq!((&manual["id"], &manual["ok"], &manual["state"]), (&"inat2021".into(), &false.into(), &"failed".into()));
+    assert_eq!(manual["state"], list_state(home.path(), "inat2021")["state"], "the state `zoo list` shows");
+    // the mirror has no inat2021: the reason names the URL and the server's answer
+    let error = manual["error"].as_str().unwrap();
+    assert!(error.contains("cannot download inat2021 from") && error.contains("404 Not Found"), "{report}");
+    assert!(manual.get("sha256").is_none() && manual.get("file").is_none(), "{report}");
+
+    let verified = json(&zoo(&["verify", "moco-v1", "--json"]));
+    assert_eq!(verified["models"][0]["message"], "verified", "{verified}");
+    assert_eq!(verified["models"][0]["state"], "verified", "{verified}");
+    std::fs::write(&file, b"tampered").unwrap();
+    let out = zoo(&["verify", "moco-v1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = &json(&out)["models"][0];
+    assert_eq!((&failed["ok"], &failed["state"]), (&false.into(), &"failed".into()), "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("(pinned in zoo.lock)"), "{failed}");
+    assert!(failed["reason"].is_string() && failed.get("file").is_none(), "the file was moved aside: {failed}");
+
+    let wrong = home.path().join("wrong.pth.tar");
+    std::fs::write(&wrong, b"not the pinned bytes").unwrap();
+    let out = zoo(&["import", "moco-v1", wrong.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let refused = &json(&out)["models"][0];
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(stderr(&out).contains(refused["error"].as_str().unwrap()), "the same reason on stderr: {refused}");
+    let right = home.path().join("right.pth.tar");
+    std::fs::write(&right, &data).unwrap();
+    let imported = json(&zoo(&["import", "moco-v1", right.to_str().unwrap(), "--json"]));
+    let imported = &imported["models"][0];
+    // installed and verified against the pin; random bytes do not convert, which the state says as `zoo list` does
+    assert_eq!((&imported["ok"], &imported["state"]), (&true.into(), &"failed".into()), "{imported}");
+    assert!(imported["message"].as_str().unwrap().ends_with("(verified)"), "{imported}");
+    assert!(imported["reason"].as_str().unwrap().starts_with("installed, but its conversion failed"), "{imported}");
+    assert_eq!(imported["sha256"], digest.as_str(), "{imported}");
+
+    let removed = json(&zoo(&["rm", "moco-v1", "--json"]));
+    let expected = serde_json::json!({"verb": "rm", "models": [
+        {"id": "moco-v1", "ok": true, "state": "missing", "message": "removed from the cache"}
+    ]});
+    assert_eq!(removed, expected);
+}

@@ -1,5 +1,6 @@
 //! `medxfer zoo list|show|pull|verify|import|path|rm`: the model zoo from the command line.
 
+use crate::zoo::report::{ZooOutcome, ZooReport};
 use crate::zoo::{self, Catalog, Entry, Event, ModelPaths, PullOptions};
 use anyhow::{Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -37,11 +38,25 @@ pub enum ZooCommand {
         /// Download and verify only; convert later with `zoo pull` again.
         #[arg(long)]
         no_convert: bool,
+        /// Print each model's outcome, state, file and sha256 as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash downloaded files against the catalog or zoo.lock (all downloaded models by default).
-    Verify { ids: Vec<String> },
+    Verify {
+        ids: Vec<String>,
+        /// Print each model's outcome and state as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Take a file downloaded by hand (manual entries) into the cache.
-    Import { id: String, file: PathBuf },
+    Import {
+        id: String,
+        file: PathBuf,
+        /// Print the outcome, state, file and sha256 as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the path of a model's downloaded file (or, with --converted, its safetensors).
     Path {
         id: String,
@@ -49,7 +64,12 @@ pub enum ZooCommand {
         converted: bool,
     },
     /// Delete a model's files from the cache (its zoo.lock pin stays).
-    Rm { id: String },
+    Rm {
+        id: String,
+        /// Print the outcome and state as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(args: Args) -> Result<i32> {
@@ -59,7 +79,7 @@ pub fn run(args: Args) -> Result<i32> {
     match args.command {
         ZooCommand::List { json } => list(home, &catalog, json),
         ZooCommand::Show { id, json } => show(home, catalog.require(&id)?, json),
-        ZooCommand::Pull { ids, all, no_convert } => {
+        ZooCommand::Pull { ids, all, no_convert, json } => {
             let entries: Vec<Entry> = if all {
                 let opts = PullOptions::from_env(&ctx.config)?;
                 let fetchable = |e: &&Entry| e.has_file() && (!e.manual || opts.mirror.is_some());
@@ -67,14 +87,14 @@ pub fn run(args: Args) -> Result<i32> {
             } else {
                 ids.iter().map(|id| catalog.require(id).cloned()).collect::<Result<_>>()?
             };
-            pull(&ctx, &entries, !no_convert)
+            pull(&ctx, &entries, !no_convert, json)
         }
-        ZooCommand::Verify { ids } => verify(home, &catalog, &ids),
-        ZooCommand::Import { id, file } => {
+        ZooCommand::Verify { ids, json } => verify(home, &catalog, &ids, json),
+        ZooCommand::Import { id, file, json } => {
             let entry = catalog.require(&id)?;
-            let outcome = zoo::import(home, entry, &file)?;
-            eprintln!("{id}: imported, {}", zoo::pull::describe(&outcome));
-            Ok(0)
+            let imported = zoo::import(home, entry, &file);
+            let done = imported.map(|o| format!("imported, {}", zoo::pull::describe(&o)));
+            single(home, entry, "import", done, json)
         }
         ZooCommand::Path { id, converted } => {
             let entry = catalog.require(&id)?;
@@ -90,13 +110,29 @@ pub fn run(args: Args) -> Result<i32> {
             println!("{}", path.display());
             Ok(0)
         }
-        ZooCommand::Rm { id } => {
+        ZooCommand::Rm { id, json } => {
             let entry = catalog.require(&id)?;
-            let removed = zoo::remove(home, entry)?;
-            eprintln!("{id}: {}", if removed { "removed from the cache" } else { "nothing in the cache" });
-            Ok(0)
+            let removed = zoo::remove(home, entry);
+            let done = removed.map(|r| if r { "removed from the cache" } else { "nothing in the cache" }.to_string());
+            single(home, entry, "rm", done, json)
         }
     }
+}
+
+/// Ends a one-model command: "ID: what was done" on stderr (a failure is the command's error), and with
+/// `json` the report on stdout first, whether it succeeded or not.
+fn single(home: &crate::home::Home, entry: &Entry, verb: &str, done: Result<String>, json: bool) -> Result<i32> {
+    if json {
+        let result = done.as_ref().cloned().map_err(crate::error::one_sentence);
+        print_report(verb, vec![ZooOutcome::of(home, entry, result)])?;
+    }
+    eprintln!("{}: {}", entry.id, done?);
+    Ok(0)
+}
+
+fn print_report(verb: &str, models: Vec<ZooOutcome>) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&ZooReport { verb: verb.into(), models })?);
+    Ok(())
 }
 
 fn list(home: &crate::home::Home, catalog: &Catalog, json: bool) -> Result<i32> {
@@ -146,7 +182,7 @@ fn show(home: &crate::home::Home, entry: &Entry, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &crate::home::Ctx, entries: &[Entry], convert: bool) -> Result<i32> {
+fn pull(ctx: &crate::home::Ctx, entries: &[Entry], convert: bool, json: bool) -> Result<i32> {
     let opts = PullOptions { convert, ..PullOptions::from_env(&ctx.config)? };
     let runtime = tokio::runtime::Runtime::new()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -158,14 +194,27 @@ fn pull(ctx: &crate::home::Ctx, entries: &[Entry], convert: bool) -> Result<i32>
         results
     });
     let mut failed = Vec::new();
+    let mut report = Vec::new();
     for (id, result) in &results {
-        match result {
-            Ok(outcome) => eprintln!("{id}: {}", zoo::pull::describe(outcome)),
-            Err(e) => {
-                eprintln!("medxfer: {id}: {}", crate::error::one_sentence(e));
-                failed.push(id.as_str());
+        let done = match result {
+            Ok(outcome) => {
+                let done = zoo::pull::describe(outcome);
+                eprintln!("{id}: {done}");
+                Ok(done)
             }
+            Err(e) => {
+                let why = crate::error::one_sentence(e);
+                eprintln!("medxfer: {id}: {why}");
+                failed.push(id.as_str());
+                Err(why)
+            }
+        };
+        if let Some(entry) = entries.iter().find(|e| &e.id == id) {
+            report.push(ZooOutcome::of(&ctx.home, entry, done));
         }
+    }
+    if json {
+        print_report("pull", report)?;
     }
     if !failed.is_empty() {
         bail!("{} of {} pulls failed: {}", failed.len(), results.len(), failed.join(", "));
@@ -222,38 +271,47 @@ async fn draw_progress(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
     }
 }
 
-fn verify(home: &crate::home::Home, catalog: &Catalog, ids: &[String]) -> Result<i32> {
+fn verify(home: &crate::home::Home, catalog: &Catalog, ids: &[String], json: bool) -> Result<i32> {
     let entries: Vec<&Entry> = if ids.is_empty() {
         catalog.entries.iter().filter(|e| e.has_file() && ModelPaths::new(home, e).file.is_file()).collect()
     } else {
         ids.iter().map(|id| catalog.require(id)).collect::<Result<_>>()?
     };
     let mut failed = Vec::new();
+    let mut report = Vec::new();
     for entry in entries {
-        let paths = ModelPaths::new(home, entry);
-        if !entry.has_file() {
-            eprintln!("{}: no checkpoint", entry.id);
-            continue;
-        }
-        if !paths.file.is_file() {
-            eprintln!("medxfer: {}: not downloaded ({} is missing)", entry.id, paths.file.display());
-            failed.push(entry.id.clone());
-            continue;
-        }
-        let _lock = zoo::lock::IdLock::acquire(&paths.lock_file)?;
-        match zoo::verify::verify_installed(home, entry, &paths) {
-            Ok(zoo::verify::Verdict::Verified) => eprintln!("{}: verified", entry.id),
-            Ok(zoo::verify::Verdict::FirstUse) => {
-                eprintln!("{}: nothing to check against; pinned in zoo.lock", entry.id)
-            }
-            Err(e) => {
-                eprintln!("medxfer: {}: {}", entry.id, crate::error::one_sentence(&e));
+        let done = verify_one(home, entry);
+        match &done {
+            Ok(done) => eprintln!("{}: {done}", entry.id),
+            Err(why) => {
+                eprintln!("medxfer: {}: {why}", entry.id);
                 failed.push(entry.id.clone());
             }
         }
+        report.push(ZooOutcome::of(home, entry, done));
+    }
+    if json {
+        print_report("verify", report)?;
     }
     if !failed.is_empty() {
         bail!("verification failed for {}", failed.join(", "));
     }
     Ok(0)
+}
+
+/// Re-hashes one model's installed file: what was found, or why it failed in one sentence.
+fn verify_one(home: &crate::home::Home, entry: &Entry) -> Result<String, String> {
+    let paths = ModelPaths::new(home, entry);
+    if !entry.has_file() {
+        return Ok("no checkpoint".into());
+    }
+    if !paths.file.is_file() {
+        return Err(format!("not downloaded ({} is missing)", paths.file.display()));
+    }
+    let _lock = zoo::lock::IdLock::acquire(&paths.lock_file).map_err(|e| crate::error::one_sentence(&e))?;
+    match zoo::verify::verify_installed(home, entry, &paths) {
+        Ok(zoo::verify::Verdict::Verified) => Ok("verified".into()),
+        Ok(zoo::verify::Verdict::FirstUse) => Ok("nothing to check against; pinned in zoo.lock".into()),
+        Err(e) => Err(crate::error::one_sentence(&e)),
+    }
 }

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod control;
 pub mod estimate;
 pub mod proc;
+pub mod report;
 pub mod slots;
 pub mod slurm;
 pub mod socket;

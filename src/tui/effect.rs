@@ -4,7 +4,9 @@
 use super::action::{Action, Control, DataCheck};
 use crate::data::check::{CheckReport, Kind};
 use crate::runs::record::RunResult;
+use crate::sched::report::ControlReport;
 use crate::sched::sweep::{PlanSummary, SweepRequest};
+use crate::zoo::report::{ZooOutcome, ZooReport};
 
 /// Work for the agent, performed by running medxfer's own command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,16 +61,22 @@ impl Effect {
             Effect::DryRun(request) | Effect::Preflight(request) => {
                 [request.args(), vec!["--dry-run".into(), "--json".into()]].concat()
             }
-            Effect::Control { control, ids } => {
-                ["runs", control.verb()].into_iter().map(String::from).chain(ids.iter().cloned()).collect()
-            }
+            // --json on the commands below too: the outcome is read back as a `ControlReport` or `ZooReport`.
+            Effect::Control { control, ids } => ["runs", control.verb()]
+                .into_iter()
+                .map(String::from)
+                .chain(ids.iter().cloned())
+                .chain(["--json".to_string()])
+                .collect(),
             Effect::Eval { ids } => {
                 let first = ids.first().cloned().unwrap_or_default();
                 vec!["eval".into(), "--run".into(), first, "--json".into()]
             }
-            Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone()],
-            Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone()],
-            Effect::ZooImport { id, file } => vec!["zoo".into(), "import".into(), id.clone(), file.clone()],
+            Effect::ZooPull { id } => vec!["zoo".into(), "pull".into(), id.clone(), "--json".into()],
+            Effect::ZooVerify { id } => vec!["zoo".into(), "verify".into(), id.clone(), "--json".into()],
+            Effect::ZooImport { id, file } => {
+                vec!["zoo".into(), "import".into(), id.clone(), file.clone(), "--json".into()]
+            }
             Effect::DataCheck { dataset } => vec!["data".into(), "check".into(), dataset.clone(), "--json".into()],
             Effect::Export { .. } | Effect::RememberPaths { .. } => Vec::new(),
         }
@@ -101,6 +109,7 @@ impl Effect {
         let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
         let first = || lines().next().unwrap_or("no message").to_string();
         let failed = || format!("{command} failed: {}", first());
+        let unreadable = || format!("{command}: finished, but its --json output did not parse");
         match self {
             Effect::EnqueueSweep(request) => {
                 let message = match serde_json::from_str::<PlanSummary>(stdout) {
@@ -122,19 +131,11 @@ impl Effect {
                 let announce = matches!(self, Effect::DryRun(_));
                 Action::Preflighted { request: Box::new(request.clone()), outcome, announce }
             }
-            Effect::Control { control, ids } => {
-                // `runs <verb>` reports "ID: outcome" per run on stderr; a refusal starts with "medxfer:".
-                let refusals: Vec<&str> = lines().filter(|l| l.starts_with("medxfer:")).collect();
-                let message = match (ok, ids.len()) {
-                    (true, 1) => lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string),
-                    (true, n) => format!("{} {n} runs: done", control.verb()),
-                    (false, 1) => failed(),
-                    (false, n) => format!(
-                        "{} {n} runs: {} refused: {}",
-                        control.verb(),
-                        refusals.len(),
-                        refusals.first().copied().unwrap_or("no message")
-                    ),
+            Effect::Control { control, .. } => {
+                let message = match serde_json::from_str::<ControlReport>(stdout) {
+                    Ok(report) => controlled(&command, control.verb(), &report),
+                    Err(_) if ok => unreadable(),
+                    Err(_) => failed(),
                 };
                 Action::CommandFinished { ok, message }
             }
@@ -145,17 +146,22 @@ impl Effect {
                         "eval {id}: test {} {:.4} on {} (best epoch {}), saved in the run folder",
                         r.metric, r.mean, r.dataset, r.best_epoch
                     ),
-                    _ if ok => format!("{command}: finished, but its --json output did not parse"),
+                    _ if ok => unreadable(),
                     _ => failed(),
                 };
                 Action::EvalDone { ok: ok && message.starts_with("eval "), message, rest: rest.to_vec() }
             }
             Effect::ZooPull { id } | Effect::ZooVerify { id } | Effect::ZooImport { id, .. } => {
-                // `zoo pull` ends with "ID: outcome"; failures start with "medxfer: ID: reason".
-                let message = if ok {
-                    lines().next_back().map_or_else(|| format!("{command}: done"), str::to_string)
-                } else {
-                    failed()
+                let report = serde_json::from_str::<ZooReport>(stdout).ok();
+                let message = match report.as_ref().and_then(|r| r.model(id)) {
+                    Some(ZooOutcome { ok: true, message, .. }) => {
+                        format!("{id}: {}", message.as_deref().unwrap_or("done"))
+                    }
+                    Some(ZooOutcome { error, .. }) => {
+                        format!("{command} failed: {}", error.as_deref().unwrap_or("no message"))
+                    }
+                    None if ok => unreadable(),
+                    None => failed(),
                 };
                 Action::ZooDone { id: id.clone(), ok, message }
             }
@@ -179,6 +185,18 @@ impl Effect {
                 Effect::exported(if ok { Ok(files.iter().map(|f| f.0.clone().into()).collect()) } else { Err(why()) })
             }
         }
+    }
+}
+
+/// The status line after `runs <verb> ID... --json`: one run's outcome, or how many of several were refused,
+/// each refusal named.
+fn controlled(command: &str, verb: &str, report: &ControlReport) -> String {
+    let refused: Vec<&str> = report.refused().map(|r| r.error.as_deref().unwrap_or("no message")).collect();
+    match (report.runs.as_slice(), refused.is_empty()) {
+        ([one], true) => format!("{}: {}", one.id, one.outcome.as_deref().unwrap_or("done")),
+        ([_], false) => format!("{command} failed: {}", refused.join("; ")),
+        (runs, true) => format!("{verb} {} runs: done", runs.len()),
+        (runs, false) => format!("{verb} {} runs: {} refused: {}", runs.len(), refused.len(), refused.join("; ")),
     }
 }
 

@@ -72,6 +72,37 @@ pub fn delta(id: &str, init: &str, trial: u32, state: RunState, mean: Option<f64
     }))
 }
 
+/// What `medxfer runs <verb> ID... --json` prints: per id, what was done (Ok) or the refusal (Err).
+pub fn control_json(verb: &str, runs: &[(&str, Result<&str, &str>)]) -> String {
+    use crate::sched::report::{ControlOutcome, ControlReport};
+    let runs = runs
+        .iter()
+        .map(|(id, done)| ControlOutcome {
+            id: id.to_string(),
+            ok: done.is_ok(),
+            outcome: done.ok().map(str::to_string),
+            error: done.err().map(str::to_string),
+            state: None,
+        })
+        .collect();
+    serde_json::to_string_pretty(&ControlReport { verb: verb.into(), runs }).unwrap()
+}
+
+/// What `medxfer zoo <verb> ID --json` prints for one model: what was done (Ok) or why not (Err), its state.
+pub fn zoo_json(verb: &str, id: &str, done: Result<&str, &str>, state: crate::zoo::ModelState) -> String {
+    use crate::zoo::report::{ZooOutcome, ZooReport};
+    let model = ZooOutcome {
+        id: id.into(),
+        ok: done.is_ok(),
+        state,
+        message: done.ok().map(str::to_string),
+        error: done.err().map(str::to_string),
+        file: None,
+        sha256: None,
+    };
+    serde_json::to_string_pretty(&ZooReport { verb: verb.into(), models: vec![model] }).unwrap()
+}
+
 const A: &str = "20261126-081200-demo-cls-imagenet-t1";
 const B: &str = "20261126-081201-demo-cls-random-t1";
 
@@ -455,14 +486,12 @@ fn zoo_pull_and_verify_make_effects_for_the_model_under_the_cursor() {
     assert!(update(&mut s, Action::ZooVerify).is_empty(), "nothing downloaded to verify");
     assert_eq!(s.message.as_deref(), Some("imagenet is not downloaded: press p to pull it first"));
     assert_eq!(update(&mut s, Action::ZooPull), [Effect::ZooPull { id: "imagenet".into() }]);
-    assert_eq!(s.message.as_deref(), Some("running: medxfer zoo pull imagenet"));
+    assert_eq!(s.message.as_deref(), Some("running: medxfer zoo pull imagenet --json"));
     assert_eq!(s.current_model().unwrap().label(), "pulling...");
     assert!(update(&mut s, Action::ZooPull).is_empty(), "one pull at a time per model");
-    let done = Effect::ZooPull { id: "imagenet".into() }.finished(
-        true,
-        "",
-        "imagenet: sha256 19c8e357 (verified, converted)\n",
-    );
+    let pulled = zoo_json("pull", "imagenet", Ok("sha256 19c8e357 (verified, converted)"), ModelState::Converted);
+    // the outcome comes from stdout's report; stderr's last line is a progress message here
+    let done = Effect::ZooPull { id: "imagenet".into() }.finished(true, &pulled, "imagenet: 100% done\n");
     update(&mut s, done);
     assert_eq!(s.current_model().unwrap().label(), "missing", "the watcher's report stands until it looks again");
     assert_eq!(s.message.as_deref(), Some("imagenet: sha256 19c8e357 (verified, converted)"));
@@ -470,19 +499,27 @@ fn zoo_pull_and_verify_make_effects_for_the_model_under_the_cursor() {
     zoo_cursor_to(&mut s, "chexpert");
     assert_eq!(update(&mut s, Action::ZooVerify), [Effect::ZooVerify { id: "chexpert".into() }]);
     assert_eq!(s.current_model().unwrap().label(), "verifying...");
+    let mismatch = ModelState::Failed { reason: "sha256 mismatch".into() };
+    let report = zoo_json("verify", "chexpert", Err("sha256 mismatch (pinned in zoo.lock)"), mismatch);
     let failed = Effect::ZooVerify { id: "chexpert".into() }.finished(
         false,
-        "",
-        "medxfer: chexpert: sha256 mismatch\nmedxfer: verification failed for chexpert\n",
+        &report,
+        "medxfer: verification failed for chexpert\n",
     );
     update(&mut s, failed);
-    assert_eq!(s.message.as_deref(), Some("medxfer zoo verify chexpert failed: medxfer: chexpert: sha256 mismatch"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some("medxfer zoo verify chexpert --json failed: sha256 mismatch (pinned in zoo.lock)")
+    );
     assert_eq!(s.current_model().unwrap().pending, None);
 
     zoo_cursor_to(&mut s, "random");
     assert!(update(&mut s, Action::ZooPull).is_empty());
     assert_eq!(s.message.as_deref(), Some("random has no checkpoint: nothing to pull"));
-    assert_eq!(Effect::ZooVerify { id: "x".into() }.cli_args(), ["zoo", "verify", "x"]);
+    assert_eq!(Effect::ZooVerify { id: "x".into() }.cli_args(), ["zoo", "verify", "x", "--json"]);
+    let unknown = Effect::ZooPull { id: "x".into() }.finished(false, "", "medxfer: unknown zoo id \"x\"\n");
+    let Action::ZooDone { message, ok: false, .. } = unknown else { panic!("{unknown:?}") };
+    assert_eq!(message, "medxfer zoo pull x --json failed: medxfer: unknown zoo id \"x\"", "no report: stderr");
 }
 
 #[test]

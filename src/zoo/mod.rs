@@ -8,6 +8,7 @@ pub mod lock;
 pub mod pins;
 pub mod progress;
 pub mod pull;
+pub mod report;
 pub mod source;
 pub mod verify;
 

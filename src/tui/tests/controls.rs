@@ -5,7 +5,7 @@ use super::super::effect::Effect;
 use super::super::keymap::{self, Keymap, parse_key};
 use super::super::state::View;
 use super::super::update::update;
-use super::{A, B, screen, two_runs};
+use super::{A, B, control_json, screen, two_runs};
 use std::collections::BTreeMap;
 
 fn control(id: &str, control: Control) -> Effect {
@@ -17,13 +17,23 @@ fn resume_goes_straight_to_the_agent_through_runs_resume() {
     let mut s = two_runs();
     let effects = update(&mut s, Action::RunControl(Control::Resume));
     assert_eq!(effects, [control(A, Control::Resume)]);
-    assert_eq!(effects[0].cli_args(), ["runs", "resume", A]);
-    assert_eq!(s.message.as_deref(), Some(format!("running: medxfer runs resume {A}").as_str()));
-    update(&mut s, effects[0].finished(false, "", &format!("medxfer: run {A} is finished; use `runs restart {A}`\n")));
+    assert_eq!(effects[0].cli_args(), ["runs", "resume", A, "--json"]);
+    assert_eq!(s.message.as_deref(), Some(format!("running: medxfer runs resume {A} --json").as_str()));
+    let why = format!("run {A} is finished; use `runs restart {A}`");
+    update(
+        &mut s,
+        effects[0].finished(false, &control_json("resume", &[(A, Err(&why))]), &format!("medxfer: {why}\n")),
+    );
     assert_eq!(
         s.message.as_deref(),
-        Some(format!("medxfer runs resume {A} failed: medxfer: run {A} is finished; use `runs restart {A}`").as_str()),
+        Some(format!("medxfer runs resume {A} --json failed: {why}").as_str()),
         "the agent's refusal is shown as it is"
+    );
+    // no report on stdout (the agent could not be started): the first line of stderr says why
+    update(&mut s, effects[0].finished(false, "", "medxfer: cannot start the agent\nmore\n"));
+    assert_eq!(
+        s.message.as_deref(),
+        Some(format!("medxfer runs resume {A} --json failed: medxfer: cannot start the agent").as_str())
     );
 }
 
@@ -39,9 +49,15 @@ fn kill_and_restart_ask_first_and_act_only_on_yes() {
     assert!(wide.lines().last().unwrap().contains(&format!("kill {B}? y to confirm")), "{wide}");
     assert_eq!(update(&mut s, Action::Confirm(true)), [control(B, Control::Kill)]);
     assert!(s.confirm.is_none());
-    let done = control(B, Control::Kill).finished(true, "", &format!("{B}: killed\n"));
+    let done = control(B, Control::Kill).finished(true, &control_json("kill", &[(B, Ok("killed"))]), "");
     update(&mut s, done);
     assert_eq!(s.message.as_deref(), Some(format!("{B}: killed").as_str()));
+    update(&mut s, control(B, Control::Kill).finished(true, "not json", &format!("{B}: killed\n")));
+    assert_eq!(
+        s.message.as_deref(),
+        Some(format!("medxfer runs kill {B} --json: finished, but its --json output did not parse").as_str()),
+        "the outcome is never guessed from stderr's wording"
+    );
 
     update(&mut s, Action::Up);
     assert!(update(&mut s, Action::RunControl(Control::Restart)).is_empty());

@@ -6,7 +6,7 @@ use super::super::effect::Effect;
 use super::super::state::View;
 use super::super::store::{RunDelta, RunStore};
 use super::super::update::{MESSAGE_TICKS, update};
-use super::{A, B, delta, epoch_line, screen, two_runs};
+use super::{A, B, control_json, delta, epoch_line, screen, two_runs};
 use crate::runs::record::{self, State as RunState, Status};
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ fn controls_act_on_the_selection_not_the_row_under_the_cursor() {
     let ids = vec![B.to_string(), C.to_string(), D.to_string()];
     assert_eq!(effects, [Effect::Control { control: Control::Stop, ids: ids.clone() }]);
     assert_eq!(effects[0].cli_args()[..2], ["runs", "stop"]);
-    assert_eq!(effects[0].cli_args()[2..], ids[..]);
+    assert_eq!(effects[0].cli_args()[2..], [&ids[..], &["--json".to_string()]].concat());
 
     update(&mut s, Action::RunControl(Control::Kill));
     assert_eq!(s.confirm, Some((Control::Kill, ids.clone())));
@@ -43,9 +43,13 @@ fn controls_act_on_the_selection_not_the_row_under_the_cursor() {
     assert!(resumable.is_empty(), "nothing selected is stopped or failed");
     assert_eq!(s.message.as_deref(), Some("none of the 3 selected runs can be told to resume"));
 
-    let done = effects[0].finished(false, "", &format!("{B}: stopping\nmedxfer: run {C} is gone\n{D}: stopping\n"));
-    update(&mut s, done);
-    assert_eq!(s.message.as_deref(), Some(format!("stop 3 runs: 1 refused: medxfer: run {C} is gone").as_str()));
+    let (gone, stopped) = (format!("run {C} is gone"), format!("run {D} is stopped already"));
+    let report = control_json("stop", &[(B, Ok("stopping")), (C, Err(&gone)), (D, Err(&stopped))]);
+    update(&mut s, effects[0].finished(false, &report, ""));
+    assert_eq!(s.message.as_deref(), Some(format!("stop 3 runs: 2 refused: {gone}; {stopped}").as_str()));
+    let all = control_json("stop", &[(B, Ok("stopping")), (C, Ok("stopping")), (D, Ok("stopping"))]);
+    update(&mut s, effects[0].finished(true, &all, ""));
+    assert_eq!(s.message.as_deref(), Some("stop 3 runs: done"));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::super::action::Action;
 use super::super::effect::Effect;
 use super::super::path_complete::complete;
 use super::super::update::update;
-use super::{screen, typical_zoo, zoo_cursor_to};
+use super::{screen, typical_zoo, zoo_cursor_to, zoo_json};
 
 #[test]
 fn i_opens_a_path_prompt_that_completes_and_imports() {
@@ -36,17 +36,14 @@ fn i_opens_a_path_prompt_that_completes_and_imports() {
     assert_eq!(s.import.as_ref().unwrap().path, file);
     let effects = update(&mut s, Action::FilterDone);
     assert_eq!(effects, [Effect::ZooImport { id: "moco-v2".into(), file: file.clone() }]);
-    assert_eq!(effects[0].cli_args(), ["zoo", "import", "moco-v2", file.as_str()]);
+    assert_eq!(effects[0].cli_args(), ["zoo", "import", "moco-v2", file.as_str(), "--json"]);
     assert!(s.import.is_none() && !s.typing());
     assert_eq!(s.current_model().unwrap().label(), "importing...");
-    let failed = effects[0].finished(false, "", "medxfer: moco-v2: sha256 mismatch: the file is not the catalog's\n");
+    let why = "sha256 mismatch: the file is not the catalog's";
+    let report = zoo_json("import", "moco-v2", Err(why), crate::zoo::ModelState::Failed { reason: why.into() });
+    let failed = effects[0].finished(false, &report, &format!("medxfer: {why}\n"));
     update(&mut s, failed);
-    assert!(
-        s.message
-            .as_deref()
-            .unwrap()
-            .ends_with("failed: medxfer: moco-v2: sha256 mismatch: the file is not the catalog's")
-    );
+    assert!(s.message.as_deref().unwrap().ends_with(&format!("--json failed: {why}")), "{:?}", s.message);
     assert_eq!(s.current_model().unwrap().pending, None);
 }
 
