@@ -57,6 +57,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let catalog = env.catalog.clone();
     let mut state = State::new(env, keymap, color);
     state.apply_config(&ctx.config);
+    state.places = super::state::Places::of_this_process();
     let env = |name| std::env::var(name).ok();
     state.rich_color = heat::rich_color(env("COLORTERM").as_deref(), env("TERM").as_deref());
     let status = runtime.block_on(event_loop(ctx.home.clone(), catalog, state, ctx.config.tui.mouse));
@@ -170,9 +171,12 @@ fn handle(
             };
             let action = match (action, state.path_being_typed()) {
                 (Some(Action::Complete), Some(typed)) => {
-                    let cwd = std::env::current_dir().unwrap_or_default();
-                    let user_home = std::env::var_os("HOME").map(PathBuf::from);
-                    Some(Action::PathCompleted(path_complete::complete(typed, &cwd, user_home.as_deref())))
+                    let places = &state.places;
+                    Some(Action::PathCompleted(path_complete::complete(
+                        typed,
+                        &places.cwd,
+                        places.user_home.as_deref(),
+                    )))
                 }
                 (action, _) => action,
             };

@@ -12,6 +12,23 @@ use crate::sched::slots::Slot;
 use crate::zoo::{Catalog, Entry, ModelState};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Where a typed path starts: relative ones in the folder the TUI was started in, `~/` in the user's home.
+/// The app fills it in once, so `update` never asks the process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Places {
+    pub cwd: std::path::PathBuf,
+    pub user_home: Option<std::path::PathBuf>,
+}
+
+impl Places {
+    pub fn of_this_process() -> Places {
+        Places {
+            cwd: std::env::current_dir().unwrap_or_default(),
+            user_home: std::env::var_os("HOME").map(std::path::PathBuf::from),
+        }
+    }
+}
+
 /// The path prompt of `zoo import ID FILE`: the model, the path typed so far, the last completion's list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportPrompt {
@@ -358,6 +375,7 @@ pub struct State {
     pub launch: LaunchForm,
     /// Each dataset's folders as config.toml remembers them (the Launch form fills and updates them).
     pub dataset_paths: BTreeMap<String, crate::config::DatasetPaths>,
+    pub places: Places,
     /// The Zoo's path prompt for `zoo import`, while it is open.
     pub import: Option<ImportPrompt>,
     /// The run `medxfer eval` is evaluating now (`e` in Runs evaluates one run at a time).
@@ -410,6 +428,7 @@ impl State {
             datasets: env.datasets,
             launch: LaunchForm::default(),
             dataset_paths: BTreeMap::new(),
+            places: Places::default(),
             import: None,
             evaluating: None,
             color,

@@ -216,3 +216,22 @@ fn tab_completes_a_folder_field_and_lists_the_matches_beside_it() {
     update(&mut s, Action::Edit);
     assert_eq!(s.path_being_typed(), None, "anno % is not a path: Tab does nothing there");
 }
+
+#[test]
+fn a_typed_folder_is_made_absolute_from_where_the_tui_started_and_remembered() {
+    use super::super::state::Places;
+    use std::path::PathBuf;
+    let mut s = typical_zoo();
+    s.places = Places { cwd: "/work/here".into(), user_home: Some("/home/u".into()) };
+    to_row(&mut s, Row::Field(Field::Root));
+    update(&mut s, Action::Edit);
+    "data/x".chars().for_each(|c| {
+        update(&mut s, Action::FilterInput(c));
+    });
+    let effects = update(&mut s, Action::FilterDone);
+    let Some(Effect::RememberPaths { paths, .. }) = effects.first() else { panic!("{effects:?}") };
+    assert_eq!(paths.root, Some(PathBuf::from("/work/here/data/x")));
+    type_into(&mut s, Field::TrainList, "~/lists/train.txt");
+    assert_eq!(s.launch.train_list, "/home/u/lists/train.txt");
+    assert_eq!(s.dataset_paths["demo-cls"].train_list, Some(PathBuf::from("/home/u/lists/train.txt")));
+}

@@ -135,10 +135,9 @@ pub(super) fn edit_field(s: &mut State, action: Action) -> Vec<Effect> {
 }
 
 fn remember_paths(s: &mut State, field: Field) -> Vec<Effect> {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let places = s.places.clone();
     if let Some(text) = s.launch.text_mut(field) {
-        *text = launch::absolute_path(text, &cwd, user_home.as_deref());
+        *text = launch::absolute_path(text, &places.cwd, places.user_home.as_deref());
     }
     let paths = s.launch.paths();
     s.dataset_paths.insert(s.launch.dataset.clone(), paths.clone());
