@@ -50,6 +50,17 @@ fn reference(dir: &Path, cases: &[serde_json::Value]) -> Vec<Vec<u8>> {
     cases.iter().map(|c| std::fs::read(dir.join(c["out"].as_str().unwrap())).unwrap()).collect()
 }
 
+/// Names each case's output, runs the reference and asserts that each of `ours` equals its output byte for byte.
+fn assert_each_equals_the_reference(dir: &Path, mut cases: Vec<serde_json::Value>, ours: &[Vec<u8>]) {
+    for (i, case) in cases.iter_mut().enumerate() {
+        case["out"] = json!(format!("{i}.bin"));
+    }
+    let theirs = reference(dir, &cases);
+    for ((case, ours), theirs) in cases.iter().zip(ours).zip(&theirs) {
+        assert_eq!(diff(ours, theirs), (0, 0), "{case}");
+    }
+}
+
 fn save(dir: &Path, name: &str, img: &Img) -> String {
     let path = dir.join(name);
     img.save_png(&path).unwrap();
@@ -106,13 +117,7 @@ fn opencv_resizes_luts_grid_and_crop_equal_the_reference_bytes() {
         cases.push(json!({"op": "crop", "input": &mask_p, "side": side, "top": top, "left": left, "nearest": true}));
         ours.push(segaug::resize_nearest(&mask.crop(left, top, side, side), 64, 64).data);
     }
-    for (i, case) in cases.iter_mut().enumerate() {
-        case["out"] = json!(format!("{i}.bin"));
-    }
-    let theirs = reference(dir.path(), &cases);
-    for ((case, ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
-        assert_eq!(diff(ours, theirs), (0, 0), "{case}");
-    }
+    assert_each_equals_the_reference(dir.path(), cases, &ours);
 }
 
 #[test]
@@ -140,13 +145,7 @@ fn optical_and_elastic_distortions_equal_the_reference_bytes() {
             }
         }
     }
-    for (i, case) in cases.iter_mut().enumerate() {
-        case["out"] = json!(format!("{i}.bin"));
-    }
-    let theirs = reference(dir.path(), &cases);
-    for ((case, ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
-        assert_eq!(diff(ours, theirs), (0, 0), "{case}");
-    }
+    assert_each_equals_the_reference(dir.path(), cases, &ours);
 }
 
 /// With every default, a Montgomery test sample is the study's: nearest resize to 224, masks > 0, no

@@ -55,6 +55,19 @@ pub fn epoch_line(epoch: u32, lr: f64) -> MetricLine {
     }
 }
 
+/// Step `n` of epoch 1 (of 50 batches) at 8 images/s: the line a trainer writes inside an epoch.
+pub fn step_line(n: u64) -> MetricLine {
+    MetricLine {
+        kind: "step".into(),
+        epoch: 1,
+        step: n,
+        val: BTreeMap::new(),
+        images_per_s: 8.0,
+        epoch_batches: Some(50),
+        ..epoch_line(1, 1e-4)
+    }
+}
+
 /// A delta for a run with `epochs` epoch lines (lr halves at epoch 2), state and optional result.
 pub fn delta(id: &str, init: &str, trial: u32, state: RunState, mean: Option<f64>) -> Action {
     let spec = spec(id, init, trial);

@@ -2,29 +2,16 @@
 
 use super::super::action::Action;
 use super::super::update::update;
-use super::{delta, epoch_line, screen, two_runs};
-use crate::runs::record::{MetricLine, State as RunState};
-use std::collections::BTreeMap;
+use super::{delta, screen, step_line, two_runs};
+use crate::runs::record::State as RunState;
 
 const ID: &str = "20261126-081209-demo-cls-swav-t1";
-
-fn step(n: u64) -> MetricLine {
-    MetricLine {
-        kind: "step".into(),
-        epoch: 1,
-        step: n,
-        val: BTreeMap::new(),
-        images_per_s: 8.0,
-        epoch_batches: Some(50),
-        ..epoch_line(1, 1e-4)
-    }
-}
 
 #[test]
 fn the_detail_of_a_running_run_shows_its_step_rate_and_eta_at_80x24() {
     let mut s = two_runs();
     let Action::RunData(mut d) = delta(ID, "swav", 1, RunState::Running, None) else { unreachable!() };
-    d.lines = vec![step(3)];
+    d.lines = vec![step_line(3)];
     update(&mut s, Action::RunData(d));
     update(&mut s, Action::Bottom);
     update(&mut s, Action::Open);

@@ -288,16 +288,7 @@ fn progress_and_eta_show_before_the_first_epoch_ends() {
     let mut s = two_runs();
     let id = "20261126-081209-demo-cls-swav-t1";
     let Action::RunData(mut d) = delta(id, "swav", 1, RunState::Running, None) else { unreachable!() };
-    let step = |n: u64| crate::runs::record::MetricLine {
-        kind: "step".into(),
-        epoch: 1,
-        step: n,
-        val: BTreeMap::new(),
-        images_per_s: 8.0,
-        epoch_batches: Some(50),
-        ..epoch_line(1, 1e-4)
-    };
-    d.lines = vec![step(3)];
+    d.lines = vec![super::step_line(3)];
     update(&mut s, Action::RunData(d));
     let run = &s.runs[id];
     assert_eq!(run.epoch_progress(), Some((3, 50)));
