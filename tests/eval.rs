@@ -112,3 +112,27 @@ fn eval_of_a_converted_zoo_model_scores_its_weights_on_the_test_split() {
     assert_eq!(eval("inat2021"), zoo, "the head is drawn from seed 1: the same weights score the same");
     assert_ne!(eval("random").per_class, zoo.per_class, "the converted backbone is what is scored");
 }
+
+#[test]
+fn eval_on_a_dataset_reads_its_folders_from_config_toml_and_a_flag_wins() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = medxfer(home.path(), &["data", "demo", elsewhere.path().to_str().unwrap()]);
+    assert!(out.status.success(), "data demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    let root = elsewhere.path().join("demo-cls");
+    let config = format!("[datasets.demo-cls]\nroot = {:?}\n", root.display().to_string());
+    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    let args = ["eval", "--init", "random", "--dataset", "demo-cls", "--set", "image_size=32", "--set", "threads=2"];
+
+    let out = medxfer(home.path(), &args);
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !home.path().join("datasets").exists(),
+        "the remembered root is read: the home's own demo copy is never generated"
+    );
+
+    let missing = elsewhere.path().join("no-such-folder");
+    let out = medxfer(home.path(), &[&args[..], &["--root", missing.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no-such-folder"), "--root wins over config.toml: {err}");
+}

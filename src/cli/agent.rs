@@ -16,6 +16,7 @@ pub enum AgentCommand {
     Start,
     /// Is the agent running; what runs and what waits.
     Status {
+        /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
     },

@@ -17,17 +17,22 @@ pub struct Args {
 pub enum BenchCommand {
     /// ResNet50 train steps on random inputs.
     TrainStep {
+        /// Images per step.
         #[arg(long, default_value_t = 16)]
         batch: usize,
+        /// Image side in pixels.
         #[arg(long, default_value_t = 224)]
         size: usize,
+        /// Untimed steps first.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Timed steps.
         #[arg(long, default_value_t = 5)]
         steps: usize,
         /// Intra-op threads (0: libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// cpu | cuda | cuda:N
         #[arg(long, default_value = "cpu")]
         device: String,
         /// fp32 | tf32 | bf16
@@ -48,13 +53,16 @@ pub enum BenchCommand {
         /// fused | plain
         #[arg(long, default_value = "fused")]
         optimizer: String,
+        /// Untimed steps first.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Timed steps.
         #[arg(long, default_value_t = 20)]
         steps: usize,
         /// Intra-op threads (0: libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// cpu | cuda | cuda:N
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -69,10 +77,13 @@ pub enum BenchCommand {
         /// train | val
         #[arg(long, default_value = "val")]
         mode: String,
+        /// Image side in pixels.
         #[arg(long, default_value_t = 224)]
         size: usize,
+        /// Images per batch.
         #[arg(long, default_value_t = 16)]
         batch: usize,
+        /// Decoding threads.
         #[arg(long, default_value_t = 1)]
         workers: usize,
         /// Passes over the list (timed together).

@@ -15,6 +15,7 @@ pub struct Args {
 pub enum Sub {
     /// Show a checkpoint's format, root folder, GLOBALs, and its keys with dtypes and shapes.
     Inspect {
+        /// A torch.save file (zip or legacy format); read without running any of its code.
         file: PathBuf,
         /// Print the report as JSON on stdout.
         #[arg(long)]
@@ -27,7 +28,9 @@ pub enum Sub {
         /// For simclr-v1/v2 INPUT is a TensorFlow .index, a folder holding one checkpoint, or a zip of one.
         #[arg(long, visible_alias = "recipe")]
         origin: String,
+        /// The checkpoint to convert.
         input: PathBuf,
+        /// The .safetensors to write (atomically: nothing is left half-written).
         output: PathBuf,
     },
 }

@@ -2,6 +2,7 @@
 //! split (ChestX-ray14 lists from the NIH files), cache (build the decoded-image cache), prepare (masks from a
 //! publisher's annotations: SIIM-ACR's RLE CSV).
 
+use super::folders::DatasetFolders;
 use crate::data::{self, DatasetSpec, check};
 use crate::home::Ctx;
 use anyhow::Result;
@@ -17,7 +18,10 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Write the synthetic demo datasets (DIR/demo-cls, DIR/demo-seg).
-    Demo { dir: PathBuf },
+    Demo {
+        /// The folder the two datasets are written into.
+        dir: PathBuf,
+    },
     /// Check a dataset: missing or unreadable images, label counts, shared patients, prevalence per split.
     Check(CheckArgs),
     /// Build the study-format split lists of a dataset from its publisher's files (chestxray14).
@@ -32,6 +36,7 @@ pub enum DataCommand {
 
 #[derive(ClapArgs, Debug)]
 pub struct PrepareArgs {
+    /// Whose annotations: siim (the SIIM-ACR pneumothorax RLE CSV).
     pub what: PrepareWhat,
     /// The annotation file (siim: the RLE CSV, e.g. train-rle.csv).
     pub input: PathBuf,
@@ -52,15 +57,8 @@ pub enum PrepareWhat {
 pub struct DatasetArgs {
     /// A built-in dataset name or a spec .toml.
     pub dataset: String,
-    /// Folder the dataset lives in (default for demo-cls / demo-seg: the home's generated copy).
-    #[arg(long)]
-    pub root: Option<PathBuf>,
-    #[arg(long)]
-    pub train_list: Option<PathBuf>,
-    #[arg(long)]
-    pub val_list: Option<PathBuf>,
-    #[arg(long)]
-    pub test_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub folders: DatasetFolders,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -141,27 +139,18 @@ fn run_prepare(args: PrepareArgs) -> Result<i32> {
     Ok(0)
 }
 
-impl DatasetArgs {
-    /// These flags, with what config.toml's `[datasets.<name>]` remembers filling the ones not given.
-    fn with_remembered(mut self, ctx: &Ctx) -> DatasetArgs {
-        let d = &mut self;
-        ctx.config.dataset_paths(&d.dataset).fill(&mut d.root, &mut d.train_list, &mut d.val_list, &mut d.test_list);
-        self
-    }
-}
-
-fn run_check(mut args: CheckArgs) -> Result<i32> {
+fn run_check(args: CheckArgs) -> Result<i32> {
     let ctx = Ctx::load()?;
-    args.data = args.data.with_remembered(&ctx);
+    let folders = args.data.folders.or_remembered(&ctx.config, &args.data.dataset);
     let spec = DatasetSpec::load(&args.data.dataset)?;
-    let root = match &args.data.root {
+    let root = match &folders.root {
         Some(root) => root.clone(),
         None => data::dataset_root(&spec, None, &ctx.home)?,
     };
     let lists = [
-        spec.list_for(&root, "train", args.data.train_list.as_deref())?,
-        spec.list_for(&root, "val", args.data.val_list.as_deref())?,
-        spec.list_for(&root, "test", args.data.test_list.as_deref())?,
+        spec.list_for(&root, "train", folders.train_list.as_deref())?,
+        spec.list_for(&root, "val", folders.val_list.as_deref())?,
+        spec.list_for(&root, "test", folders.test_list.as_deref())?,
     ];
     let report = check::check(&spec, &root, &lists);
     if args.json {
@@ -225,16 +214,16 @@ fn run_split(args: SplitArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn run_cache(mut args: CacheArgs) -> Result<i32> {
+fn run_cache(args: CacheArgs) -> Result<i32> {
     use crate::data::cache::{self, Resize};
     let ctx = Ctx::load()?;
-    args.data = args.data.with_remembered(&ctx);
+    let folders = args.data.folders.or_remembered(&ctx.config, &args.data.dataset);
     let home = ctx.home;
     let spec = crate::runs::record::DataSpec {
-        root: args.data.root,
-        train_list: args.data.train_list,
-        val_list: args.data.val_list,
-        test_list: args.data.test_list,
+        root: folders.root,
+        train_list: folders.train_list,
+        val_list: folders.val_list,
+        test_list: folders.test_list,
         ..Default::default()
     };
     let splits = data::resolve(&args.data.dataset, &spec, &home, 0)?;

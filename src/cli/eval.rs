@@ -18,9 +18,13 @@ pub struct Args {
     /// The dataset whose test split is scored (default: the run's).
     #[arg(long)]
     pub dataset: Option<String>,
-    #[arg(long)]
+    /// Folder the dataset lives in (default: the run's own; with --init or another --dataset, root under
+    /// [datasets.NAME] in config.toml).
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    #[arg(long)]
+    /// Test split list replacing the run's or the dataset spec's (default as --root: test_list under
+    /// [datasets.NAME]).
+    #[arg(long, value_name = "PATH")]
     pub test_list: Option<PathBuf>,
     /// cpu | cuda | cuda:N (default: the run's device, or cpu).
     #[arg(long)]
@@ -39,12 +43,14 @@ pub fn run(args: Args) -> Result<i32> {
         let path = PathBuf::from(&r);
         if path.is_dir() { path } else { ctx.home.runs.join(r) }
     });
+    let remembered = args.dataset.as_ref().map(|d| ctx.config.dataset_paths(d)).unwrap_or_default();
     let req = EvalRequest {
         run,
         init: args.init,
         dataset: args.dataset,
         root: args.root,
         test_list: args.test_list,
+        remembered,
         device: args.device,
         overrides: args.set.iter().map(|kv| crate::sched::sweep::parse_override(kv)).collect::<Result<_>>()?,
     };

@@ -11,6 +11,7 @@ mod ckpt;
 mod data;
 mod doctor;
 mod eval;
+mod folders;
 mod model;
 mod queue;
 mod results;
@@ -144,5 +145,29 @@ fn run(cli: Cli) -> Result<i32> {
                 command.needs_libtorch().unwrap_or("?")
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_of_every_command_has_help_text() {
+        fn undocumented(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    found.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = Vec::new();
+        undocumented(&Cli::command(), "medxfer", &mut found);
+        assert!(found.is_empty(), "arguments without help text: {found:#?}");
     }
 }

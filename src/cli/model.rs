@@ -32,6 +32,7 @@ pub enum PaddingArg {
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
+    /// The network: resnet50 (torchvision) or unet (smp's Unet with a ResNet50 encoder).
     #[arg(long, value_enum)]
     pub arch: Arch,
     /// A full state_dict with torchvision (resnet50) or smp (unet) names; the head's size comes from it.
@@ -40,6 +41,7 @@ pub struct EvalArgs {
     /// A .safetensors holding a float tensor named `input`, [batch, 1 or 3, H, W].
     #[arg(long)]
     pub input: PathBuf,
+    /// The .safetensors written: `output` (and `features` with --features).
     #[arg(long)]
     pub output: PathBuf,
     /// Also write `features`: the pooled 2048-wide layer4 features.

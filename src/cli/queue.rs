@@ -55,6 +55,7 @@ pub enum RunControl {
     Rm {
         #[command(flatten)]
         args: ControlArgs,
+        /// Also delete runs that finished with a result (their result leaves the leaderboard).
         #[arg(long)]
         force: bool,
     },

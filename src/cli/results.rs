@@ -34,6 +34,7 @@ pub struct Args {
     /// Also show per-class tables (table format).
     #[arg(long)]
     pub per_class: bool,
+    /// How the leaderboard is printed: table, csv, md (Markdown), latex or json.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Draw a figure into FILE.svg or FILE.png instead of printing the leaderboard.

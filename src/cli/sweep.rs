@@ -1,11 +1,12 @@
 //! `medxfer sweep`: plan a benchmark sweep, write the missing runs as queued folders, tell the agent,
 //! and with `--wait` block until every run of the sweep has ended.
 
+use super::folders::DatasetFolders;
 use crate::runs::record::{State, Status};
 use crate::sched::socket::{self, Request};
 use crate::sched::sweep::{self, PlanSummary, PlannedRun, SweepRequest};
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
@@ -28,15 +29,8 @@ pub struct Args {
     /// local or slurm (default: config's scheduler.executor).
     #[arg(long)]
     pub executor: Option<String>,
-    /// Folder the split lists' image paths are relative to.
-    #[arg(long)]
-    pub root: Option<PathBuf>,
-    #[arg(long)]
-    pub train_list: Option<PathBuf>,
-    #[arg(long)]
-    pub val_list: Option<PathBuf>,
-    #[arg(long)]
-    pub test_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub folders: DatasetFolders,
     /// Print the plan and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -59,10 +53,10 @@ impl Args {
             anno_percents: self.anno_percent.clone(),
             overrides: self.set.iter().map(|kv| sweep::parse_override(kv)).collect::<Result<Vec<_>>>()?,
             executor: self.executor.clone(),
-            root: self.root.clone(),
-            train_list: self.train_list.clone(),
-            val_list: self.val_list.clone(),
-            test_list: self.test_list.clone(),
+            root: self.folders.root.clone(),
+            train_list: self.folders.train_list.clone(),
+            val_list: self.folders.val_list.clone(),
+            test_list: self.folders.test_list.clone(),
             default_device: String::new(),
         })
     }

@@ -23,7 +23,9 @@ pub enum ZooCommand {
     },
     /// Everything the catalog says about one model, and its state.
     Show {
+        /// A model id, as `zoo list` shows it.
         id: String,
+        /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -44,6 +46,7 @@ pub enum ZooCommand {
     },
     /// Re-hash downloaded files against the catalog or zoo.lock (all downloaded models by default).
     Verify {
+        /// Model ids (default: every downloaded model).
         ids: Vec<String>,
         /// Print each model's outcome and state as JSON on stdout.
         #[arg(long)]
@@ -51,7 +54,10 @@ pub enum ZooCommand {
     },
     /// Take a file downloaded by hand (manual entries) into the cache.
     Import {
+        /// The model id; the file is checked against its catalog sha256 or zoo.lock pin (or pinned, when
+        /// neither exists).
         id: String,
+        /// The file downloaded by hand.
         file: PathBuf,
         /// Print the outcome, state, file and sha256 as JSON on stdout.
         #[arg(long)]
@@ -59,12 +65,15 @@ pub enum ZooCommand {
     },
     /// Print the path of a model's downloaded file (or, with --converted, its safetensors).
     Path {
+        /// A model id.
         id: String,
+        /// Print the converted .safetensors instead of the downloaded file.
         #[arg(long)]
         converted: bool,
     },
     /// Delete a model's files from the cache (its zoo.lock pin stays).
     Rm {
+        /// A model id.
         id: String,
         /// Print the outcome and state as JSON on stdout.
         #[arg(long)]

@@ -4,6 +4,7 @@
 //! the run folder, or for a zoo model under `<home>/evals/<init>/`.
 
 use super::{setup, trainer};
+use crate::config::DatasetPaths;
 use crate::data;
 use crate::home::Home;
 use crate::runs::record::{DataSpec, DeviceSpec, RunResult, RunSpec, Status};
@@ -22,6 +23,9 @@ pub struct EvalRequest {
     pub dataset: Option<String>,
     pub root: Option<PathBuf>,
     pub test_list: Option<PathBuf>,
+    /// Where `dataset` lives as config.toml's `[datasets.<name>]` remembers it: used when the run's own
+    /// folders do not apply (a zoo model, or another dataset than the run's) and `root`/`test_list` are not given.
+    pub remembered: DatasetPaths,
     /// cpu | cuda | cuda:N; default: the run's device, or cpu.
     pub device: Option<String>,
     /// `--set key=value` applied to the spec the test phase runs by (e.g. image_size, threads), in order.
@@ -55,6 +59,7 @@ pub fn evaluate(req: &EvalRequest, home: &Home) -> Result<EvalOutcome> {
         }
         _ => bail!("eval needs either --run DIR or --init MODEL --dataset D"),
     };
+    let mut on_its_own_data = req.run.is_some();
     if let Some(dataset) = &req.dataset
         && req.run.is_some()
         && dataset != &spec.dataset
@@ -65,6 +70,11 @@ pub fn evaluate(req: &EvalRequest, home: &Home) -> Result<EvalOutcome> {
         }
         spec.dataset = dataset.clone();
         spec.data = DataSpec { image_size: spec.data.image_size, segmentation: None, ..DataSpec::default() };
+        on_its_own_data = false;
+    }
+    if !on_its_own_data {
+        spec.data.root.clone_from(&req.remembered.root);
+        spec.data.test_list.clone_from(&req.remembered.test_list);
     }
     if spec.data.segmentation.is_none() && spec.task == crate::runs::record::Task::Segmentation && req.run.is_none() {
         data::segaug::resolve_study_defaults(&mut spec);
