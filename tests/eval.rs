@@ -40,7 +40,9 @@ fn eval_of_a_finished_run_repeats_its_test_phase() {
     for (dataset, task) in [("demo-cls", Task::Classification), ("demo-seg", Task::Segmentation)] {
         let trained = trained(home.path(), dataset, task);
         let id = format!("eval-{dataset}");
-        let out = medxfer(home.path(), &["eval", "--run", &id, "--json"]);
+        // The second run is asked for by a unique prefix of its id, as every run command takes it.
+        let asked = if task == Task::Segmentation { "eval-demo-s" } else { id.as_str() };
+        let out = medxfer(home.path(), &["eval", "--run", asked, "--json"]);
         assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
         let printed: RunResult = serde_json::from_slice(&out.stdout).unwrap();
         let file = home.path().join("runs").join(&id).join(format!("eval-{dataset}.json"));
@@ -57,7 +59,10 @@ fn eval_of_a_finished_run_repeats_its_test_phase() {
     }
     let none = medxfer(home.path(), &["eval", "--run", "no-such-run"]);
     let err = String::from_utf8_lossy(&none.stderr);
-    assert!(!none.status.success() && err.contains("no-such-run") && err.lines().count() == 1, "{err}");
+    assert!(
+        !none.status.success() && err.contains("no run \"no-such-run\" under") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// A random torchvision ResNet50 written by real torch.save, seeded.

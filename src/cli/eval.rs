@@ -5,11 +5,11 @@ use crate::home::Ctx;
 use crate::train::eval::{EvalRequest, evaluate};
 use anyhow::Result;
 use clap::Args as ClapArgs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
-    /// A run id or run folder: its best.safetensors on its own dataset (or --dataset, same task).
+    /// A run id (or unique prefix) or run folder: its best.safetensors on its own dataset (or --dataset, same task).
     #[arg(long, conflicts_with = "init")]
     pub run: Option<String>,
     /// A converted zoo model (id) or a .safetensors file, head or decoder drawn from seed 1; needs --dataset.
@@ -39,10 +39,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<i32> {
     let ctx = Ctx::load()?;
-    let run = args.run.map(|r| {
-        let path = PathBuf::from(&r);
-        if path.is_dir() { path } else { ctx.home.runs.join(r) }
-    });
+    let run = match args.run {
+        Some(r) if Path::new(&r).is_dir() => Some(PathBuf::from(r)),
+        Some(id) => Some(crate::runs::store::find_run(&ctx.home.runs, &id)?.dir),
+        None => None,
+    };
     let remembered = args.dataset.as_ref().map(|d| ctx.config.dataset_paths(d)).unwrap_or_default();
     let req = EvalRequest {
         run,

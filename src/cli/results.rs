@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(path) = &args.plot {
         return draw(&ctx, &args, &lb, path);
     }
-    if lb.groups.is_empty() && args.format != Format::Json {
+    if lb.groups.is_empty() && !matches!(args.format, Format::Json | Format::Table) {
         eprintln!("medxfer: no results for dataset {:?} under {}", args.dataset, ctx.home.runs.display());
     }
     let text = match args.format {

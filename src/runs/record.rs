@@ -236,10 +236,38 @@ impl RunSpec {
                 let study = crate::data::segaug::SegOptions::study(&self.dataset);
                 self.data.segmentation.get_or_insert(study).set(key, value)?
             }
-            _ => bail!("--set {key}={value}: unknown key {key:?}"),
+            _ => bail!("--set {key}={value}: unknown key {key:?}; the keys: {}", set_keys().join(", ")),
         }
         Ok(())
     }
+}
+
+/// The `--set` keys of the run's own settings (the protocol's and the segmentation options' come after).
+const OWN_SET_KEYS: &[&str] = &[
+    "epochs",
+    "batch_size",
+    "test_batch_size",
+    "lr",
+    "patience",
+    "weight_decay",
+    "momentum",
+    "optimizer",
+    "scheduler",
+    "tta",
+    "image_size",
+    "workers",
+    "anno_percent",
+    "normalization",
+    "seed",
+    "device",
+    "threads",
+    "precision",
+    "memory_format",
+];
+
+/// Every key `RunSpec::set` takes.
+pub fn set_keys() -> Vec<&'static str> {
+    [OWN_SET_KEYS, crate::data::protocol::KEYS, crate::data::segaug::SET_KEYS].concat()
 }
 
 fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<String> {
@@ -491,6 +519,19 @@ mod tests {
         assert!(s.set("anno_percent", "0").is_err());
         assert!(s.set("colour", "red").unwrap_err().to_string().contains("unknown key"));
         assert!(s.set("precision", "fp8").is_err());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_every_key_that_exists() {
+        let err = spec().set("colour", "red").unwrap_err().to_string();
+        assert!(err.contains("unknown key \"colour\"; the keys: epochs, batch_size"), "{err}");
+        let mut seg = RunSpec::study("x", "demo-seg", Task::Segmentation, "random");
+        for key in set_keys() {
+            assert!(err.contains(key), "{key} is missing from: {err}");
+            if let Err(e) = seg.set(key, "?") {
+                assert!(!e.to_string().contains("unknown key"), "{key} is listed but refused as unknown: {e}");
+            }
+        }
     }
 
     #[test]
