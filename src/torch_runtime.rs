@@ -86,24 +86,22 @@ pub fn device(name: &str) -> anyhow::Result<tch::Device> {
     if name == "cpu" {
         return Ok(tch::Device::Cpu);
     }
-    let index = match name {
-        "cuda" => 0,
-        _ => name
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| anyhow::anyhow!("device {name:?} is not one of cpu, cuda, cuda:N"))?,
+    let asked = match crate::gpu::Wanted::parse(name).map_err(anyhow::Error::msg)? {
+        crate::gpu::Wanted::Gpu(n) => n as usize,
+        _ => 0,
     };
     if let Err(reason) = load_cuda() {
         anyhow::bail!("device {name} was asked for but CUDA cannot be loaded: {reason}");
     }
     let count = tch::Cuda::device_count() as usize;
-    if index >= count {
-        anyhow::bail!(
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    match crate::gpu::cuda_index(asked, count, visible.as_deref()) {
+        Some(index) => Ok(tch::Device::Cuda(index)),
+        None => anyhow::bail!(
             "device {name} was asked for but {count} GPU(s) are visible (CUDA_VISIBLE_DEVICES={:?})",
-            std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default()
-        );
+            visible.unwrap_or_default()
+        ),
     }
-    Ok(tch::Device::Cuda(index))
 }
 
 #[cfg(test)]

@@ -392,6 +392,34 @@ fn sweep_wait_exits_non_zero_when_a_run_failed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("random"), "the failed run is named");
 }
 
+/// A device the machine lacks is refused by `sweep` before anything is queued; a spec given one by hand fails
+/// at launch with the agent's sentence, the trainer never started.
+#[test]
+fn a_device_this_machine_lacks_is_refused_by_sweep_and_failed_by_the_agent() {
+    let home = TestHome::new(1);
+    let asks = ["sweep", "--dataset", "demo-cls", "--models", "imagenet", "--set", "device=cuda:99"];
+    let out = home.cmd(&asks).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cuda:99") && err.contains("nothing was queued"), "{err}");
+    assert!(!home.path("runs").exists() || home.run_ids().is_empty(), "{:?}", home.run_ids());
+
+    home.ok(&["queue", "pause"]);
+    home.sweep("imagenet", 1);
+    let id = home.run_ids().remove(0);
+    let spec_file = home.path("runs").join(&id).join("spec.toml");
+    let spec = std::fs::read_to_string(&spec_file).unwrap();
+    assert!(spec.contains("device = \"cpu\""), "{spec}");
+    std::fs::write(&spec_file, spec.replace("device = \"cpu\"", "device = \"cuda:99\"")).unwrap();
+    home.release();
+    home.ok(&["queue", "resume"]);
+    wait_until("the run to fail", 30, || home.state(&id) == "failed");
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path("runs").join(&id).join("status.json")).unwrap())
+            .unwrap();
+    assert!(status["reason"].as_str().unwrap_or_default().starts_with("device cuda:99 "), "{status}");
+    assert_eq!(home.starts(), 0, "the trainer never started");
+}
+
 /// Slurm tests run where .ci/run started a single-node Slurm (scripts/slurm-single-node ci) and set
 /// MEDXFER_TEST_SLURM=1; elsewhere they say so and pass.
 fn slurm_available() -> bool {

@@ -78,14 +78,18 @@ pub fn run(args: Args) -> Result<i32> {
         &mut req.test_list,
     );
     // A Slurm run gets its GPU from the job's --gres; a local one from this machine's GPUs.
-    let has_gpu = match executor.as_str() {
-        "slurm" => ctx.config.slurm.gpus_per_job > 0,
-        _ => !crate::gpu::nvml_gpus().is_empty(),
+    let local_gpus = (executor == "local").then(|| crate::gpu::nvml_gpus().len() as u32);
+    let has_gpu = match local_gpus {
+        None => ctx.config.slurm.gpus_per_job > 0,
+        Some(count) => count > 0,
     };
     req.default_device = if has_gpu { "cuda" } else { "cpu" }.into();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
     let stamp = crate::runs::record::format_compact(now);
     let mut plan = sweep::plan(&req, &ctx.home.runs, &stamp, &ctx.home.zoo_cache())?;
+    if let Some(count) = local_gpus {
+        sweep::check_local_devices(&plan, count)?;
+    }
     let written = if args.dry_run { Vec::new() } else { sweep::write_new(&mut plan, &ctx.home.runs)? };
     let summary = PlanSummary::of(&plan).estimated(crate::sched::estimate::for_plan(&plan, &ctx.home));
     print_plan(&plan, &summary, args.json, args.dry_run)?;

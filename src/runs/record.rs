@@ -225,7 +225,10 @@ impl RunSpec {
             "normalization" => self.data.normalization = Some(one_of(key, value, &["imagenet", "chestxray", "none"])?),
             "seed" => self.seed = num(key, value)?,
             key if crate::data::protocol::KEYS.contains(&key) => self.data.protocol.set(key, value)?,
-            "device" => self.device.device = value.to_string(),
+            "device" => {
+                crate::gpu::Wanted::parse(value).map_err(|why| anyhow::anyhow!("--set device={value}: {why}"))?;
+                self.device.device = value.trim().to_string()
+            }
             "threads" => self.device.threads = num(key, value)?,
             "precision" => self.device.precision = one_of(key, value, &["fp32", "tf32", "bf16"])?,
             "memory_format" => self.device.memory_format = one_of(key, value, &["nchw", "nhwc"])?,

@@ -2,6 +2,7 @@
 //! queued runs into free slots, follows them, re-adopts live runs after a restart and requeues dead ones.
 
 use crate::config::Config;
+use crate::gpu::Wanted;
 use crate::home::Home;
 use crate::process;
 use crate::runs::lifecycle;
@@ -244,16 +245,16 @@ impl Agent {
                 to_slurm.push((id, dir));
                 continue;
             }
-            let slot = if control::wants_gpu(&dir) {
-                if self.slots.gpu_count == 0 {
-                    let why = "the run asks for a GPU but NVML reports none; use --set device=cpu";
-                    self.log_result(&id, lifecycle::fail(&dir, why.into()).map(|_| State::Failed));
+            let wanted = control::wanted_device(&dir)
+                .and_then(|wanted| wanted.refusal(self.slots.gpu_count).map_or(Ok(wanted), Err));
+            let slot = match wanted {
+                Err(why) => {
+                    self.log_result(&id, lifecycle::fail(&dir, why).map(|_| State::Failed));
                     continue;
                 }
-                let gpus = gpus.get_or_insert_with(crate::gpu::nvml_gpus);
-                self.slots.free_gpu(gpus)
-            } else {
-                self.slots.free_cpu()
+                Ok(Wanted::Cpu) => self.slots.free_cpu(),
+                Ok(Wanted::AnyGpu) => self.slots.free_gpu(gpus.get_or_insert_with(crate::gpu::nvml_gpus), None),
+                Ok(Wanted::Gpu(n)) => self.slots.free_gpu(gpus.get_or_insert_with(crate::gpu::nvml_gpus), Some(n)),
             };
             if let Some(slot) = slot {
                 let outcome = self.launch(&id, dir, slot);

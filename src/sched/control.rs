@@ -21,8 +21,9 @@ pub fn run_dir(runs: &Path, id: &str) -> Result<PathBuf> {
 }
 
 /// Whether a queued run wants a GPU (its device is not "cpu").
-pub fn wants_gpu(dir: &Path) -> bool {
-    RunSpec::load(dir).map(|s| s.device.device != "cpu").unwrap_or(false)
+pub fn wanted_device(dir: &Path) -> Result<crate::gpu::Wanted, String> {
+    let spec = RunSpec::load(dir).map_err(|e| crate::error::one_sentence(&e))?;
+    crate::gpu::Wanted::parse(&spec.device.device)
 }
 
 /// Whether a run goes to Slurm (its spec's executor).

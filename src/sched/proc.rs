@@ -31,7 +31,9 @@ pub fn spawn_train(l: &Launch) -> Result<Child> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
-        .env("CUDA_VISIBLE_DEVICES", &l.cuda_visible_devices);
+        .env("CUDA_VISIBLE_DEVICES", &l.cuda_visible_devices)
+        // CUDA's own order (fastest first) can differ from NVML's, whose numbers the agent chose the GPU by.
+        .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     if l.threads > 0 {
         cmd.env("OMP_NUM_THREADS", l.threads.to_string());
     }

@@ -44,9 +44,10 @@ impl Slots {
         (0..self.cpu_slots).map(Slot::Cpu).find(|s| !self.used.contains_key(s))
     }
 
-    /// The least-loaded GPU with a free slot and enough free memory.
-    pub fn free_gpu(&self, gpus: &[Gpu]) -> Option<Slot> {
+    /// The least-loaded GPU with a free slot and enough free memory; only GPU `only` when given.
+    pub fn free_gpu(&self, gpus: &[Gpu], only: Option<u32>) -> Option<Slot> {
         gpus.iter()
+            .filter(|g| only.is_none_or(|i| g.index == i))
             .filter(|g| g.memory_free_mib >= self.min_free_gpu_mib)
             .map(|g| (self.used.get(&Slot::Gpu(g.index)).copied().unwrap_or(0), g.index))
             .filter(|(n, _)| *n < self.per_gpu)
@@ -80,14 +81,15 @@ mod tests {
     fn gpus_fill_least_loaded_first_and_respect_free_memory() {
         let mut s = Slots::new(1, 2, 4096, 2);
         let gpus = [gpu(0, 10_000), gpu(1, 10_000)];
-        s.take(s.free_gpu(&gpus).unwrap());
-        assert_eq!(s.free_gpu(&gpus), Some(Slot::Gpu(1)));
+        s.take(s.free_gpu(&gpus, None).unwrap());
+        assert_eq!(s.free_gpu(&gpus, None), Some(Slot::Gpu(1)));
+        assert_eq!(s.free_gpu(&gpus, Some(0)), Some(Slot::Gpu(0)), "cuda:0 waits for GPU 0 only");
         for _ in 0..3 {
-            s.take(s.free_gpu(&gpus).unwrap());
+            s.take(s.free_gpu(&gpus, None).unwrap());
         }
-        assert_eq!(s.free_gpu(&gpus), None, "2 runs per GPU");
+        assert_eq!(s.free_gpu(&gpus, None), None, "2 runs per GPU");
         let low = [gpu(0, 100)];
-        assert_eq!(Slots::new(1, 2, 4096, 1).free_gpu(&low), None);
+        assert_eq!(Slots::new(1, 2, 4096, 1).free_gpu(&low, None), None);
     }
 
     #[test]

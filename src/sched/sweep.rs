@@ -401,6 +401,18 @@ fn existing_identities(runs: &Path) -> BTreeMap<String, (String, State)> {
     out
 }
 
+/// For the local executor: refuses a plan whose new runs name a device this machine (`gpu_count` NVML GPUs)
+/// does not have, since each would fail at launch.
+pub fn check_local_devices(plan: &[PlannedRun], gpu_count: u32) -> Result<()> {
+    for run in plan.iter().filter(|r| r.existing.is_none()) {
+        let wanted = crate::gpu::Wanted::parse(&run.spec.device.device).map_err(anyhow::Error::msg)?;
+        if let Some(why) = wanted.refusal(gpu_count) {
+            bail!("{why} (nothing was queued)");
+        }
+    }
+    Ok(())
+}
+
 /// Writes the new runs of a plan as queued folders (spec.toml + status.json, renamed into place whole).
 /// An id already taken gets a `-2`, `-3`... suffix. Returns the ids written.
 pub fn write_new(plan: &mut [PlannedRun], runs: &Path) -> Result<Vec<String>> {
